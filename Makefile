@@ -1,0 +1,41 @@
+# ytempire: `make demo` installs everything and makes one video offline; `make test` installs and runs every check.
+# Works on a fresh Debian 12 machine as root (system packages come from apt; Python packages into .venv, pinned).
+SHELL := /bin/bash
+VENV  := .venv
+PY    := $(VENV)/bin/python
+PIP   := $(VENV)/bin/pip -q --disable-pip-version-check
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := true
+ifeq ($(WANDB_API_KEY),)
+export WANDB_MODE := offline
+endif
+
+.PHONY: setup demo test bench lint clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.lock pyproject.toml scripts/install-system.sh
+	@scripts/install-system.sh
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@echo "installing Python packages into $(VENV) (torch CPU wheel first, then requirements.lock)"
+	@mkdir -p build
+	@$(PIP) install torch==2.13.0 > build/pip.log 2>&1 || { cat build/pip.log; exit 1; }
+	@$(PIP) install -r requirements.lock >> build/pip.log 2>&1 || { cat build/pip.log; exit 1; }
+	@$(PIP) install --no-deps -e . >> build/pip.log 2>&1 || { cat build/pip.log; exit 1; }
+	@$(PY) -c "import ytempire, torch, piper, mlflow, wandb, papermill" || { echo "error: the Python install failed; see the pip output above"; exit 1; }
+	@$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (ytempire)" >/dev/null
+	@touch $@
+
+demo: setup
+	@$(VENV)/bin/ytempire make "How coffee roasting works" --notes examples/coffee-roasting.md --out runs/demo
+
+test: setup
+	@rm -rf build/test && mkdir -p build/test
+	@$(PY) -m pytest tests --junitxml=build/test/junit.xml $(PYTEST_ARGS); status=$$?; \
+	  $(PY) tests/summary.py build/test/junit.xml; exit $$status
+
+bench: setup
+	@$(PY) tests/bench/render_bench.py
+
+clean:
+	rm -rf build runs mlruns.db mlartifacts wandb ledger.db

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Install the Debian packages ytempire needs, if any is missing (as root, or with sudo).
+set -euo pipefail
+PACKAGES=(python3-venv ffmpeg espeak-ng libespeak-ng1 fluidsynth fluid-soundfont-gm fontconfig
+          fonts-inter fonts-bebas-neue fonts-dejavu-core)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "installing system packages: ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "error: missing packages ${missing[*]}; install them as root: apt-get install ${missing[*]}" >&2; exit 1; }
+  SUDO=sudo
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,39 @@
+"""Shared helpers for ytempire's pytest suite (integration, faults, CLI, notebooks)."""
+import json, os, subprocess, sys
+from pathlib import Path
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def clean_env(**extra) -> dict:
+    "An environment for subprocesses: offline tracking, no stray keys or ytempire settings from the caller."
+    env = {k: v for k, v in os.environ.items() if not k.startswith("YTEMPIRE_") and not k.endswith("_API_KEY")}
+    env.update(WANDB_MODE="offline", WANDB_SILENT="true", MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true",
+               PATH=f"{BIN}:{env.get('PATH', '/usr/bin:/bin')}")
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def ytempire(*args, cwd, env=None, timeout=900, **popen):
+    "Run the installed `ytempire` command; returns CompletedProcess with text output."
+    return subprocess.run([str(BIN / "ytempire"), *map(str, args)], cwd=cwd, env=env or clean_env(),
+                          capture_output=True, text=True, timeout=timeout, **popen)
+
+
+def ffprobe(path) -> dict:
+    r = subprocess.run(["ffprobe", "-v", "error", "-show_entries",
+                        "stream=codec_type,codec_name,width,height,sample_rate,channels:format=duration",
+                        "-of", "json", str(path)], capture_output=True, text=True, check=True)
+    return json.loads(r.stdout)
+
+
+@pytest.fixture(scope="session")
+def made_run(tmp_path_factory):
+    "One 60 s default run through the CLI, with a fake OpenAI key set, in its own working directory."
+    work = tmp_path_factory.mktemp("e2e")
+    env = clean_env(OPENAI_API_KEY="sk-test-secret-value")
+    r = ytempire("make", "How coffee roasting works", "--notes", ROOT / "examples" / "coffee-roasting.md",
+                 "--out", work / "run", "--no-progress", cwd=work, env=env)
+    return work, r

@@ -1,0 +1,163 @@
+"""The `ytempire make` contract: outputs, tracking, secrets, resume, and one-line errors on bad input."""
+import json, os, signal, sqlite3, subprocess, time
+from pathlib import Path
+import pytest
+from conftest import ROOT, BIN, clean_env, ytempire, ffprobe
+
+SECRET = "sk-test-secret-value"
+
+
+# ---------------------------------------------------------------- bad input: one line, non-zero, nothing written
+
+def _bad(tmp_path, *args, env=None, out=None):
+    out = out or tmp_path / "run"
+    r = ytempire("make", *args, "--out", out, cwd=tmp_path, env=env)
+    assert r.returncode != 0, r.stdout
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    assert not Path(out).exists() or not any(Path(out).iterdir()), "a half-written run directory was left behind"
+    return lines[0]
+
+
+@pytest.mark.parametrize("args,expect", [
+    (("",), "topic is empty"),
+    (("   ",), "topic is empty"),
+    (("x" * 501,), "over the 500 allowed"),
+    (("Coffee", "--aspect", "4:3"), "unknown aspect '4:3'; use one of 16:9, 9:16, 1:1"),
+    (("Coffee", "--duration", "0"), "between 5 and 1800"),
+    (("Coffee", "--duration", "-3"), "between 5 and 1800"),
+    (("Coffee", "--duration", "1801"), "between 5 and 1800"),
+    (("Coffee", "--duration", "soon"), "not a number of seconds"),
+    (("Coffee", "--language", "xx"), "language 'xx'"),
+    (("Coffee", "--template", "poem"), "unknown template 'poem'"),
+    (("Coffee", "--notes", "/nonexistent/notes.md"), "notes file /nonexistent/notes.md does not exist"),
+    (("Coffee", "--budget", "-1"), "must be 0 or more"),
+])
+def test_bad_input(tmp_path, args, expect):
+    assert expect in _bad(tmp_path, *args)
+
+
+def test_unwritable_out(tmp_path):
+    assert "not writable" in _bad(tmp_path, "Coffee", out="/proc/ytempire-run")
+    (tmp_path / "afile").write_text("x")
+    assert "inside the file" in _bad(tmp_path, "Coffee", out=tmp_path / "afile" / "run")
+
+
+def test_malformed_config(tmp_path):
+    cfg = tmp_path / "mine.ini"
+    cfg.write_text("[video\npreset = fast\n")
+    line = _bad(tmp_path, "Coffee", "--config", cfg)
+    assert "is malformed" in line and "key = value" in line
+    cfg.write_text("[video]\npresett = fast\n")
+    assert "unknown key 'presett' in [video]" in _bad(tmp_path, "Coffee", "--config", cfg)
+    env = clean_env(YTEMPIRE_CONFIG=tmp_path / "missing.ini")
+    assert "does not exist" in _bad(tmp_path, "Coffee", env=env)
+
+
+def test_missing_ffmpeg(tmp_path):
+    line = _bad(tmp_path, "Coffee", env=clean_env(YTEMPIRE_TOOLS_FFMPEG="/nonexistent/ffmpeg"))
+    assert "ffmpeg not found" in line and "apt-get install ffmpeg" in line
+
+
+def test_not_utf8_notes(tmp_path):
+    notes = tmp_path / "notes.md"; notes.write_bytes(b"\xff\xfe\x00bad")
+    assert "not UTF-8" in _bad(tmp_path, "Coffee", "--notes", notes)
+
+
+# ---------------------------------------------------------------- the contract, on one 60 s run
+
+def test_make_contract(made_run):
+    work, r = made_run
+    run = work / "run"
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip().splitlines()[-1] == str(run)
+    for f in ("video.mp4", "subtitles.srt", "thumbnail.png", "run.json", "report.html"):
+        assert (run / f).is_file(), f
+    info = ffprobe(run / "video.mp4")
+    v = next(s for s in info["streams"] if s["codec_type"] == "video")
+    a = next(s for s in info["streams"] if s["codec_type"] == "audio")
+    assert (v["codec_name"], v["width"], v["height"]) == ("h264", 1920, 1080)
+    assert (a["codec_name"], a["channels"]) == ("aac", 2)
+    assert 54 <= float(info["format"]["duration"]) <= 66
+
+
+def test_subtitles_follow_narration(made_run):
+    import pysubs2
+    from ytempire.pipeline import load_run
+    work, _ = made_run
+    record, parts = load_run(work / "run")
+    subs = pysubs2.load(str(work / "run" / "subtitles.srt"))
+    starts = [e.start for e in subs]
+    assert starts == sorted(starts) and all(a.end <= b.start for a, b in zip(subs, subs[1:]))
+    words = parts.narration.words
+    assert subs[0].start / 1000 <= words[0].start + 0.05 and subs[-1].end / 1000 >= words[-1].end - 0.05
+    text = " ".join(e.plaintext.replace("\n", " ") for e in subs).split()
+    assert text == [w.text for w in words]
+
+
+def test_thumbnail_and_record(made_run):
+    from PIL import Image
+    from ytempire.schemas import RunRecord
+    work, _ = made_run
+    run = work / "run"
+    assert Image.open(run / "thumbnail.png").size == (1280, 720) and (run / "thumbnail.png").stat().st_size < 2_000_000
+    rec = RunRecord.model_validate_json((run / "run.json").read_text(), context={"root": str(run)})
+    assert rec.providers["text"] == "offline-template" and rec.quality is not None
+    assert {s.stage for s in rec.stages} >= {"11-script", "20-voice", "30-video"}
+    assert -15 <= rec.metrics["audio.lufs"] <= -13
+    html = (run / "report.html").read_text()
+    assert "data:video/mp4;base64," in html and rec.brief.topic in html
+
+
+def test_tracked_in_mlflow_and_wandb(made_run):
+    import mlflow
+    work, _ = made_run
+    rec = json.loads((work / "run" / "run.json").read_text())
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{work}/mlruns.db")
+    run = client.get_run(rec["mlflow_run_id"])
+    assert run.data.params["brief.topic"] == "How coffee roasting works"
+    assert run.data.metrics["video.seconds"] > 50 and "quality.overall" in run.data.metrics
+    assert run.info.status == "FINISHED"
+    assert list((work / "mlartifacts").rglob("run.json"))
+    wb_id = rec["wandb_run_path"].rsplit("/", 1)[-1]
+    assert list((work / "wandb").glob(f"offline-run-*-{wb_id}"))
+
+
+def test_secret_never_written(made_run):
+    work, _ = made_run
+    leaks = []
+    for base in ("run", "mlruns.db", "mlartifacts", "wandb", "ledger.db"):
+        p = work / base
+        for f in ([p] if p.is_file() else p.rglob("*")):
+            if f.is_file() and SECRET.encode() in f.read_bytes(): leaks.append(str(f))
+    assert not leaks
+
+
+def test_report_command(made_run, tmp_path):
+    work, _ = made_run
+    r = ytempire("report", work / "run", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert Path(r.stdout.strip()) == work / "run" / "report.html"
+
+
+# ---------------------------------------------------------------- kill mid-run, then resume
+
+def test_resume_after_kill(tmp_path):
+    out = tmp_path / "run"
+    args = [str(BIN / "ytempire"), "make", "Why the sky is blue", "--duration", "15", "--aspect", "9:16", "--out", str(out), "--no-progress"]
+    p = subprocess.Popen(args, cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    marker = out / "stages" / "21-audio" / "output.json"
+    deadline = time.time() + 300
+    while not marker.exists() and time.time() < deadline and p.poll() is None: time.sleep(0.05)
+    os.killpg(p.pid, signal.SIGKILL); p.wait()
+    assert marker.exists(), "the run never reached the audio stage"
+    assert not (out / "run.json").exists() and not (out / "video.mp4").exists()
+    done = {d.name: (d / "output.json").read_bytes() for d in (out / "stages").iterdir() if (d / "output.json").exists()}
+    assert {"10-trends", "11-script", "20-voice", "21-audio"} <= set(done)
+    r = ytempire("make", "Why the sky is blue", "--duration", "15", "--aspect", "9:16", "--out", out, "--no-progress", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rec = json.loads((out / "run.json").read_text())
+    cached = {s["stage"] for s in rec["stages"] if s["cached"]}
+    assert set(done) <= cached, (set(done), cached)
+    for name, blob in done.items(): assert (out / "stages" / name / "output.json").read_bytes() == blob, name
+    assert not list(out.rglob("*.part")), "temporary files were left behind"
