@@ -4,13 +4,13 @@
 
 # %% ../nbs/21_audio.ipynb #c003
 from __future__ import annotations
-import hashlib, json, random, re, subprocess
+import hashlib, json, random, re, shutil, subprocess
 from pathlib import Path
 import mido
 import numpy as np
 import pyloudnorm
 import soundfile as sf
-from .config import Settings, StageError, ToolError, find_tool, repo_path, run_ffmpeg
+from .config import Settings, StageError, ToolError, DiskFullError, find_tool, run_ffmpeg
 from .schemas import Brief, Narration, AudioMix
 from .store import atomic_path
 
@@ -82,7 +82,10 @@ def render_bed(mid: mido.MidiFile, out: Path, settings: Settings) -> Path:
     with atomic_path(out) as tmp:
         r = subprocess.run([fluidsynth, "-ni", "-q", "-g", "0.6", "-r", settings.get("audio", "sample_rate"), "-O", "s16",
                             "-T", "wav", "-F", str(tmp), str(sf2), str(midi_path)], capture_output=True, text=True, timeout=600)
-        if r.returncode != 0 or tmp.stat().st_size < 1000:
+        complete = r.returncode == 0 and tmp.stat().st_size > 1000 and sf.info(str(tmp)).duration >= mid.length - 0.5
+        if not complete and shutil.disk_usage(out.parent).free < 50_000_000:
+            raise DiskFullError(f"no space left while rendering the music bed in {out.parent}; free disk space or use another --out, then rerun to resume")
+        if not complete:
             raise StageError(f"fluidsynth failed to render the music bed ({(r.stderr or r.stdout).strip()[-200:]}); check the soundfont and fluidsynth install")
     return out
 

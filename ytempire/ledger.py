@@ -10,7 +10,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Iterator
 import pandas as pd
-from .config import Settings, ConfigError
+from .config import Settings, ConfigError, DiskFullError
 from .schemas import CostRecord
 
 # %% auto #0
@@ -55,6 +55,10 @@ class Ledger:
         except sqlite3.Error as e: raise ConfigError(f"cannot open ledger {self.path} ({e}); set [paths] ledger to a writable file") from None
         try:
             with db: yield db
+        except sqlite3.OperationalError as e:
+            if "full" in str(e) or "too large" in str(e):
+                raise DiskFullError(f"no space left writing the ledger {self.path}; free disk space or set [paths] ledger on another disk") from None
+            raise
         finally: db.close()
 
     def record(self, rec: CostRecord, run_id: str, when: datetime | None = None) -> CostRecord:

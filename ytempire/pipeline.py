@@ -21,7 +21,7 @@ from .quality import score_script, enforce_gate
 from .voice import narrate, check_voice_inputs
 from .audio import master_audio
 from .sync import make_subtitles
-from .video import render_video
+from .video import render_video, encoder_args, output_format
 from .thumbnails import make_thumbnails
 from .tracking import Tracker
 
@@ -43,8 +43,9 @@ def default_out(brief: Brief, settings: Settings, today: date | None = None) -> 
 # %% ../nbs/50_pipeline.ipynb #c009
 def preflight(brief: Brief, settings: Settings, out: Path) -> Path:
     "Everything that can fail on bad input or a broken machine, checked before the run directory exists."
-    find_tool(settings, "ffmpeg")
+    ffmpeg = find_tool(settings, "ffmpeg")
     find_tool(settings, "fluidsynth")
+    encoder_args(output_format(brief, settings), ffmpeg)       # `[video] hwaccel = nvenc` without a GPU fails here
     check_script_inputs(brief, settings)
     check_voice_inputs(brief, settings)
     budget = settings.getfloat("run", "budget")

@@ -235,6 +235,8 @@ def topic_in_sentence(topic: str, lang: str) -> str:
         common = textstat.is_easy_word(first.lower())
     return (first.lower() if common else first) + (" " + rest if rest else "")
 
+_WEAK_TAGS = {"works", "work", "make", "makes", "does", "really", "explained", "about", "things", "know"}
+
 def _cap(s: str) -> str: return s[:1].upper() + s[1:]
 
 def _headline(text: str, words: int = 5) -> str:
@@ -340,7 +342,7 @@ class OfflineTemplateWriter:
 
     @staticmethod
     def _tags(brief: Brief, kws: list[str]) -> list[str]:
-        words = [w for w in re.findall(r"\w+", brief.topic.lower()) if len(w) > 3 and w not in _FUNCTION_WORDS]
+        words = [w for w in re.findall(r"\w+", brief.topic.lower()) if len(w) > 3 and w not in _FUNCTION_WORDS | _WEAK_TAGS]
         tags, total = [], 0
         for t in [brief.topic.lower()] + kws + words + [brief.template]:
             if t in tags or total + len(t) + 1 > 500: continue

@@ -5,11 +5,12 @@
 # %% ../nbs/30_video.ipynb #c003
 from __future__ import annotations
 import hashlib, math, os, re, shutil, subprocess, tempfile, time
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
-from .config import Settings, StageError, ToolError, DiskFullError, find_tool, get_logger, ffmpeg_error_line, ffmpeg_disk_full
+from .config import Settings, StageError, ToolError, DiskFullError, find_tool, get_logger, ffmpeg_error_line, ffmpeg_disk_full, run_ffmpeg
 from .schemas import (Brief, Script, Narration, AudioMix, Subtitles, Cue, Word, Shot, TimedImage, CaptionTrack,
                               AudioTrack, OutputFormat, Timeline, Video)
 from .store import atomic_path, write_json
@@ -17,8 +18,8 @@ from .sync import caption_style, words_in
 
 # %% auto #0
 __all__ = ['PALETTES', 'RISE_SECONDS', 'palette_for', 'rgb', 'font_file', 'font', 'wrap', 'fit_text', 'render_card',
-           'compose_card', 'render_captions', 'GraphBuilder', 'nvenc_works', 'encoder_args', 'ffmpeg_major',
-           'output_format', 'render_timeline', 'shot_times', 'render_video']
+           'compose_card', 'render_captions', 'Piece', 'Plan', 'GraphBuilder', 'nvenc_works', 'encoder_args',
+           'ffmpeg_major', 'output_format', 'render_timeline', 'shot_times', 'render_video']
 
 # %% ../nbs/30_video.ipynb #c006
 PALETTES = {  # name: (background top, background bottom, accent, text, muted)
@@ -228,10 +229,54 @@ def _runs(frames: set[int]) -> list[tuple[int, int]]:
         else: runs.append([k, k])
     return [tuple(r) for r in runs]
 
+@dataclass
+class Piece:
+    "A run of output frames: part of one shot, or a crossfade from shot `shot` into the next."
+    kind: str          # "shot" or "xfade"
+    shot: int
+    a: int             # shot-local frames [a, b) (for a crossfade: the outgoing shot's tail)
+    b: int
+    start: int         # first output frame
+
+class Plan:
+    "Where every output frame comes from, which frames change, and where the render may be cut into chunks."
+    def __init__(self, tl: Timeline):
+        self.tl, fps = tl, tl.format.fps
+        self.pieces, self.keep, frame = [], set(), 0
+        rise = _frames(RISE_SECONDS, fps)
+        self.static_from = {}                                # shot -> first output frame of its still hold
+        for i, sg in enumerate(_segments(tl)):
+            shot = tl.shots[i]
+            self.pieces.append(Piece("shot", i, sg["head"], sg["head"] + sg["body"], frame))
+            self.keep.add(frame)
+            moving = sg["body"] if shot.motion == "pan" else (max(0, rise - sg["head"]) if shot.motion == "rise" and shot.layer else 0)
+            self.keep.update(range(frame, frame + moving))
+            self.static_from[i] = frame + moving if shot.motion != "pan" else None
+            frame += sg["body"]
+            if sg["tail"]:
+                self.pieces.append(Piece("xfade", i, sg["n"] - sg["tail"], sg["n"], frame))
+                self.keep.update(range(frame, frame + sg["tail"])); frame += sg["tail"]
+        self.total = frame
+        for c in (tl.captions.images if tl.captions else []):
+            self.keep.update(min(frame - 1, math.ceil(t * fps - 1e-6)) for t in (c.start, c.end))
+        self.keep.add(frame - 1)
+
+    def chunks(self, max_shots: int) -> list[tuple[int, int]]:
+        "Frame ranges of at most `max_shots` shots each, cut in the middle of a still hold (never in a transition or animation)."
+        cuts, count = [0], 0
+        for p in self.pieces:
+            if p.kind != "shot": continue
+            count += 1
+            hold_from, end = self.static_from.get(p.shot), p.start + (p.b - p.a)
+            if count >= max_shots and hold_from is not None and end - hold_from >= 4 and p.shot < len(self.tl.shots) - 1:
+                cuts.append((hold_from + end) // 2); count = 0
+        return list(zip(cuts, cuts[1:] + [self.total]))
+
 class GraphBuilder:
     "Builds the filtergraph and input list of one render."
-    def __init__(self, tl: Timeline, settings: Settings):
+    def __init__(self, tl: Timeline, settings: Settings, plan: "Plan | None" = None):
         self.tl, self.settings, self.fps = tl, settings, tl.format.fps
+        self.plan = plan or Plan(tl)
         self.w, self.h = tl.format.width, tl.format.height
         self.inputs: list[list[str]] = []
         self.parts: list[str] = []
@@ -249,6 +294,7 @@ class GraphBuilder:
         self.sources[name] = (chain, [])
 
     def use(self, name: str) -> str:
+        if name not in self.sources: self._add_shot_sources(int(re.sub(r"\D", "", name)), self.tl.shots[int(re.sub(r"\D", "", name))])
         lab = self.label("u"); self.sources[name][1].append(lab); return lab
 
     def _loop(self, src: str, frames: int) -> str:
@@ -301,67 +347,77 @@ class GraphBuilder:
         dx, dy = (bw - self.w) // 2, (bh - self.h) // 2
         self.source(f"card{i}", f"[{self.use(f'bg{i}')}][{self.use(f'layer{i}')}]overlay=x={shot.layer_x + dx}:y={shot.layer_y + dy}:format=yuv420")
 
-    def build(self, out_path: Path, encoder: list[str]) -> list[str]:
-        "ffmpeg arguments (inputs, graph, maps, encoding) that render the timeline; output path not included."
-        tl, fps = self.tl, self.fps
-        for i, shot in enumerate(tl.shots): self._add_shot_sources(i, shot)
-        # 1. bodies and transitions, concatenated; remember which frames change
-        segs, keep, frame, streams = _segments(tl), set(), 0, []
-        for i, sg in enumerate(segs):
-            shot = tl.shots[i]
-            streams.append(self.shot_range(i, sg["head"], sg["head"] + sg["body"]))
-            keep.add(frame)
-            if shot.motion == "pan": keep.update(range(frame, frame + sg["body"]))
-            if shot.motion == "rise" and shot.layer is not None:
-                keep.update(range(frame, frame + max(0, _frames(RISE_SECONDS, fps) - sg["head"])))
-            frame += sg["body"]
-            if sg["tail"]:
-                a, b, out = self.shot_range(i, sg["n"] - sg["tail"], sg["n"]), self.shot_range(i + 1, 0, sg["tail"]), self.label("x")
-                self.parts.append(f"[{a}][{b}]xfade=transition=fade:duration={sg['tail'] / fps:.4f}:offset=0[{out}]")
-                streams.append(out); keep.update(range(frame, frame + sg["tail"])); frame += sg["tail"]
-        self.frames_total = total = frame
+    def build(self, out_path: Path, encoder: list[str], frames: tuple[int, int] | None = None, audio: bool = True,
+              container: str = "mp4") -> list[str]:
+        "ffmpeg arguments (inputs, graph, maps, encoding) rendering output frames `frames` (default: all); no output path."
+        tl, fps, plan = self.tl, self.fps, self.plan
+        f0, f1 = frames or (0, plan.total)
+        # 1. the pieces in range (chunks are cut only inside still holds), concatenated
+        streams = []
+        for p in plan.pieces:
+            n = p.b - p.a
+            if p.start + n <= f0 or p.start >= f1: continue
+            if p.kind == "xfade":
+                a, b, out = self.shot_range(p.shot, p.a, p.b), self.shot_range(p.shot + 1, 0, n), self.label("x")
+                self.parts.append(f"[{a}][{b}]xfade=transition=fade:duration={n / fps:.4f}:offset=0[{out}]")
+                streams.append(out)
+            else: streams.append(self.shot_range(p.shot, p.a + max(0, f0 - p.start), p.b - max(0, p.start + n - f1)))
         video = self.label("base")
-        self.parts.append("".join(f"[{s}]" for s in streams) + f"concat=n={len(streams)}:v=1:a=0[{video}]")
-        # 2. keep only frames that change (variable frame rate); caption changes count
-        caps = tl.captions.images if tl.captions else []
-        for c in caps: keep.update(min(total - 1, math.ceil(t * fps - 1e-6)) for t in (c.start, c.end))
+        self.parts.append("".join(f"[{x}]" for x in streams) + f"concat=n={len(streams)}:v=1:a=0[{video}]")
+        # 2. keep only frames that change (variable frame rate): transitions, animations, caption changes
+        keep = {k - f0 for k in plan.keep if f0 <= k < f1} | {0, f1 - f0 - 1}
         if tl.format.vfr:
             sel = self.label("sel")
-            self.parts.append(f"[{video}]select='{_keep_expr(_runs(keep | {total - 1}))}'[{sel}]"); video = sel
+            self.parts.append(f"[{video}]select='{_keep_expr(_runs(keep))}'[{sel}]"); video = sel
+        self.frames_kept = len(keep) if tl.format.vfr else f1 - f0
         # 3. captions: a variable-rate stream of same-size images, overlaid at their position
+        t0, t1 = f0 / fps, f1 / fps
+        caps = [c.model_copy(update={"start": max(c.start, t0) - t0, "end": min(c.end, t1) - t0})
+                for c in (tl.captions.images if tl.captions else []) if c.end > t0 and c.start < t1]
         if caps:
             concat_file = out_path.parent / f".{out_path.stem}.captions.ffconcat"
-            self._write_caption_list(tl.captions, concat_file)
+            self._write_caption_list(caps, concat_file, t1 - t0)
             idx = self.input(["-f", "concat", "-safe", "0", "-i", str(concat_file)])
             cap, out = self.label("cap"), self.label("v")
             self.parts.append(f"[{idx}:v]format=yuva420p[{cap}];[{video}][{cap}]overlay=x={tl.captions.x}:y={tl.captions.y}:"
                               f"format=yuv420:eof_action=repeat[{out}]")
             video = out
-        self.frames_kept = len(keep | {total - 1}) if tl.format.vfr else total
-        audio = self._audio()
-        # 4. emit the sources, split once per use
+        sound = self._audio() if audio else None
+        timing = ["-fps_mode", "passthrough"] if tl.format.vfr else ["-fps_mode", "cfr", "-r", str(fps)]
+        return [*self._inputs_and_graph(), "-map", f"[{video}]", *(self._audio_out(sound) if sound else []),
+                *timing, "-force_key_frames", "expr:gte(t,n_forced*2)", *encoder,
+                "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
+                "-t", f"{(f1 - f0) / fps:.3f}", *(["-movflags", "+faststart", "-f", "mp4"] if container == "mp4" else ["-f", container])]
+
+    def build_mux(self, chunk_list: Path) -> list[str]:
+        "ffmpeg arguments joining rendered chunks (listed in an ffconcat file) without re-encoding, with the audio mixed."
+        sound = self._audio()
+        video = self.input(["-f", "concat", "-safe", "0", "-i", str(chunk_list)])
+        head = self._inputs_and_graph() if sound else [a for inp in self.inputs for a in inp]
+        return [*head, "-map", f"{video}:v", "-c:v", "copy", *(self._audio_out(sound) if sound else []),
+                "-t", f"{self.tl.duration:.3f}", "-movflags", "+faststart", "-f", "mp4"]
+
+    def _audio_out(self, label: str) -> list[str]:
+        return ["-map", f"[{label}]", "-c:a", "aac", "-aac_coder", "fast", "-b:a", self.tl.format.audio_bitrate, "-ar", "48000"]
+
+    def _inputs_and_graph(self) -> list[str]:
+        "The inputs and the graph, every source emitted once and split once per use."
         pre = []
         for name, (chain, labels) in self.sources.items():
             if not labels: continue
             pre.append(chain + (f"[{labels[0]}]" if len(labels) == 1 else f",split={len(labels)}" + "".join(f"[{l}]" for l in labels)))
-        graph = ";".join(pre + self.parts)
-        timing = ["-fps_mode", "passthrough"] if tl.format.vfr else ["-fps_mode", "cfr", "-r", str(fps)]
-        return [*[a for inp in self.inputs for a in inp], "-filter_complex", graph, "-map", f"[{video}]",
-                *(["-map", f"[{audio}]", "-c:a", "aac", "-aac_coder", "fast", "-b:a", tl.format.audio_bitrate, "-ar", "48000"] if audio else []),
-                *timing, "-force_key_frames", "expr:gte(t,n_forced*2)", *encoder,
-                "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
-                "-t", f"{tl.duration:.3f}", "-movflags", "+faststart", "-f", "mp4"]
+        return [*[a for inp in self.inputs for a in inp], "-filter_complex", ";".join(pre + self.parts)]
 
-    def _write_caption_list(self, track: CaptionTrack, path: Path):
+    def _write_caption_list(self, images: list[TimedImage], path: Path, duration: float):
         "ffconcat list: each caption image with its duration, a blank image in the gaps."
         blank = path.with_suffix(".blank.png")
-        Image.new("RGBA", Image.open(track.images[0].image).size, (0, 0, 0, 0)).save(blank)
+        Image.new("RGBA", Image.open(images[0].image).size, (0, 0, 0, 0)).save(blank)
         lines, t = ["ffconcat version 1.0"], 0.0
         def add(p, d): lines.extend([f"file '{p}'", f"duration {d:.4f}"])
-        for c in track.images:
+        for c in images:
             if c.start > t + 1e-3: add(blank, c.start - t)
             add(c.image, max(1e-3, c.end - max(c.start, t))); t = max(t, c.end)
-        add(blank, max(0.1, self.tl.duration - t)); lines.append(f"file '{blank}'")
+        add(blank, max(0.1, duration - t)); lines.append(f"file '{blank}'")
         path.write_text("\n".join(lines) + "\n")
 
     def _audio(self) -> str | None:
@@ -429,42 +485,65 @@ def output_format(brief: Brief, settings: Settings) -> OutputFormat:
                         crf=settings.getint("video", "crf"), audio_bitrate=v("audio_bitrate"), vfr=settings.getbool("video", "vfr"),
                         hwaccel=v("hwaccel"))
 
+def _run_with_progress(ff: str, args: list[str], out: Path, graph_file: Path, bar, offset: float) -> int:
+    "Run one ffmpeg render, advancing `bar` from `offset` seconds; returns the frames it encoded."
+    i = args.index("-filter_complex")
+    graph_file.write_text(args[i + 1])       # through a file: long graphs exceed the kernel's limit on one argument
+    args[i:i + 2] = ["-/filter_complex" if ffmpeg_major(ff) >= 7 else "-filter_complex_script", str(graph_file)]
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([ff, "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-progress", "pipe:1", "-nostats", *args, str(out)],
+                                stdout=subprocess.PIPE, stderr=err, text=True)
+        frames = 0
+        for line in proc.stdout:
+            key, _, val = line.strip().partition("=")
+            if key == "out_time_us" and val.isdigit(): bar.n = round(min(bar.total, offset + int(val) / 1e6), 1); bar.refresh()
+            elif key == "frame" and val.isdigit(): frames = int(val)
+        if proc.wait() != 0:
+            err.seek(0); text = err.read()
+            if ffmpeg_disk_full(text):
+                raise DiskFullError(f"no space left while rendering {out.name}; free disk space or use another --out, then rerun to resume")
+            raise StageError(f"ffmpeg could not render the video: {ffmpeg_error_line(text)}; the graph is in {graph_file}")
+    return frames
+
 def render_timeline(tl: Timeline, out: Path, settings: Settings, progress: bool = True, log=None) -> Video:
-    "Render a Timeline to an MP4 with one ffmpeg run (atomic: `out` appears only when complete)."
+    """Render a Timeline to an MP4 (atomic: `out` appears only when complete).
+
+    Up to `[video] chunk_shots` shots render in one ffmpeg run. Longer timelines render chunk by chunk (cut inside
+    still holds), the chunks are joined without re-encoding and the audio is mixed once: memory stays flat however
+    long the video is (a single graph holds every still, about 50 MB per 1080p shot)."""
     from tqdm.auto import tqdm
     ff = find_tool(settings, "ffmpeg")
     enc_name, enc = encoder_args(tl.format, ff)
     if tl.format.vfr: enc = _no_bframes(enc)
     out = Path(out); out.parent.mkdir(parents=True, exist_ok=True)
-    gb = GraphBuilder(tl, settings)
-    args = gb.build(out, enc)
-    # the graph goes through a file: long videos exceed the kernel's limit on one argument
-    i = args.index("-filter_complex")
-    graph_file = out.parent / f".{out.stem}.ffgraph"
-    graph_file.write_text(args[i + 1])
-    args[i:i + 2] = ["-/filter_complex" if ffmpeg_major(ff) >= 7 else "-filter_complex_script", str(graph_file)]
-    t0 = time.perf_counter()
-    with atomic_path(out) as tmp, tempfile.TemporaryFile("w+") as err:
-        cmd = [ff, "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-progress", "pipe:1", "-nostats", *args, str(tmp)]
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
-        frames = 0
-        with tqdm(total=round(tl.duration, 1), unit="s", desc="render", disable=not progress, leave=False) as bar:
-            for line in proc.stdout:
-                key, _, val = line.strip().partition("=")
-                if key == "out_time_us" and val.isdigit(): bar.n = round(min(tl.duration, int(val) / 1e6), 1); bar.refresh()
-                elif key == "frame" and val.isdigit(): frames = int(val)
-        rc = proc.wait()
-        if rc != 0:
-            err.seek(0); text = err.read()
-            if ffmpeg_disk_full(text):
-                raise DiskFullError(f"no space left while rendering {out}; free disk space or use another --out, then rerun to resume")
-            raise StageError(f"ffmpeg could not render the video: {ffmpeg_error_line(text)}; the graph is in {graph_file}")
+    plan = Plan(tl)
+    chunks = plan.chunks(settings.getint("video", "chunk_shots"))
+    fps, t0, frames = tl.format.fps, time.perf_counter(), 0
+    work = out.parent / f".{out.stem}.render"
+    work.mkdir(exist_ok=True)
+    with tqdm(total=round(tl.duration, 1), unit="s", desc="render", disable=not progress, leave=False) as bar, atomic_path(out) as tmp:
+        if len(chunks) == 1:
+            frames = _run_with_progress(ff, GraphBuilder(tl, settings, plan).build(out, enc), tmp, work / "graph.txt", bar, 0)
+        else:
+            parts = []
+            for k, (f0, f1) in enumerate(chunks):
+                seg = work / f"chunk{k:03d}.ts"
+                frames += _run_with_progress(ff, GraphBuilder(tl, settings, plan).build(seg, enc, (f0, f1), audio=False, container="mpegts"),
+                                             seg, work / f"chunk{k:03d}.txt", bar, f0 / fps)
+                parts.append((seg, (f1 - f0) / fps))
+            listing = work / "chunks.ffconcat"
+            listing.write_text("ffconcat version 1.0\n" + "".join(f"file '{p}'\nduration {d:.6f}\n" for p, d in parts))
+            args = GraphBuilder(tl, settings, plan).build_mux(listing)
+            if "-filter_complex" in args: _run_with_progress(ff, args, tmp, work / "mux.txt", bar, 0)
+            else: run_ffmpeg(["-y", *args, str(tmp)], settings, "the final mux")
+    shutil.rmtree(work, ignore_errors=True)
     seconds = time.perf_counter() - t0
-    if log: log.info("rendered %s: %d frames encoded (%d in the timeline) in %.1f s with %s", out.name, frames, gb.frames_total, seconds, enc_name)
-    return Video(path=out, width=tl.format.width, height=tl.format.height, duration=round(tl.duration, 3), fps=tl.format.fps,
+    if log: log.info("rendered %s in %d chunk(s): %d frames encoded (%d in the timeline) in %.1f s with %s",
+                     out.name, len(chunks), frames, plan.total, seconds, enc_name)
+    return Video(path=out, width=tl.format.width, height=tl.format.height, duration=round(tl.duration, 3), fps=fps,
                  encoder=enc_name, frames_encoded=frames, size_bytes=out.stat().st_size, render_seconds=round(seconds, 3))
 
-# %% ../nbs/30_video.ipynb #c029
+# %% ../nbs/30_video.ipynb #c031
 def shot_times(spans: list[tuple[float, float]], duration: float, transition: float) -> list[tuple[float, float]]:
     "(start, end) of each shot: cuts centred in the pauses between scene spans, overlapping by the transition."
     cuts = [(spans[i][1] + spans[i + 1][0]) / 2 for i in range(len(spans) - 1)]

@@ -4,7 +4,7 @@
 
 # %% ../nbs/20_voice.ipynb #c003
 from __future__ import annotations
-import ctypes, ctypes.util, re, threading
+import ctypes, ctypes.util, io, re, threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -13,7 +13,7 @@ import numpy as np
 import soundfile as sf
 from .config import Settings, InputError, StageError, get_logger
 from .schemas import Brief, Script, Narration, Word, CostRecord
-from .store import atomic_path
+from .store import write_bytes
 
 # %% auto #0
 __all__ = ['SpokenScene', 'SpeechSynthesizer', 'tokens', 'spread_words', 'PiperSynthesizer', 'EspeakSynthesizer',
@@ -232,6 +232,7 @@ def narrate(script: Script, brief: Brief, settings: Settings, out_dir: Path | No
     peak = float(np.max(np.abs(audio))) or 1.0
     audio = (audio * (10 ** (-1 / 20) / peak)).astype(np.float32)
     path = out_dir / "narration.wav"
-    with atomic_path(path) as tmp: sf.write(tmp, audio, sr, subtype="PCM_16", format="WAV")
+    buf = io.BytesIO(); sf.write(buf, audio, sr, subtype="PCM_16", format="WAV")
+    write_bytes(path, buf.getvalue())      # atomic, and a full disk becomes a one-line error
     return Narration(audio=path, sample_rate=sr, duration=round(len(audio) / sr, 3), words=words, scene_spans=spans,
                      voice=synth.voice, provider=synth.name, characters=sum(len(x) for x in texts))
