@@ -249,6 +249,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'ytempire.video._run_with_progress': ('video.html#_run_with_progress', 'ytempire/video.py'),
                                 'ytempire.video._runs': ('video.html#_runs', 'ytempire/video.py'),
                                 'ytempire.video._segments': ('video.html#_segments', 'ytempire/video.py'),
+                                'ytempire.video.caption_size': ('video.html#caption_size', 'ytempire/video.py'),
                                 'ytempire.video.compose_card': ('video.html#compose_card', 'ytempire/video.py'),
                                 'ytempire.video.encoder_args': ('video.html#encoder_args', 'ytempire/video.py'),
                                 'ytempire.video.ffmpeg_major': ('video.html#ffmpeg_major', 'ytempire/video.py'),

@@ -240,8 +240,10 @@ _WEAK_TAGS = {"works", "work", "make", "makes", "does", "really", "explained", "
 def _cap(s: str) -> str: return s[:1].upper() + s[1:]
 
 def _headline(text: str, words: int = 5) -> str:
-    "A short card headline from a sentence: its first words, without a dangling small word."
-    ws = re.sub(r"[.!?…,;:]+$", "", text).split()[:words]
+    "A short card headline from a sentence: its first clause, at most `words` words, without a dangling small word."
+    ws = re.split(r"[,;:—–.!?…]", text)[0].split()
+    if len(ws) < 2: ws = re.sub(r"[.!?…,;:]+$", "", text).split()
+    ws = ws[:words]
     while len(ws) > 2 and ws[-1].lower() in _FUNCTION_WORDS | {"and", "of", "for", "with", "y", "et", "und", "de"}: ws.pop()
     return " ".join(ws).rstrip(",;:")
 
@@ -290,7 +292,9 @@ class OfflineTemplateWriter:
             lead = pick(bank["lead"][role]).format(n=n, **fmt)
             label, body = notes[i] if i < len(notes) else ("", pick(bank["generic"][role]).format(**fmt))
             narration = f"{lead} {body[0].lower() + body[1:] if lead.endswith(',') else body}"
-            card = (label or _headline(body)) if i < len(notes) else bank["card"][role].format(n=n)
+            if i < len(notes): card = label or _headline(body)
+            elif role == "item": card = _headline(body)               # a list item's own words beat "Number 3"
+            else: card = bank["card"][role].format(n=n)
             scenes.append(Scene(narration=narration, on_screen=card, visual=f"{brief.topic}: {card}", kind="point"))
         # 3. trending keywords, in the scene that explains why it matters (or the first point)
         kws = [k for k in trends.keywords if k.lower() not in brief.topic.lower()][:3]

@@ -18,8 +18,8 @@ from .sync import caption_style, words_in
 
 # %% auto #0
 __all__ = ['PALETTES', 'RISE_SECONDS', 'palette_for', 'rgb', 'font_file', 'font', 'wrap', 'fit_text', 'render_card',
-           'compose_card', 'render_captions', 'Piece', 'Plan', 'GraphBuilder', 'nvenc_works', 'encoder_args',
-           'ffmpeg_major', 'output_format', 'render_timeline', 'shot_times', 'render_video']
+           'compose_card', 'caption_size', 'render_captions', 'Piece', 'Plan', 'GraphBuilder', 'nvenc_works',
+           'encoder_args', 'ffmpeg_major', 'output_format', 'render_timeline', 'shot_times', 'render_video']
 
 # %% ../nbs/30_video.ipynb #c006
 PALETTES = {  # name: (background top, background bottom, accent, text, muted)
@@ -152,11 +152,11 @@ def compose_card(bg: Path, layer: Path | None, x: int, y: int) -> Image.Image:
     return img.convert("RGB")
 
 # %% ../nbs/30_video.ipynb #c015
-def _draw_caption(lines: list[str], active: int, w: int, band_h: int, st: dict, line_h: int) -> Image.Image:
+def _draw_caption(lines: list[str], active: int, w: int, band_h: int, st: dict, size: int) -> Image.Image:
     img = Image.new("RGBA", (w, band_h), (0, 0, 0, 0))
     d = ImageDraw.Draw(img)
-    f = font(st["font"], "Bold", st["size"])
-    space = f.getlength(" ")
+    f = font(st["font"], "Bold", size)
+    space, line_h = f.getlength(" "), round(size * 1.22)
     y = band_h - len(lines) * line_h - st["outline"]
     k = 0
     for line in lines:
@@ -168,6 +168,12 @@ def _draw_caption(lines: list[str], active: int, w: int, band_h: int, st: dict, 
             x += f.getlength(word) + space; k += 1
         y += line_h
     return img
+
+def caption_size(lines: list[str], st: dict) -> int:
+    "The caption font size at which every line fits the style's maximum width."
+    size = st["size"]
+    while size > 12 and max(font(st["font"], "Bold", size).getlength(l) for l in lines) > st["max_width"]: size = int(size * 0.93)
+    return size
 
 def render_captions(cues: list[Cue], words: list[Word], size: tuple[int, int], settings: Settings, out_dir: Path) -> CaptionTrack:
     "Caption images for every caption state, and where they go."
@@ -182,11 +188,12 @@ def render_captions(cues: list[Cue], words: list[Word], size: tuple[int, int], s
         key = ("\n".join(lines), active)
         if key not in cache:
             p = out_dir / f"cap-{len(cache):04d}.png"
-            with atomic_path(p) as tmp: _draw_caption(lines, active, w, band_h, st, line_h).save(tmp, "PNG", compress_level=1)
+            with atomic_path(p) as tmp: _draw_caption(lines, active, w, band_h, st, size).save(tmp, "PNG", compress_level=1)
             cache[key] = p
         return cache[key]
     for c in cues:
         lines = c.text.split("\n")
+        size = caption_size(lines, st)
         inside = words_in(c, words) if highlight else []
         if not inside:
             images.append(TimedImage(image=image_for(lines, -1), start=c.start, end=c.end)); continue
