@@ -120,7 +120,10 @@ def test_tracked_in_mlflow_and_wandb(made_run):
     assert run.info.status == "FINISHED"
     assert list((work / "mlartifacts").rglob("run.json"))
     wb_id = rec["wandb_run_path"].rsplit("/", 1)[-1]
-    assert list((work / "wandb").glob(f"offline-run-*-{wb_id}"))
+    runs = list((work / "wandb").glob(f"offline-run-*-{wb_id}"))
+    assert len(runs) == 1
+    log = (runs[0] / f"run-{wb_id}.wandb").read_bytes()          # the offline run's record: params and metrics in it
+    assert b"brief.topic" in log and b"How coffee roasting works" in log and b"quality.overall" in log
 
 
 def test_secret_never_written(made_run):

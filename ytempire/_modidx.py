@@ -75,6 +75,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                    'ytempire.pipeline.publish': ('pipeline.html#publish', 'ytempire/pipeline.py'),
                                    'ytempire.pipeline.run_metrics': ('pipeline.html#run_metrics', 'ytempire/pipeline.py'),
                                    'ytempire.pipeline.run_stages': ('pipeline.html#run_stages', 'ytempire/pipeline.py'),
+                                   'ytempire.pipeline.run_warnings': ('pipeline.html#run_warnings', 'ytempire/pipeline.py'),
                                    'ytempire.pipeline.slugify': ('pipeline.html#slugify', 'ytempire/pipeline.py')},
             'ytempire.quality': { 'ytempire.quality._keyword_words': ('quality.html#_keyword_words', 'ytempire/quality.py'),
                                   'ytempire.quality._part': ('quality.html#_part', 'ytempire/quality.py'),

@@ -92,7 +92,7 @@ def render_bed(mid: mido.MidiFile, out: Path, settings: Settings) -> Path:
 # %% ../nbs/21_audio.ipynb #c012
 def measure(path: Path) -> tuple[float, float]:
     "(integrated loudness LUFS, sample peak dBFS) of an audio file."
-    a, sr = sf.read(str(path), always_2d=True)
+    a, sr = sf.read(str(path), always_2d=True, dtype="float32")
     lufs = pyloudnorm.Meter(sr).integrated_loudness(a)
     peak = 20 * np.log10(max(1e-9, float(np.abs(a).max())))
     return round(float(lufs), 2), round(peak, 2)
@@ -145,7 +145,7 @@ def master_audio(narration: Narration, brief: Brief, settings: Settings, out_dir
 
 def ducking_depth(before: Path, after: Path, narration: Narration) -> float:
     "dB by which the music drops while words are spoken."
-    a, sr = sf.read(str(before), always_2d=True); b, _ = sf.read(str(after), always_2d=True)
+    a, sr = sf.read(str(before), always_2d=True, dtype="float32"); b, _ = sf.read(str(after), always_2d=True, dtype="float32")
     mask = np.zeros(min(len(a), len(b)), bool)
     for w in narration.words: mask[int(w.start * sr):int(w.end * sr)] = True
     if not mask.any(): return 0.0

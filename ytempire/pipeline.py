@@ -26,8 +26,8 @@ from .thumbnails import make_thumbnails
 from .tracking import Tracker
 
 # %% auto #0
-__all__ = ['PARTS', 'slugify', 'default_out', 'preflight', 'RunParts', 'run_stages', 'publish', 'run_metrics', 'make_video',
-           'load_run']
+__all__ = ['PARTS', 'slugify', 'default_out', 'preflight', 'RunParts', 'run_stages', 'publish', 'run_metrics', 'run_warnings',
+           'make_video', 'load_run']
 
 # %% ../nbs/50_pipeline.ipynb #c006
 def slugify(text: str, max_len: int = 48) -> str:
@@ -117,6 +117,20 @@ def run_metrics(p: RunParts, timings: list[StageRun], brief: Brief) -> dict[str,
     m.update({f"stage_seconds.{t.stage}": t.seconds for t in timings})
     return {k: round(float(v), 4) for k, v in m.items()}
 
+def run_warnings(p: RunParts, brief: Brief) -> list[str]:
+    "Things a person should know about a finished run."
+    out = []
+    miss = (p.video.duration - brief.duration) / brief.duration
+    if abs(miss) > 0.10:
+        if miss < 0 and p.script.provider == "offline-template":
+            why = "the script ran out of material: give --notes with more points (or a draft), or use a cloud text provider"
+        elif miss > 0 and brief.notes: why = "your notes hold more than fits: trim them or ask for a longer --duration"
+        else: why = "the narration could not be fitted closer to the target"
+        out.append(f"the video runs {p.video.duration:.0f} s, {abs(miss):.0%} {'short of' if miss < 0 else 'over'} the {brief.duration:.0f} s asked; {why}")
+    if not p.quality.passed:
+        out.append(f"script quality {p.quality.overall:.1f}/10 is below the threshold {p.quality.threshold:.1f}: {'; '.join(p.quality.reasons[:2])}")
+    return out
+
 def make_video(brief: Brief, settings: Settings, out: str | Path | None = None, progress: bool = True) -> RunRecord:
     "Make a finished video for `brief` in `out` (resuming a run that was interrupted there)."
     from ytempire.report import write_report
@@ -137,7 +151,9 @@ def make_video(brief: Brief, settings: Settings, out: str | Path | None = None, 
         record = RunRecord(run_id=run.run_id, version=ytempire.__version__, brief=brief, stages=timings, costs=costs,
                            providers={"text": parts.script.provider, "voice": f"{parts.narration.provider}:{parts.narration.voice}",
                                       "music": "fluidsynth-fluidr3", "thumbnails": "local-composer", "encoder": parts.video.encoder},
-                           quality=parts.quality, metrics=run_metrics(parts, timings, brief), outputs=outputs)
+                           quality=parts.quality, metrics=run_metrics(parts, timings, brief), outputs=outputs,
+                           warnings=run_warnings(parts, brief))
+        for w in record.warnings: log.warning(w)
         with Tracker(settings, run.run_id, tags={"template": brief.template, "language": brief.language, "aspect": brief.aspect,
                                                  "cached_stages": sum(t.cached for t in timings)}) as tr:
             record.mlflow_run_id, record.wandb_run_path = tr.mlflow_run_id, tr.wandb_run_path

@@ -47,6 +47,7 @@ td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:now
 pre{white-space:pre-wrap;background:#f9fafb;border:1px solid var(--line);border-radius:8px;padding:12px;font-size:13px;margin:0}
 details summary{cursor:pointer;color:var(--muted);font-size:13px}
 ul.reasons{margin:8px 0 0;padding-left:18px;color:#92400e;font-size:13px}
+.warn{background:#fffbeb;border:1px solid #fcd34d}.warn ul{margin:0;padding-left:18px;color:#92400e}
 footer{color:var(--muted);font-size:12px;text-align:center;margin-top:24px}
 @media(max-width:900px){.grid,.grid2{grid-template-columns:1fr}.kpis{grid-template-columns:repeat(2,1fr)}}
 </style></head><body>
@@ -62,6 +63,7 @@ footer{color:var(--muted);font-size:12px;text-align:center;margin-top:24px}
  <div class="kpi"><div class="l">Cost</div><div class="v">${{ "%.2f"|format(r.total_cost) }}</div></div>
  <div class="kpi"><div class="l">Stages</div><div class="v">{{ "%.0f"|format(total_seconds) }} s</div></div>
 </div>
+{% if r.warnings %}<section class="warn"><h2>Warnings</h2><ul>{% for w in r.warnings %}<li>{{ w }}</li>{% endfor %}</ul></section>{% endif %}
 <div class="grid">
 <section><h2>Video</h2>
 {% if video_src %}<video controls preload="metadata" poster="{{ thumb_src }}"><source src="{{ video_src }}" type="video/mp4"></video>{% else %}<p>The video is larger than the embedding limit: open <a href="video.mp4">video.mp4</a> next to this report.</p>{% endif %}

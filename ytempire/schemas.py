@@ -325,6 +325,7 @@ class RunRecord(Model):
     outputs: dict[str, RunPath] = {}
     mlflow_run_id: Optional[str] = None
     wandb_run_path: Optional[str] = None
+    warnings: list[str] = []                  # what a person should know about this run (shown in the report)
 
     @property
     def total_cost(self) -> float: return round(sum(c.cost_usd for c in self.costs), 6)

@@ -275,8 +275,7 @@ class OfflineTemplateWriter:
         ref = topic_in_sentence(brief.topic, brief.lang)
         fmt = dict(ref=ref, Ref=_cap(ref), topic=brief.topic, Topic=_cap(brief.topic))
         notes = parse_notes(brief.notes)
-        n_points = max(1, n_scenes - 2)
-        if notes: n_points = max(1, min(len(notes), n_points + 2))       # the user's points win over the ideal count
+        n_points = len(notes) if notes else max(1, n_scenes - 2)          # every one of the user's points gets its scene
         roles = self._roles(brief.template, n_points)
 
         # 1. hook and call to action

@@ -140,6 +140,7 @@ class RunDir:
         try: fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise InputError(f"another ytempire process is writing {self.root}; wait for it or choose another --out") from None
+        for stale in self.root.glob(".*.part"): stale.unlink(missing_ok=True)    # a publish that was killed midway
         return self
 
     def release(self):
@@ -180,6 +181,7 @@ class RunDir:
             self.log.info("stage %s: cached", stage)
             return hit, time.perf_counter() - t0, True
         out_dir = self.stage_dir(stage)
+        shutil.rmtree(out_dir, ignore_errors=True)     # leftovers of an interrupted or outdated attempt
         out_dir.mkdir(parents=True, exist_ok=True)
         self.log.info("stage %s: running", stage)
         try: result = fn(*inputs, settings=settings, out_dir=out_dir)
