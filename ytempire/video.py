@@ -301,7 +301,6 @@ class GraphBuilder:
         self.sources[name] = (chain, [])
 
     def use(self, name: str) -> str:
-        if name not in self.sources: self._add_shot_sources(int(re.sub(r"\D", "", name)), self.tl.shots[int(re.sub(r"\D", "", name))])
         lab = self.label("u"); self.sources[name][1].append(lab); return lab
 
     def _loop(self, src: str, frames: int) -> str:
@@ -332,6 +331,7 @@ class GraphBuilder:
     def shot_range(self, i: int, a: int, b: int) -> str:
         "Frames [a, b) of shot i as one labelled stream."
         shot = self.tl.shots[i]
+        if f"card{i}" not in self.sources: self._add_shot_sources(i, shot)    # only the shots a chunk shows become inputs
         if shot.motion != "rise" or shot.layer is None: return self.still(f"card{i}", a, b, shot)
         na = _frames(RISE_SECONDS, self.fps)
         pieces = ([self.rise(i, a, min(b, na))] if a < na else []) + ([self.still(f"card{i}", max(a, na), b, shot)] if b > na else [])
