@@ -1,8 +1,8 @@
 """The `ytempire make` contract: outputs, tracking, secrets, resume, and one-line errors on bad input."""
-import json, os, signal, sqlite3, subprocess, time
+import json, os, signal, subprocess, time
 from pathlib import Path
 import pytest
-from conftest import ROOT, BIN, clean_env, ytempire, ffprobe
+from conftest import BIN, clean_env, ytempire, ffprobe
 
 SECRET = "sk-test-secret-value"
 

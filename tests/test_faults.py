@@ -1,8 +1,7 @@
 """Faults a user's machine can throw at a run: a full disk, and a GPU that is asked for but absent."""
 import shutil, subprocess
-from pathlib import Path
 import pytest
-from conftest import BIN, clean_env, ytempire
+from conftest import clean_env, ytempire
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
 """Every notebook in nbs/ runs clean (its examples and tests) under nbdev-test: one pytest case per notebook."""
 import subprocess
-from pathlib import Path
 import pytest
 from conftest import ROOT, BIN, clean_env
 

@@ -1,9 +1,7 @@
 """experiments/pipeline.ipynb runs under papermill, and a non-default parameter really takes effect."""
 import json
-from pathlib import Path
 import papermill as pm
 from conftest import ROOT, clean_env
-import os
 
 
 def test_pipeline_notebook_parameters(tmp_path, monkeypatch):

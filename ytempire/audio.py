@@ -4,7 +4,7 @@
 
 # %% ../nbs/21_audio.ipynb #c003
 from __future__ import annotations
-import hashlib, json, random, re, shutil, subprocess
+import hashlib, random, shutil, subprocess, tempfile
 from pathlib import Path
 import mido
 import numpy as np
@@ -136,7 +136,7 @@ def master_audio(narration: Narration, brief: Brief, settings: Settings, out_dir
                     "-map", "[duckedref]", "-c:a", "pcm_s16le", "-f", "wav", str(r1)], settings, "the audio mix")
     # 3. master: measure (BS.1770), apply the gain under a peak limiter, and correct once more if the limiter cost loudness
     mix = out_dir / "mix.wav"
-    gain = _gain_to_target(raw, mix, settings)
+    _gain_to_target(raw, mix, settings)
     lufs, peak = measure(mix)
     miss = settings.getfloat("audio", "target_lufs") - lufs
     if abs(miss) > 0.3: _gain_to_target(raw, mix, settings, extra_db=miss); lufs, peak = measure(mix)

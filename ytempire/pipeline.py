@@ -6,11 +6,11 @@
 from __future__ import annotations
 import logging, re, time, unicodedata
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date
 from functools import partial
 from pathlib import Path
 import ytempire
-from .config import Settings, InputError, YtempireError, find_tool, offline_env, get_logger, setup_logging, RedactingFilter
+from .config import Settings, InputError, find_tool, offline_env, get_logger, RedactingFilter
 from .schemas import (Brief, TrendReport, Script, QualityReport, Narration, AudioMix, Subtitles, Video, Thumbnails,
                               RunRecord, StageRun, CostRecord)
 from .store import RunDir, check_writable, copy_file, write_json

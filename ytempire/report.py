@@ -4,7 +4,7 @@
 
 # %% ../nbs/52_report.ipynb #c003
 from __future__ import annotations
-import base64, html, json
+import base64, json
 from pathlib import Path
 from jinja2 import Environment
 from .config import Settings, redact
@@ -128,13 +128,14 @@ def render_report(record: RunRecord, parts, settings: Settings) -> str:
     limit = settings.getfloat("report", "embed_video_mb") * 1e6
     video_path = record.outputs.get("video", v.path)
     scenes = [dict(t=f"{timestamp(a)}–{timestamp(b)}", on_screen=sc.on_screen, narration=sc.narration) for sc, (a, b) in zip(s.scenes, n.scene_spans)]
+    thumb_srcs = [data_uri(t.path, "image/png") for t in th.variants]       # each image read and encoded once
     env = Environment(autoescape=True)
     html_text = env.from_string(TEMPLATE).render(
         r=record, s=s, q=record.quality or parts.quality, a=parts.audio, n=n, v=v, subs=parts.subtitles, trends=parts.trends, pal=pal, accent=pal[2] if pal[2] != "#FDE68A" else "#b45309",
         q_parts=[("Readability", parts.quality.readability), ("SEO", parts.quality.seo), ("Structure", parts.quality.structure)],
         video_src=data_uri(video_path, "video/mp4") if Path(video_path).stat().st_size <= limit else "",
-        thumb_src=data_uri(th.variants[th.chosen].path, "image/png"),
-        thumbs=[dict(src=data_uri(t.path, "image/png"), name=t.variant, score=t.score, chosen=i == th.chosen) for i, t in enumerate(th.variants)],
+        thumb_src=thumb_srcs[th.chosen],
+        thumbs=[dict(src=src, name=t.variant, score=t.score, chosen=i == th.chosen) for i, (t, src) in enumerate(zip(th.variants, thumb_srcs))],
         scenes=scenes, description=description_with_chapters(s, n), target_lufs=settings.get("audio", "target_lufs"),
         max_stage=max([t.seconds for t in record.stages] + [1e-3]), total_seconds=sum(t.seconds for t in record.stages),
         settings_json=json.dumps(settings.as_dict(), indent=1))

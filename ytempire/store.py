@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Type, TypeVar
 from pydantic import BaseModel
-from .config import InputError, StageError, YtempireError, DiskFullError, get_logger
+from .config import InputError, YtempireError, DiskFullError, get_logger
 import ytempire
 
 # %% auto #0

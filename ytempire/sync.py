@@ -4,6 +4,7 @@
 
 # %% ../nbs/22_sync.ipynb #c003
 from __future__ import annotations
+import tempfile
 from pathlib import Path
 import pysubs2
 from .config import Settings

@@ -4,11 +4,11 @@
 
 # %% ../nbs/31_thumbnails.ipynb #c003
 from __future__ import annotations
-import re
+import re, tempfile
 from pathlib import Path
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
-from .config import Settings, get_logger
+from PIL import Image, ImageDraw
+from .config import Settings
 from .schemas import Brief, Script, Thumbnail, Thumbnails
 from .store import atomic_path
 from .video import palette_for, rgb, font, fit_text, _gradient, _glow
@@ -63,6 +63,18 @@ def _base(w, h, pal) -> Image.Image:
     _glow(img, w * 0.8, h * 0.3, h * 0.75, accent, 70)
     return img
 
+def _headline_block(d: ImageDraw.ImageDraw, f, lines: list[str], lh: int, x: float | None, y: int, color, width: int,
+                    shadow: bool = True) -> tuple:
+    "Draw headline lines at x (None: centred in `width`), each with a hard drop shadow; returns the text box."
+    y0 = y
+    for line in lines:
+        lx = x if x is not None else (width - f.getlength(line)) / 2
+        if shadow: d.text((lx + 4, y + 6), line, font=f, fill=(0, 0, 0, 255))
+        d.text((lx, y), line, font=f, fill=color); y += lh
+    wmax = max(f.getlength(l) for l in lines)
+    left = x if x is not None else (width - wmax) / 2
+    return (round(left), y0, round(left + wmax), y)
+
 def layout_bold(w, h, pal, headline, tag, brand):
     top, bottom, accent, text, muted = pal
     img = _base(w, h, pal)
@@ -75,10 +87,7 @@ def layout_bold(w, h, pal, headline, tag, brand):
     tf = font("Inter", "Bold", round(h * 0.07))
     d.rounded_rectangle([x, y, x + tf.getlength(tag.upper()) + 36, y + round(h * 0.1)], 10, fill=rgb(accent, 255))
     d.text((x + 18, y + round(h * 0.015)), tag.upper(), font=tf, fill=rgb(top, 255))
-    y0 = y = y + round(h * 0.14)
-    for line in lines:
-        d.text((x + 4, y + 6), line, font=f, fill=(0, 0, 0, 150)); d.text((x, y), line, font=f, fill=rgb(text, 255)); y += lh
-    box = (x, y0, x + max(int(f.getlength(l)) for l in lines), y)
+    box = _headline_block(d, f, lines, lh, x, y + round(h * 0.14), rgb(text, 255), w)
     return img.convert("RGB"), box, text, f.size
 
 def layout_split(w, h, pal, headline, tag, brand):
@@ -88,15 +97,13 @@ def layout_split(w, h, pal, headline, tag, brand):
     pw = round(w * 0.56)
     d.polygon([(0, 0), (pw, 0), (pw - round(w * 0.08), h), (0, h)], fill=rgb(accent, 255))
     f, lines, lh = fit_text(headline.upper(), "Bebas Neue", "Regular", pw - round(w * 0.16), round(h * 0.66), round(h * 0.3), 0.92)
-    x, y = round(w * 0.05), round((h - len(lines) * lh) / 2) - round(h * 0.04)
-    y0 = y
-    for line in lines: d.text((x, y), line, font=f, fill=rgb(top, 255)); y += lh
+    x = round(w * 0.05)
+    box = _headline_block(d, f, lines, lh, x, round((h - len(lines) * lh) / 2) - round(h * 0.04), rgb(top, 255), w, shadow=False)
     tf = font("Inter", "Bold", round(h * 0.065))
-    d.text((x, y + round(h * 0.02)), tag.upper(), font=tf, fill=rgb(top, 210))
+    d.text((x, box[3] + round(h * 0.02)), tag.upper(), font=tf, fill=rgb(top, 210))
     big = font("Bebas Neue", "Regular", round(h * 0.9))
     mark = (brand or headline)[:1].upper()
     d.text((pw + (w - pw - big.getlength(mark)) / 2, h * 0.02), mark, font=big, fill=rgb(text, 235))
-    box = (x, y0, x + max(int(f.getlength(l)) for l in lines), y)
     return img.convert("RGB"), box, top, f.size
 
 def layout_center(w, h, pal, headline, tag, brand):
@@ -105,16 +112,12 @@ def layout_center(w, h, pal, headline, tag, brand):
     _glow(img, w / 2, h * 0.55, h * 0.7, accent, 95)
     f, lines, lh = fit_text(headline.upper(), "Bebas Neue", "Regular", round(w * 0.84), round(h * 0.58), round(h * 0.36), 0.9)
     d = ImageDraw.Draw(img)
-    y = round((h - len(lines) * lh) / 2) - round(h * 0.05)
-    y0 = y
-    for line in lines:
-        x = (w - f.getlength(line)) / 2
-        d.text((x, y + 6), line, font=f, fill=(0, 0, 0, 160)); d.text((x, y), line, font=f, fill=rgb(text, 255)); y += lh
+    box = _headline_block(d, f, lines, lh, None, round((h - len(lines) * lh) / 2) - round(h * 0.05), rgb(text, 255), w)
+    y = box[3]
     tf = font("Inter", "Bold", round(h * 0.065))
     tw = tf.getlength(tag.upper())
     d.text(((w - tw) / 2, y + round(h * 0.03)), tag.upper(), font=tf, fill=rgb(accent, 255))
     d.rounded_rectangle([(w - 160) / 2, y + round(h * 0.15), (w + 160) / 2, y + round(h * 0.15) + 10], 5, fill=rgb(accent, 255))
-    box = (round((w - max(f.getlength(l) for l in lines)) / 2), y0, round((w + max(f.getlength(l) for l in lines)) / 2), y)
     return img.convert("RGB"), box, text, f.size
 
 LAYOUTS = {"bold": layout_bold, "split": layout_split, "center": layout_center}

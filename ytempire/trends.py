@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_trends.ipynb #c003
 from __future__ import annotations
-import json, math, re
+import math, re
 from collections import defaultdict
 from pathlib import Path
 import numpy as np

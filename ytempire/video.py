@@ -4,7 +4,7 @@
 
 # %% ../nbs/30_video.ipynb #c003
 from __future__ import annotations
-import hashlib, math, os, re, shutil, subprocess, tempfile, time
+import hashlib, math, re, shutil, subprocess, tempfile, time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -15,6 +15,7 @@ from .schemas import (Brief, Script, Narration, AudioMix, Subtitles, Cue, Word, 
                               AudioTrack, OutputFormat, Timeline, Video)
 from .store import atomic_path, write_json
 from .sync import caption_style, words_in
+from .audio import duck_filter
 
 # %% auto #0
 __all__ = ['PALETTES', 'RISE_SECONDS', 'palette_for', 'rgb', 'font_file', 'font', 'wrap', 'fit_text', 'render_card',
@@ -376,7 +377,6 @@ class GraphBuilder:
         if tl.format.vfr:
             sel = self.label("sel")
             self.parts.append(f"[{video}]select='{_keep_expr(_runs(keep))}'[{sel}]"); video = sel
-        self.frames_kept = len(keep) if tl.format.vfr else f1 - f0
         # 3. captions: a variable-rate stream of same-size images, overlaid at their position
         t0, t1 = f0 / fps, f1 / fps
         caps = [c.model_copy(update={"start": max(c.start, t0) - t0, "end": min(c.end, t1) - t0})
@@ -429,7 +429,6 @@ class GraphBuilder:
 
     def _audio(self) -> str | None:
         "Mix the audio tracks; a track with `duck_under` is compressed by the first track of that role."
-        from ytempire.audio import duck_filter
         tracks = self.tl.audio
         if not tracks: return None
         labs = []
@@ -467,16 +466,14 @@ def nvenc_works(ffmpeg: str) -> bool:
 
 def encoder_args(fmt: OutputFormat, ffmpeg: str) -> tuple[str, list[str]]:
     "(encoder name, ffmpeg arguments) for the output format."
+    # variable frame rate goes without B-frames: with them the MP4 muxer shortens the video track by the reorder delay
+    no_b = ["-bf", "0"] if fmt.vfr else []
     if fmt.hwaccel in ("auto", "nvenc") and nvenc_works(ffmpeg):
         return "h264_nvenc", ["-c:v", "h264_nvenc", "-preset", "p5", "-tune", "hq", "-rc", "vbr", "-cq", str(fmt.crf + 2),
-                              "-b:v", "0", "-pix_fmt", "yuv420p", "-profile:v", "high"]
+                              "-b:v", "0", "-pix_fmt", "yuv420p", "-profile:v", "high", *no_b]
     if fmt.hwaccel == "nvenc":
         raise ToolError("[video] hwaccel = nvenc, but NVENC does not work here (no NVIDIA GPU or driver); set [video] hwaccel = auto or none")
-    return "libx264", ["-c:v", "libx264", "-preset", fmt.preset, "-crf", str(fmt.crf), "-pix_fmt", "yuv420p", "-profile:v", "high"]
-
-def _no_bframes(enc: list[str]) -> list[str]:
-    "Variable-rate output without B-frames: with B-frames the MP4 muxer shortens the video track by the reorder delay."
-    return enc + ["-bf", "0"]
+    return "libx264", ["-c:v", "libx264", "-preset", fmt.preset, "-crf", str(fmt.crf), "-pix_fmt", "yuv420p", "-profile:v", "high", *no_b]
 
 @lru_cache(maxsize=None)
 def ffmpeg_major(ffmpeg: str) -> int:
@@ -521,7 +518,6 @@ def render_timeline(tl: Timeline, out: Path, settings: Settings, progress: bool 
     from tqdm.auto import tqdm
     ff = find_tool(settings, "ffmpeg")
     enc_name, enc = encoder_args(tl.format, ff)
-    if tl.format.vfr: enc = _no_bframes(enc)
     out = Path(out); out.parent.mkdir(parents=True, exist_ok=True)
     plan = Plan(tl)
     chunks = plan.chunks(settings.getint("video", "chunk_shots"))

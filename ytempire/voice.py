@@ -4,14 +4,14 @@
 
 # %% ../nbs/20_voice.ipynb #c003
 from __future__ import annotations
-import ctypes, ctypes.util, io, re, threading
+import ctypes, ctypes.util, io, re, tempfile, threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 import numpy as np
 import soundfile as sf
-from .config import Settings, InputError, StageError, get_logger
+from .config import Settings, InputError, StageError
 from .schemas import Brief, Script, Narration, Word, CostRecord
 from .store import write_bytes
 
@@ -197,10 +197,6 @@ def check_voice_inputs(brief: Brief, settings: Settings):
     "Fail fast if no voice can speak the brief's language."
     synthesizer_for(brief, settings)
 
-def _speak_all(synth, texts, speed, counter=None):
-    if counter is not None: counter[0] += sum(len(t) for t in texts)
-    return [synth.speak(t, speed) for t in texts]
-
 def _speech_seconds(scenes: list[SpokenScene]) -> float:
     return sum(len(s.audio) / s.sample_rate for s in scenes)
 
@@ -216,15 +212,19 @@ def narrate(script: Script, brief: Brief, settings: Settings, out_dir: Path | No
         # 1. calibrate on the first quarter of the text, then speak everything at the speed that fills the target
         chars = [len(t) for t in texts]
         k = next(i for i in range(len(texts)) if sum(chars[:i + 1]) >= 0.25 * sum(chars)) + 1
-        synthesized = [0]                                   # characters sent to the engine (what a cloud voice bills)
-        sample = _speak_all(synth, texts[:k], 1.0, synthesized)
+        synthesized = 0                                     # characters sent to the engine (what a cloud voice bills)
+        def speak(batch: list[str], speed: float) -> list[SpokenScene]:
+            nonlocal synthesized
+            synthesized += sum(len(t) for t in batch)
+            return [synth.speak(t, speed) for t in batch]
+        sample = speak(texts[:k], 1.0)
         speed = float(np.clip(_speech_seconds(sample) / sum(chars[:k]) * sum(chars) / target, 0.78, 1.3))
-        spoken = sample + _speak_all(synth, texts[k:], 1.0, synthesized) if abs(speed - 1) <= 0.03 else _speak_all(synth, texts, speed, synthesized)
+        spoken = sample + speak(texts[k:], 1.0) if abs(speed - 1) <= 0.03 else speak(texts, speed)
         # 2. if the whole still misses by more than 4 %, correct once more from the measured total
         ratio = _speech_seconds(spoken) / target
         if abs(ratio - 1) > 0.04 and 0.78 < speed * ratio < 1.3:
-            spoken = _speak_all(synth, texts, float(speed * ratio), synthesized)
-        rec.units = synthesized[0]
+            spoken = speak(texts, float(speed * ratio))
+        rec.units = synthesized
     # 3. the little time left over (or missing) goes into the pauses between scenes, within natural bounds
     if len(texts) > 1:
         gap = float(np.clip(gap + (target - _speech_seconds(spoken)) / (len(texts) - 1), 0.2, 1.0))
