@@ -1,5 +1,5 @@
 """Shared helpers for ytempire's pytest suite (integration, faults, CLI, notebooks)."""
-import json, os, subprocess, sys
+import json, os, subprocess, sys, time
 from pathlib import Path
 import pytest
 
@@ -31,9 +31,16 @@ def ffprobe(path) -> dict:
 
 @pytest.fixture(scope="session")
 def made_run(tmp_path_factory):
-    "One 60 s default run through the CLI, with a fake OpenAI key set, in its own working directory."
+    """One 60 s default run through the CLI, in its own working directory, with a fake OpenAI key set and
+    OPENAI_BASE_URL at a loopback server that answers every request 429 (Retry-After: 1): the run must fall back to
+    the offline writer. What the server saw is saved in mock-requests.json."""
+    from mockapi import MockAPI
     work = tmp_path_factory.mktemp("e2e")
-    env = clean_env(OPENAI_API_KEY="sk-test-secret-value")
-    r = ytempire("make", "How coffee roasting works", "--notes", ROOT / "examples" / "coffee-roasting.md",
-                 "--out", work / "run", "--no-progress", cwd=work, env=env)
+    with MockAPI(default=("429", 1), max_seconds=600) as m:
+        env = clean_env(OPENAI_API_KEY="sk-test-secret-value", OPENAI_BASE_URL=m.openai_base)
+        t0 = time.monotonic()
+        r = ytempire("make", "How coffee roasting works", "--notes", ROOT / "examples" / "coffee-roasting.md",
+                     "--out", work / "run", "--no-progress", cwd=work, env=env)
+        seen = [{"path": q["path"], "time": q["time"], "status": q.get("status")} for q in m.requests]
+    (work / "mock-requests.json").write_text(json.dumps({"requests": seen, "seconds": time.monotonic() - t0}))
     return work, r

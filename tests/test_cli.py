@@ -164,3 +164,87 @@ def test_resume_after_kill(tmp_path):
     assert set(done) <= cached, (set(done), cached)
     for name, blob in done.items(): assert (out / "stages" / name / "output.json").read_bytes() == blob, name
     assert not list(out.rglob("*.part")), "temporary files were left behind"
+
+
+# ---------------------------------------------------------------- cloud text provider rate-limited: fallback (made_run)
+
+def test_rate_limited_openai_falls_back(made_run):
+    import sqlite3
+    work, r = made_run
+    assert r.returncode == 0, r.stderr[-2000:]
+    seen = json.loads((work / "mock-requests.json").read_text())
+    reqs = seen["requests"]
+    assert [q["path"] for q in reqs] == ["/v1/chat/completions"] * 3 and all(q["status"] == 429 for q in reqs)
+    assert all(b["time"] - a["time"] >= 0.95 for a, b in zip(reqs, reqs[1:]))       # Retry-After: 1 honoured
+    rec = json.loads((work / "run" / "run.json").read_text())
+    assert [(f["failed"], f["served_by"]) for f in rec["fallbacks"]] == [("openai", "offline-template")]
+    assert rec["fallbacks"][0]["reason"].startswith("rate_limited")
+    assert [c["outcome"] for c in rec["costs"] if c["provider"] == "openai"] == ["rate_limited"] * 3
+    script_s = next(s["seconds"] for s in rec["stages"] if s["stage"] == "11-script")
+    assert script_s < 30, script_s                       # the fallback adds seconds, not minutes
+    with sqlite3.connect(work / "ledger.db") as db:
+        rows = db.execute("SELECT provider, outcome FROM calls WHERE run_id = ? AND capability = 'text' ORDER BY id", (rec["run_id"],)).fetchall()
+    assert rows == [("openai", "rate_limited")] * 3 + [("offline-template", "ok")]
+    prom = (work / "run" / "metrics.prom").read_text()
+    assert 'ytempire_provider_calls_total{capability="text",outcome="rate_limited",provider="openai"} 3.0' in prom
+    meta = json.loads((work / "run" / "metadata.json").read_text())
+    assert 10 <= len(meta["title"]) <= 100 and "coffee roasting" in meta["title"].lower()
+    assert "0:00" in meta["description"] and meta["tags"] and 1 <= len(meta["hashtags"]) <= 3
+    c = ytempire("costs", cwd=work, env=clean_env())
+    assert c.returncode == 0 and "openai" in c.stdout and "offline-template" in c.stdout, c.stderr
+    day = [l for l in c.stdout.splitlines() if " openai " in f" {l} "][0].split()
+    assert day[2:6] == ["3", "0", "3", "0"], day            # calls, ok, failed, refused
+
+
+def test_costs_since_and_bad_date(tmp_path):
+    r = ytempire("costs", "--since", "2999-01-01", cwd=tmp_path)
+    assert r.returncode == 0 and "no provider calls" in r.stdout
+    r = ytempire("costs", "--since", "yesterday", cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "YYYY-MM-DD" in r.stderr
+
+
+# ---------------------------------------------------------------- budgets: a paid request that does not fit never leaves
+
+def test_make_budget_too_small_falls_back(tmp_path):
+    from mockapi import MockAPI
+    with MockAPI(max_seconds=300) as m:
+        env = clean_env(OPENAI_API_KEY=SECRET, OPENAI_BASE_URL=m.openai_base, YTEMPIRE_TRACKING_ENABLED="false")
+        r = ytempire("make", "Why the sky is blue", "--duration", "10", "--budget", "0.0001", "--out", tmp_path / "run",
+                     "--no-progress", cwd=tmp_path, env=env)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert m.count() == 0
+        rec = json.loads((tmp_path / "run" / "run.json").read_text())
+        assert rec["brief"]["topic"] and rec["providers"]["text"] == "offline-template"
+        assert rec["fallbacks"][0]["failed"] == "openai" and rec["fallbacks"][0]["reason"].startswith("budget: run budget")
+        assert [c["outcome"] for c in rec["costs"] if c["provider"] == "openai"] == ["budget"] and rec["metrics"]["run.cost_usd"] == 0
+        env["YTEMPIRE_TEXT_PROVIDERS"] = "openai"
+        line = _bad(tmp_path, "Why the sky is blue", "--duration", "10", "--budget", "0.0001", env=env, out=tmp_path / "run2")
+        assert "budget $0.0001 is too small for one openai call" in line
+        assert m.count() == 0
+
+
+def test_paid_provider_without_key(tmp_path):
+    line = _bad(tmp_path, "Coffee", env=clean_env(YTEMPIRE_TEXT_PROVIDERS="anthropic"))
+    assert "no API key; set ANTHROPIC_API_KEY" in line
+
+
+# ---------------------------------------------------------------- ytempire script, offline, every language
+
+SCRIPT_TOPICS = {"en": "How coffee roasting works", "es": "Cómo se tuesta el café", "fr": "Comment torréfier le café",
+                 "de": "Wie Kaffeerösten funktioniert", "pt": "Como funciona a torra do café", "hi": "कॉफ़ी कैसे भूनी जाती है",
+                 "ja": "コーヒー焙煎の仕組み"}
+
+
+@pytest.mark.parametrize("lang", list(SCRIPT_TOPICS))
+def test_script_command_json(tmp_path, lang):
+    from ytempire.schemas import Script
+    from ytempire.scripts import PROMPTS
+    template = list(PROMPTS)[list(SCRIPT_TOPICS).index(lang) % len(PROMPTS)]
+    r = ytempire("script", SCRIPT_TOPICS[lang], "--language", lang, "--template", template, "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-1500:]
+    s = Script.model_validate_json(r.stdout)
+    assert s.language == lang and s.template == template and s.provider == "offline-template"
+    assert s.scenes[0].kind == "hook" and s.scenes[-1].kind == "cta" and len(s.title) <= 100
+    assert s.prompt_version == f"{template}@1"
+    if lang in ("hi", "ja"):
+        assert any(ord(ch) > 0x0900 for ch in s.narration)

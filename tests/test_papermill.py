@@ -7,14 +7,37 @@ from conftest import ROOT, clean_env
 def test_pipeline_notebook_parameters(tmp_path, monkeypatch):
     for k, v in clean_env().items(): monkeypatch.setenv(k, v)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret-value")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")      # nothing listens: connection refused, then fallback
     out_nb = tmp_path / "pipeline-out.ipynb"
     pm.execute_notebook(str(ROOT / "experiments" / "pipeline.ipynb"), str(out_nb), cwd=str(tmp_path), kernel_name="python3",
                         parameters=dict(topic="Why the sky is blue", duration=15.0, aspect="1:1", out=str(tmp_path / "run")),
                         progress_bar=False)
     rec = json.loads((tmp_path / "run" / "run.json").read_text())
     assert rec["brief"]["aspect"] == "1:1" and rec["brief"]["duration"] == 15.0
+    assert [(f["failed"], f["reason"].split(":")[0]) for f in rec["fallbacks"]] == [("openai", "connection")]
     from ytempire.pipeline import load_run
     _, parts = load_run(tmp_path / "run")
     assert (parts.video.width, parts.video.height) == (1080, 1080)
     text = out_nb.read_text()
     assert "injected-parameters" in text and "sk-test-secret-value" not in text
+
+
+def test_prompt_ab_notebook_logs_comparison(tmp_path, monkeypatch):
+    import mlflow
+    for k, v in clean_env().items(): monkeypatch.setenv(k, v)
+    uri = f"sqlite:///{tmp_path}/mlruns.db"
+    pm.execute_notebook(str(ROOT / "experiments" / "prompt_ab.ipynb"), str(tmp_path / "ab-out.ipynb"), cwd=str(tmp_path),
+                        kernel_name="python3", progress_bar=False,
+                        parameters=dict(max_briefs=3, mlflow_uri=uri, out_dir=str(tmp_path / "ab"), version_a="1", version_b="2"))
+    summary = json.loads((tmp_path / "ab" / "summary.json").read_text())
+    assert summary["n_briefs"] == 3 and summary["ci95_low"] <= summary["mean_diff"] <= summary["ci95_high"]
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    run = client.get_run(summary["mlflow_run_id"])
+    assert run.data.params["version_a"] == "explainer@1" and run.data.params["version_b"] == "explainer@2"
+    assert {"mean_a", "mean_b", "mean_diff", "wilcoxon_p", "win_rate_b"} <= set(run.data.metrics)
+    exp = client.get_experiment(run.info.experiment_id)
+    children = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'")
+    assert sorted(c.data.params["version"] for c in children) == ["explainer@1", "explainer@2"]
+    import pandas as pd
+    df = pd.read_csv(tmp_path / "ab" / "prompt_ab.csv")
+    assert set(df.version) == {"explainer@1", "explainer@2"} and len(df) == 6

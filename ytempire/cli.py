@@ -10,7 +10,7 @@ import ytempire
 from .config import Settings, YtempireError, InputError, setup_logging
 
 # %% auto #0
-__all__ = ['MAX_NOTES_BYTES', 'read_notes', 'parser', 'cmd_make', 'cmd_report', 'main']
+__all__ = ['MAX_NOTES_BYTES', 'read_notes', 'parser', 'cmd_make', 'cmd_script', 'cmd_costs', 'cmd_report', 'main']
 
 # %% ../nbs/60_cli.ipynb #c005
 MAX_NOTES_BYTES = 200_000
@@ -40,23 +40,42 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message):
         raise InputError(f"{message}; see `{self.prog} --help`")
 
+def _date(v: str):
+    from datetime import date
+    try: return date.fromisoformat(v)
+    except ValueError: raise argparse.ArgumentTypeError(f"{v!r} is not a date; write it as YYYY-MM-DD") from None
+
+def _brief_args(m: argparse.ArgumentParser):
+    "The options shared by `make` and `script`."
+    from ytempire.scripts import PROMPTS
+    m.add_argument("topic", help="what the video is about (1-500 characters)")
+    m.add_argument("--aspect", help="16:9 (default), 9:16 or 1:1")
+    m.add_argument("--duration", type=_duration, help="target length in seconds (5-1800, default 60)")
+    m.add_argument("--language", help="BCP-47 language of narration and subtitles (default en)")
+    m.add_argument("--template", help=f"script template: {', '.join(PROMPTS)}")
+    m.add_argument("--notes", help="your own notes for the script: a text file of bullets or a draft")
+    m.add_argument("--keywords", help="comma-separated target keywords; the first is the primary keyword (title, tags)")
+    m.add_argument("--budget", type=_budget, help="spending cap for paid providers, USD (default 3)")
+    m.add_argument("--brand", help="channel or brand name for cards and thumbnails")
+    m.add_argument("--config", help="your INI file overriding settings.ini (or set YTEMPIRE_CONFIG)")
+    m.add_argument("-v", "--verbose", action="store_true", help="debug logging and tracebacks")
+
 def parser() -> argparse.ArgumentParser:
     p = _Parser(prog="ytempire", description="Turn a topic into a finished, measured YouTube video.")
     p.add_argument("--version", action="version", version=f"ytempire {ytempire.__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     m = sub.add_parser("make", help="make a video from a topic", description="Make a finished video from a topic, offline by default.")
-    m.add_argument("topic", help="what the video is about (1-500 characters)")
+    _brief_args(m)
     m.add_argument("--out", help="run directory (default: runs/<date>-<topic-slug>); rerun with the same --out to resume")
-    m.add_argument("--aspect", help="16:9 (default), 9:16 or 1:1")
-    m.add_argument("--duration", type=_duration, help="target length in seconds (5-1800, default 60)")
-    m.add_argument("--language", help="BCP-47 language of narration and subtitles (default en)")
-    m.add_argument("--template", help="script template: explainer, listicle, how-to")
-    m.add_argument("--notes", help="your own notes for the script: a text file of bullets or a draft")
-    m.add_argument("--budget", type=_budget, help="spending cap for paid providers, USD (default 3)")
-    m.add_argument("--brand", help="channel or brand name for cards and thumbnails")
-    m.add_argument("--config", help="your INI file overriding settings.ini (or set YTEMPIRE_CONFIG)")
     m.add_argument("--no-progress", action="store_true", help="no progress bars")
-    m.add_argument("-v", "--verbose", action="store_true", help="debug logging and tracebacks")
+    sc = sub.add_parser("script", help="write a script only", description="Write and print a script (same providers, ledger and budget as make).")
+    _brief_args(sc)
+    sc.add_argument("--json", action="store_true", help="print the Script as JSON")
+    c = sub.add_parser("costs", help="spend and quota use per provider and day", description="Spend and quota use per provider and day, from the ledger.")
+    c.add_argument("--since", type=_date, help="first day to include, YYYY-MM-DD (default: all)")
+    c.add_argument("--json", action="store_true", help="print JSON records")
+    c.add_argument("--config")
+    c.add_argument("-v", "--verbose", action="store_true")
     r = sub.add_parser("report", help="re-render the report of a finished run")
     r.add_argument("run_dir")
     r.add_argument("--config")
@@ -64,16 +83,50 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 # %% ../nbs/60_cli.ipynb #c006
-def cmd_make(a) -> str:
+def _brief(a):
+    "Settings and Brief from the shared options."
     from ytempire.schemas import Brief
-    from ytempire.pipeline import make_video
     settings = Settings(a.config, overrides={"run.budget": a.budget} if a.budget is not None else None)
     g = lambda k: settings.get("run", k)
     brief = Brief.create(topic=a.topic, aspect=a.aspect or g("aspect"), duration=a.duration if a.duration is not None else settings.getfloat("run", "duration"),
                          language=a.language or g("language"), template=a.template or g("template"), audience=g("audience"),
-                         notes=read_notes(a.notes), brand=a.brand)
+                         notes=read_notes(a.notes), brand=a.brand,
+                         keywords=[k.strip() for k in (a.keywords or "").split(",") if k.strip()])
+    return settings, brief
+
+def cmd_make(a) -> str:
+    from ytempire.pipeline import make_video
+    settings, brief = _brief(a)
     record = make_video(brief, settings, a.out, progress=not a.no_progress and sys.stderr.isatty())
     return str(record.outputs["video"].parent)
+
+def cmd_script(a) -> str:
+    from datetime import datetime, timezone
+    from ytempire.config import offline_env
+    from ytempire.ledger import Ledger
+    from ytempire.trends import research_trends
+    from ytempire.scripts import write_script, check_script_inputs
+    settings, brief = _brief(a)
+    offline_env()
+    check_script_inputs(brief, settings)
+    run_id = "script-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+    s = write_script(brief, research_trends(brief, settings), settings, ledger=Ledger.from_settings(settings), run_id=run_id)
+    if a.json: return s.model_dump_json(indent=2)
+    lines = [s.title, "=" * min(len(s.title), 100), ""]
+    lines += [f"[{sc.kind}] {sc.on_screen}\n    {sc.narration}" for sc in s.scenes]
+    lines += ["", s.description, "", "tags: " + ", ".join(s.tags), "hashtags: " + " ".join(s.hashtags),
+              f"written by {s.provider}{' ' + s.model if s.model else ''} with {s.prompt_version}; {s.words} words"]
+    lines += [f"fallback: {f.failed} failed ({f.reason}), {f.served_by} served" for f in s.fallbacks]
+    lines += [f"warning: {w}" for w in s.warnings]
+    return "\n".join(lines)
+
+def cmd_costs(a) -> str:
+    from ytempire.ledger import Ledger, costs_table
+    settings = Settings(a.config)
+    t = costs_table(Ledger.from_settings(settings), settings, a.since)
+    if a.json: return t.to_json(orient="records", indent=2)
+    if t.empty: return f"no provider calls in the ledger{' since ' + a.since.isoformat() if a.since else ''}"
+    return t.to_string(index=False) + f"\n\ntotal ${t.usd.sum():.4f}; prices as listed on {settings.get('prices', 'date')}"
 
 def cmd_report(a) -> str:
     from ytempire.pipeline import load_run
@@ -89,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         a = parser().parse_args(argv)
         verbose = getattr(a, "verbose", False)
         setup_logging(logging.DEBUG if verbose else logging.INFO)
-        out = {"make": cmd_make, "report": cmd_report}[a.command](a)
+        out = {"make": cmd_make, "report": cmd_report, "script": cmd_script, "costs": cmd_costs}[a.command](a)
         print(out)
         return 0
     except YtempireError as e:

@@ -9,9 +9,10 @@ from functools import lru_cache
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['REPO_ROOT', 'DEFAULT_SETTINGS', 'SECRET_ENV', 'YtempireError', 'ConfigError', 'InputError', 'ToolError', 'StageError',
-           'DiskFullError', 'repo_path', 'Settings', 'secret_values', 'redact', 'RedactingFilter', 'offline_env',
-           'find_tool', 'ffmpeg_error_line', 'ffmpeg_disk_full', 'run_ffmpeg', 'get_logger', 'setup_logging']
+__all__ = ['REPO_ROOT', 'DEFAULT_SETTINGS', 'OPEN_SECTIONS', 'SECRET_ENV', 'YtempireError', 'ConfigError', 'InputError',
+           'ToolError', 'StageError', 'DiskFullError', 'repo_path', 'Settings', 'secret_values', 'redact',
+           'RedactingFilter', 'offline_env', 'find_tool', 'ffmpeg_error_line', 'ffmpeg_disk_full', 'run_ffmpeg',
+           'get_logger', 'setup_logging']
 
 # %% ../nbs/00_config.ipynb #c006
 class YtempireError(Exception):
@@ -68,6 +69,8 @@ def _read_ini(path: Path) -> configparser.ConfigParser:
     return cp
 
 # %% ../nbs/00_config.ipynb #c013
+OPEN_SECTIONS = ("prices", "quotas")     # sections a user may add keys to (new models, new providers)
+
 class Settings:
     "Layered runtime settings: defaults INI < user INI < YTEMPIRE_<SECTION>_<KEY> env < overrides."
     def __init__(self,
@@ -88,6 +91,7 @@ class Settings:
     def _check_known(self, sec, key, origin):
         if not self._cp.has_section(sec):
             raise ConfigError(f"unknown section [{sec}] in {origin}; use one of: {', '.join(self._cp.sections())}")
+        if sec in OPEN_SECTIONS: return
         if not self._cp.has_option(sec, key):
             known = ", ".join(self._cp.options(sec))
             raise ConfigError(f"unknown key '{key}' in [{sec}] of {origin}; known keys: {known}")

@@ -7,7 +7,10 @@ voices and fonts."""
 from __future__ import annotations
 
 # %% auto #0
-__all__ = ['BANKS', 'LANGUAGES']
+__all__ = ['BANKS', 'LANGUAGES', 'SPACELESS', 'QUESTION_WORDS', 'ARTICLES', 'SCRIPT_FONTS', 'LANG_SCRIPT', 'base_lang',
+           'count_units', 'split_sentences', 'join_sentences', 'join_list', 'short_headline', 'is_question_topic',
+           'topic_in_sentence', 'SpokenText', 'say_number', 'spoken_text', 'normalize_for_tts', 'words_of',
+           'japanese_reading', 'writing_system', 'script_font', 'font_for_text']
 
 # %% ../nbs/04_languages.ipynb #c004
 BANKS = {
@@ -79,7 +82,7 @@ BANKS = {
               "setting": ["It began quietly, with people who had no idea what was coming.", "At first, nothing about it looked special."],
               "conflict": ["Then a problem appeared that nobody could ignore.", "What worked before suddenly stopped working."],
               "turn": ["One decision changed the direction of everything.", "Someone tried a different approach, and it worked."],
-              "resolution": ["what started small ended up changing how people think about it.", "the lesson outlasted the people who learned it."],
+              "resolution": ["What started small ended up changing how people think about it.", "The lesson outlasted the people who learned it."],
               "fact": ["The evidence points the other way, and it is consistent.", "Measured carefully, the real effect is much smaller."]},
   "keywords": "It is also tied to what people are searching for right now: {kws}.",
   "bridge": ["Keep that in mind.", "That sets up the next part.", "Simple, but powerful.", "It adds up quickly.",
@@ -91,18 +94,31 @@ BANKS = {
   "and": "and",
 },
 "es": {
-  "title": {"explainer": "{Topic}: explicado en {span}", "listicle": "{Topic}: {n} cosas que debes saber", "how-to": "{Topic}: guía paso a paso"},
+  "title": {"explainer": "{Topic}: explicado en {span}", "listicle": "{Topic}: {n} cosas que debes saber", "how-to": "{Topic}: guía paso a paso",
+            "news-recap": "{Topic}: qué pasó y por qué importa", "review": "{Topic}: análisis honesto",
+            "story": "{Topic}: la historia detrás", "myth-vs-fact": "{Topic}: mitos y realidades", "short": "{Topic} en {span}"},
   "span_s": "{n} segundos", "span_m": "{n} minutos",
   "hook": ["Vamos a entender {ref}, claro y rápido.", "Esto es lo que de verdad importa sobre {ref}.",
            "Seguro que has oído hablar de {ref}. Esto es lo que casi nadie cuenta."],
+  "hook_question": ["¿Alguna vez te has preguntado {ref}? Aquí tienes la versión clara.", "Dame un minuto y vas a entender {ref}."],
   "hook_card": ["La versión corta", "En palabras simples"],
   "lead": {"what": ["Primero, lo básico."], "why": ["¿Por qué debería importarte?"], "how": ["¿Y cómo funciona?"],
            "example": ["Un ejemplo sencillo."], "detail": ["Un detalle lo cambia todo."], "myth": ["Un mito muy común lo explica al revés."],
            "tip": ["Un consejo práctico."], "takeaway": ["¿Con qué te quedas?"], "item": ["Número {n}."],
-           "prepare": ["Antes de empezar, prepárate."], "step": ["Paso {n}."], "mistake": ["Cuidado con el error clásico."], "finish": ["Para terminar,"]},
+           "prepare": ["Antes de empezar, prepárate."], "step": ["Paso {n}."], "mistake": ["Cuidado con el error clásico."], "finish": ["Para terminar,"],
+           "news": ["Esto es lo que pasó.", "Primero, la noticia en sí."], "context": ["Un poco de contexto.", "¿Cómo hemos llegado hasta aquí?"],
+           "impact": ["¿Qué cambia?", "Veamos a quién afecta."], "next": ["¿Y ahora qué?", "Lo que hay que seguir a partir de aquí."],
+           "overview": ["Primero, qué es.", "Empecemos por una visión general."], "pro": ["Lo que hace bien.", "Lo bueno."],
+           "con": ["Dónde se queda corto.", "La pega."], "compare": ["¿Cómo se compara?", "Frente a las alternativas,"],
+           "verdict": ["El veredicto.", "Entonces, ¿vale la pena?"], "setting": ["Todo empieza aquí.", "Imagina el escenario."],
+           "conflict": ["Entonces llegó el problema.", "Pero había un inconveniente."], "turn": ["Entonces todo cambió.", "El punto de inflexión."],
+           "resolution": ["Al final,", "Así terminó."], "fact": ["El dato:", "Lo que es realmente cierto:"]},
   "card": {"what": "Lo básico", "why": "Por qué importa", "how": "Cómo funciona", "example": "En la práctica", "detail": "El detalle clave",
            "myth": "Mito o realidad", "tip": "Consejo", "takeaway": "La conclusión", "item": "Número {n}", "prepare": "Prepárate",
-           "step": "Paso {n}", "mistake": "Evita esto", "finish": "Para cerrar"},
+           "step": "Paso {n}", "mistake": "Evita esto", "finish": "Para cerrar",
+           "news": "La noticia", "context": "El contexto", "impact": "El impacto", "next": "Lo que viene", "overview": "Visión general",
+           "pro": "Lo bueno", "con": "La pega", "compare": "Comparado", "verdict": "El veredicto", "setting": "Cómo empezó",
+           "conflict": "El problema", "turn": "El giro", "resolution": "Cómo terminó", "fact": "El dato"},
   "generic": {"what": ["Todo se reduce a unas pocas ideas que encajan entre sí."], "why": ["Influye en resultados que ves cada día."],
               "how": ["Cada parte alimenta a la siguiente, y los cambios pequeños al principio pesan mucho después."],
               "example": ["Cambia una sola cosa, deja el resto igual y observa qué se mueve."],
@@ -113,7 +129,21 @@ BANKS = {
                        "Los pequeños detalles se acumulan.", "Hazlo simple antes de hacerlo ingenioso.", "Aprende de quien lo hace cada día."],
               "prepare": ["Reúne lo que necesitas y busca un momento tranquilo."],
               "step": ["Hazlo despacio la primera vez y revisa el resultado.", "Haz una cosa cada vez y termínala antes de seguir."],
-              "mistake": ["Ir con prisa en esta parte lo estropea todo."], "finish": ["revisa lo que hiciste y anota qué cambiarías."]},
+              "mistake": ["Ir con prisa en esta parte lo estropea todo."], "finish": ["revisa lo que hiciste y anota qué cambiarías."],
+              "news": ["El titular es simple, pero los detalles importan más que el titular.", "Todo fue muy rápido, y las primeras noticias dejaron cosas fuera."],
+              "context": ["Esto no salió de la nada; se apoya en años de cambios más pequeños.", "Para entenderlo, mira lo que vino antes."],
+              "impact": ["Quienes están más cerca lo notan primero, y el resto un poco después.", "El cambio real está en los detalles, no en el titular."],
+              "next": ["Atento a las próximas semanas; ahí se verán las consecuencias.", "Habrá novedades; fíjate en lo que cambia de verdad."],
+              "overview": ["Promete mucho; la pregunta es qué ofrece en el día a día.", "Sobre el papel, cubre lo básico y algo más."],
+              "pro": ["Es fácil empezar a usarlo y cumple bien su función principal.", "Los acabados y los detalles son mejores de lo esperado."],
+              "con": ["No es barato, y con el uso aparecen algunos detalles mejorables.", "Algunas funciones parecen a medio terminar, y eso se nota."],
+              "compare": ["Las alternativas cuestan menos, pero exigen más concesiones.", "Lado a lado, las diferencias son menores de lo que dice la publicidad."],
+              "verdict": ["Vale la pena si su función principal es lo que necesitas; si buscas extras, mira otras opciones.", "Una buena opción, con pros y contras que conviene conocer antes de comprar."],
+              "setting": ["Empezó en silencio, con gente que no imaginaba lo que venía.", "Al principio, nada parecía especial."],
+              "conflict": ["Entonces apareció un problema que nadie podía ignorar.", "Lo que antes funcionaba dejó de funcionar de repente."],
+              "turn": ["Una sola decisión cambió el rumbo de todo.", "Alguien probó un camino distinto, y funcionó."],
+              "resolution": ["Lo que empezó siendo pequeño acabó cambiando nuestra forma de verlo.", "La lección duró más que quienes la aprendieron."],
+              "fact": ["Las pruebas apuntan en la dirección contraria, y son consistentes.", "Medido con cuidado, el efecto real es mucho menor."]},
   "keywords": "Además, conecta con lo que la gente busca ahora mismo: {kws}.",
   "bridge": ["Tenlo en cuenta.", "Eso prepara lo siguiente.", "Simple, pero potente.", "Vale la pena recordarlo."],
   "cta": ["Si te ha servido, suscríbete y cuéntame en los comentarios qué tema quieres ver."],
@@ -122,18 +152,31 @@ BANKS = {
   "and": "y",
 },
 "fr": {
-  "title": {"explainer": "{Topic} : expliqué en {span}", "listicle": "{Topic} : {n} choses à savoir", "how-to": "{Topic} : le guide étape par étape"},
+  "title": {"explainer": "{Topic} : expliqué en {span}", "listicle": "{Topic} : {n} choses à savoir", "how-to": "{Topic} : le guide étape par étape",
+            "news-recap": "{Topic} : ce qui s'est passé et pourquoi c'est important", "review": "{Topic} : notre avis honnête",
+            "story": "{Topic} : l'histoire derrière", "myth-vs-fact": "{Topic} : idées reçues et vérités", "short": "{Topic} en {span}"},
   "span_s": "{n} secondes", "span_m": "{n} minutes",
   "hook": ["Décortiquons ce sujet : {ref}. Clairement et vite.", "Voici ce qui compte vraiment, en deux mots : {ref}.",
            "Vous avez déjà entendu parler de ce sujet : {ref}. Voici ce que presque tout le monde rate."],
+  "hook_question": ["Vous vous êtes déjà demandé {ref} ? Voici la version claire.", "Donnez-moi une minute, et vous saurez {ref}."],
   "hook_card": ["La version courte", "En termes simples"],
   "lead": {"what": ["D'abord, les bases."], "why": ["Pourquoi est-ce important ?"], "how": ["Alors, comment ça marche ?"],
            "example": ["Prenons un exemple simple."], "detail": ["Un détail change tout."], "myth": ["Une idée reçue dit exactement l'inverse."],
            "tip": ["Un conseil pratique."], "takeaway": ["Que faut-il retenir ?"], "item": ["Numéro {n}."],
-           "prepare": ["Avant de commencer, préparez-vous."], "step": ["Étape {n}."], "mistake": ["Attention à l'erreur classique."], "finish": ["Pour finir,"]},
+           "prepare": ["Avant de commencer, préparez-vous."], "step": ["Étape {n}."], "mistake": ["Attention à l'erreur classique."], "finish": ["Pour finir,"],
+           "news": ["Voici ce qui s'est passé.", "D'abord, l'info elle-même."], "context": ["Un peu de contexte.", "Comment en est-on arrivé là ?"],
+           "impact": ["Qu'est-ce que ça change ?", "Voici qui est concerné."], "next": ["Et maintenant ?", "Ce qu'il faut surveiller ensuite."],
+           "overview": ["D'abord, de quoi s'agit-il ?", "Commençons par une vue d'ensemble."], "pro": ["Ce qu'il fait bien.", "Le bon côté."],
+           "con": ["Là où il pèche.", "Le bémol."], "compare": ["Face à la concurrence ?", "Par rapport aux alternatives,"],
+           "verdict": ["Le verdict.", "Alors, ça vaut le coup ?"], "setting": ["Tout commence ici.", "Plantons le décor."],
+           "conflict": ["Puis est arrivé le problème.", "Mais il y avait un hic."], "turn": ["Puis tout a basculé.", "Le tournant."],
+           "resolution": ["Au final,", "Comment ça s'est terminé."], "fact": ["Le fait :", "Ce que disent les faits :"]},
   "card": {"what": "Les bases", "why": "Pourquoi c'est important", "how": "Comment ça marche", "example": "En pratique", "detail": "Le détail clé",
            "myth": "Idée reçue", "tip": "Le conseil", "takeaway": "À retenir", "item": "Numéro {n}", "prepare": "Préparez-vous",
-           "step": "Étape {n}", "mistake": "À éviter", "finish": "Pour conclure"},
+           "step": "Étape {n}", "mistake": "À éviter", "finish": "Pour conclure",
+           "news": "L'info", "context": "Le contexte", "impact": "L'impact", "next": "La suite", "overview": "Vue d'ensemble",
+           "pro": "Les points forts", "con": "Le bémol", "compare": "La comparaison", "verdict": "Le verdict", "setting": "Le début",
+           "conflict": "Le problème", "turn": "Le tournant", "resolution": "Le dénouement", "fact": "Les faits"},
   "generic": {"what": ["Tout repose sur quelques idées qui s'emboîtent."], "why": ["Cela influence des résultats que vous voyez chaque jour."],
               "how": ["Chaque partie nourrit la suivante, et les petits changements du début pèsent lourd ensuite."],
               "example": ["Changez une seule chose, gardez le reste identique, et observez ce qui bouge."],
@@ -145,7 +188,21 @@ BANKS = {
                        "Faites simple avant de faire malin.", "Apprenez de ceux qui le font tous les jours."],
               "prepare": ["Rassemblez ce qu'il vous faut et prenez votre temps."],
               "step": ["Allez-y doucement la première fois et vérifiez le résultat.", "Une chose à la fois, et terminez-la avant la suivante."],
-              "mistake": ["Se précipiter ici gâche tout le reste."], "finish": ["relisez ce que vous avez fait et notez ce que vous changeriez."]},
+              "mistake": ["Se précipiter ici gâche tout le reste."], "finish": ["relisez ce que vous avez fait et notez ce que vous changeriez."],
+              "news": ["Le titre est simple, mais les détails comptent plus que le titre.", "Tout est allé très vite, et les premières informations étaient incomplètes."],
+              "context": ["Ça ne sort pas de nulle part : c'est le fruit d'années de petits changements.", "Pour comprendre, il faut regarder ce qui s'est passé avant."],
+              "impact": ["Les premiers concernés le ressentent d'abord, tous les autres un peu plus tard.", "Le vrai changement est dans les détails, pas dans le titre."],
+              "next": ["Surveillez les prochaines semaines : c'est là que les conséquences apparaîtront.", "Attendez-vous à des suites, et regardez ce qui change vraiment."],
+              "overview": ["Il promet beaucoup ; reste à voir ce qu'il apporte au quotidien.", "Sur le papier, il couvre l'essentiel et un peu plus."],
+              "pro": ["On le prend en main facilement, et il fait très bien l'essentiel.", "La finition et les détails sont meilleurs que prévu."],
+              "con": ["Il n'est pas donné, et quelques défauts apparaissent à l'usage.", "Certaines fonctions semblent inachevées, et ça finit par peser."],
+              "compare": ["Les alternatives coûtent moins cher, mais demandent plus de compromis.", "Côte à côte, les différences sont plus faibles que ne le dit la publicité."],
+              "verdict": ["Un bon choix si l'essentiel vous suffit ; passez votre chemin si vous voulez les extras.", "Un choix solide, avec des compromis à connaître avant d'acheter."],
+              "setting": ["Tout a commencé discrètement, avec des gens qui ne se doutaient de rien.", "Au début, rien ne semblait spécial."],
+              "conflict": ["Puis un problème est apparu, impossible à ignorer.", "Ce qui marchait avant a soudain cessé de marcher."],
+              "turn": ["Une seule décision a changé la direction de tout le reste.", "Quelqu'un a essayé une autre approche, et ça a marché."],
+              "resolution": ["Ce qui avait commencé petit a fini par changer notre regard sur le sujet.", "La leçon a survécu à ceux qui l'ont apprise."],
+              "fact": ["Les données disent le contraire, et elles sont cohérentes.", "Mesuré avec soin, l'effet réel est bien plus faible."]},
   "keywords": "C'est aussi lié à ce que les gens recherchent en ce moment : {kws}.",
   "bridge": ["Gardez ça en tête.", "Cela prépare la suite.", "Simple, mais efficace.", "À retenir."],
   "cta": ["Si cette vidéo vous a aidé, abonnez-vous et dites-moi en commentaire quel sujet traiter ensuite."],
@@ -154,18 +211,31 @@ BANKS = {
   "and": "et",
 },
 "de": {
-  "title": {"explainer": "{Topic}: erklärt in {span}", "listicle": "{Topic}: {n} Dinge, die du wissen solltest", "how-to": "{Topic}: Schritt für Schritt"},
+  "title": {"explainer": "{Topic}: erklärt in {span}", "listicle": "{Topic}: {n} Dinge, die du wissen solltest", "how-to": "{Topic}: Schritt für Schritt",
+            "news-recap": "{Topic}: Was passiert ist und warum es wichtig ist", "review": "{Topic}: Ein ehrlicher Test",
+            "story": "{Topic}: Die Geschichte dahinter", "myth-vs-fact": "{Topic}: Mythen und Fakten", "short": "{Topic} in {span}"},
   "span_s": "{n} Sekunden", "span_m": "{n} Minuten",
   "hook": ["Heute geht es um dieses Thema: {ref}. Kurz und klar.", "Hier ist das Wichtigste zum Thema {ref}.",
            "Du hast bestimmt schon davon gehört: {ref}. Hier ist, was die meisten übersehen."],
+  "hook_question": ["Hast du dich je gefragt, {ref}? Hier ist die klare Antwort.", "Gib mir eine Minute, und du weißt, {ref}."],
   "hook_card": ["Die Kurzfassung", "Einfach erklärt"],
   "lead": {"what": ["Zuerst die Grundlagen."], "why": ["Warum ist das wichtig?"], "how": ["Und wie funktioniert es?"],
            "example": ["Ein einfaches Beispiel."], "detail": ["Ein Detail ändert alles."], "myth": ["Ein verbreiteter Mythos sagt das Gegenteil."],
            "tip": ["Ein praktischer Tipp."], "takeaway": ["Was nimmst du mit?"], "item": ["Nummer {n}."],
-           "prepare": ["Bevor du anfängst, bereite dich vor."], "step": ["Schritt {n}."], "mistake": ["Vorsicht vor dem klassischen Fehler."], "finish": ["Zum Schluss:"]},
+           "prepare": ["Bevor du anfängst, bereite dich vor."], "step": ["Schritt {n}."], "mistake": ["Vorsicht vor dem klassischen Fehler."], "finish": ["Zum Schluss:"],
+           "news": ["Das ist passiert.", "Zuerst die Nachricht selbst."], "context": ["Etwas Hintergrund.", "Wie kam es dazu?"],
+           "impact": ["Was ändert sich?", "Wen betrifft es?"], "next": ["Wie geht es weiter?", "Darauf solltest du jetzt achten."],
+           "overview": ["Zuerst: Worum geht es?", "Ein kurzer Überblick."], "pro": ["Das macht es gut.", "Die Stärken."],
+           "con": ["Hier schwächelt es.", "Der Haken."], "compare": ["Wie schlägt es sich im Vergleich?", "Im Vergleich zur Konkurrenz:"],
+           "verdict": ["Das Urteil.", "Lohnt es sich also?"], "setting": ["Alles beginnt hier.", "Stell dir die Ausgangslage vor."],
+           "conflict": ["Dann kam das Problem.", "Doch es gab einen Haken."], "turn": ["Dann änderte sich alles.", "Der Wendepunkt."],
+           "resolution": ["Am Ende:", "So ging es aus."], "fact": ["Der Fakt:", "Was wirklich stimmt:"]},
   "card": {"what": "Die Grundlagen", "why": "Warum es zählt", "how": "So funktioniert es", "example": "In der Praxis", "detail": "Das Schlüsseldetail",
            "myth": "Mythos oder Fakt", "tip": "Profi-Tipp", "takeaway": "Das Fazit", "item": "Nummer {n}", "prepare": "Vorbereitung",
-           "step": "Schritt {n}", "mistake": "Vermeide das", "finish": "Zum Abschluss"},
+           "step": "Schritt {n}", "mistake": "Vermeide das", "finish": "Zum Abschluss",
+           "news": "Die Nachricht", "context": "Der Hintergrund", "impact": "Die Folgen", "next": "Wie es weitergeht", "overview": "Überblick",
+           "pro": "Die Stärken", "con": "Der Haken", "compare": "Im Vergleich", "verdict": "Das Urteil", "setting": "Der Anfang",
+           "conflict": "Das Problem", "turn": "Der Wendepunkt", "resolution": "Das Ende", "fact": "Der Fakt"},
   "generic": {"what": ["Alles beruht auf ein paar Ideen, die zusammenpassen."], "why": ["Es prägt Ergebnisse, die du jeden Tag siehst."],
               "how": ["Jeder Teil baut auf dem vorherigen auf, und kleine Änderungen am Anfang wirken später stark."],
               "example": ["Ändere nur eine Sache, lass den Rest gleich und beobachte, was sich bewegt."],
@@ -177,7 +247,21 @@ BANKS = {
                        "Lerne von Leuten, die es jeden Tag tun."],
               "prepare": ["Leg alles bereit und nimm dir Zeit."],
               "step": ["Geh es beim ersten Mal langsam an und prüfe das Ergebnis.", "Eins nach dem anderen, und bring jedes zu Ende."],
-              "mistake": ["Wer hier hetzt, macht alles andere zunichte."], "finish": ["prüfe, was du getan hast, und notiere, was du ändern würdest."]},
+              "mistake": ["Wer hier hetzt, macht alles andere zunichte."], "finish": ["prüfe, was du getan hast, und notiere, was du ändern würdest."],
+              "news": ["Die Schlagzeile ist einfach, aber die Details zählen mehr als die Schlagzeile.", "Es ging schnell, und die ersten Meldungen ließen einiges weg."],
+              "context": ["Das kam nicht aus dem Nichts; es baut auf Jahren kleinerer Veränderungen auf.", "Um es zu verstehen, lohnt ein Blick darauf, was vorher geschah."],
+              "impact": ["Wer am nächsten dran ist, spürt es zuerst, alle anderen etwas später.", "Die echte Veränderung steckt in den Details, nicht in der Schlagzeile."],
+              "next": ["Achte auf die nächsten Wochen; dann zeigen sich die Folgen.", "Es wird Nachmeldungen geben; prüfe, was sich wirklich ändert."],
+              "overview": ["Es verspricht viel; die Frage ist, was es im Alltag leistet.", "Auf dem Papier deckt es das Wichtigste ab und noch etwas mehr."],
+              "pro": ["Der Einstieg ist leicht, und die Hauptaufgabe erledigt es gut.", "Verarbeitung und Details sind besser als erwartet."],
+              "con": ["Es ist nicht billig, und im Gebrauch zeigen sich ein paar Schwächen.", "Manche Funktionen wirken unfertig, und das summiert sich."],
+              "compare": ["Die Alternativen kosten weniger, verlangen aber mehr Kompromisse.", "Direkt nebeneinander sind die Unterschiede kleiner, als die Werbung sagt."],
+              "verdict": ["Es lohnt sich, wenn du genau das brauchst; wer Extras will, schaut sich besser um.", "Eine solide Wahl, mit Kompromissen, die du vor dem Kauf kennen solltest."],
+              "setting": ["Es begann leise, mit Menschen, die nicht ahnten, was kommen würde.", "Anfangs wirkte nichts daran besonders."],
+              "conflict": ["Dann tauchte ein Problem auf, das niemand ignorieren konnte.", "Was vorher funktionierte, funktionierte plötzlich nicht mehr."],
+              "turn": ["Eine einzige Entscheidung änderte die Richtung von allem.", "Jemand versuchte einen anderen Weg, und es klappte."],
+              "resolution": ["Was klein begann, veränderte am Ende, wie wir darüber denken.", "Die Lehre überdauerte die Menschen, die sie gelernt hatten."],
+              "fact": ["Die Belege zeigen in die andere Richtung, und zwar eindeutig.", "Sorgfältig gemessen ist der echte Effekt viel kleiner."]},
   "keywords": "Es passt auch zu dem, wonach Leute gerade suchen: {kws}.",
   "bridge": ["Merk dir das.", "Das führt direkt zum nächsten Punkt.", "Einfach, aber wirkungsvoll.", "Das lohnt sich."],
   "cta": ["Wenn dir das geholfen hat, abonniere den Kanal und schreib in die Kommentare, was als Nächstes kommen soll."],
@@ -185,5 +269,545 @@ BANKS = {
   "description": "{Topic}, klar erklärt: {summary}",
   "and": "und",
 },
+"pt": {
+  "title": {"explainer": "{Topic}: explicado em {span}", "listicle": "{Topic}: {n} coisas que você precisa saber", "how-to": "{Topic}: guia passo a passo",
+            "news-recap": "{Topic}: o que aconteceu e por que importa", "review": "{Topic}: uma análise honesta",
+            "story": "{Topic}: a história por trás", "myth-vs-fact": "{Topic}: mitos e verdades", "short": "{Topic} em {span}"},
+  "span_s": "{n} segundos", "span_m": "{n} minutos",
+  "hook": ["Vamos entender {ref}, de forma clara e rápida.", "Aqui está tudo o que importa sobre {ref}, em palavras simples.",
+           "Você já ouviu falar de {ref}. Veja o que quase todo mundo deixa passar."],
+  "hook_question": ["Já se perguntou {ref}? Aqui vai a versão clara.", "Me dá um minuto e você vai entender {ref}."],
+  "hook_card": ["A versão curta", "Em palavras simples", "Direto ao ponto"],
+  "lead": {"what": ["Primeiro, o básico.", "Vamos começar pelo que isso realmente é."],
+           "why": ["Por que você deveria se importar?", "Veja por que isso importa."],
+           "how": ["E como funciona?", "Agora, a mecânica."],
+           "example": ["Imagine um exemplo simples.", "Veja como isso fica na prática."],
+           "detail": ["Um detalhe muda tudo.", "Olhando de perto, você encontra isto."],
+           "myth": ["Um mito comum diz o contrário.", "Aqui está o que muita gente entende errado."],
+           "tip": ["Uma dica prática.", "Experimente isto."],
+           "takeaway": ["E o que fica de tudo isso?", "Juntando tudo."],
+           "item": ["Número {n}.", "Número {n}:"],
+           "prepare": ["Antes de começar, se prepare.", "Primeiro, a preparação."],
+           "step": ["Passo {n}.", "Passo {n}:"],
+           "mistake": ["Cuidado com o erro clássico.", "Evite este erro comum."],
+           "finish": ["Para terminar,", "Por fim,"],
+           "news": ["Veja o que aconteceu.", "Primeiro, a notícia em si."], "context": ["Um pouco de contexto.", "Como chegamos até aqui?"],
+           "impact": ["O que isso muda?", "Veja quem é afetado."], "next": ["E agora?", "O que acompanhar daqui para frente."],
+           "overview": ["Primeiro, o que é.", "Vamos começar pela visão geral."], "pro": ["O que ele faz bem.", "O lado bom."],
+           "con": ["Onde ele deixa a desejar.", "O porém."], "compare": ["Como ele se compara?", "Frente às alternativas,"],
+           "verdict": ["O veredito.", "Então, vale a pena?"], "setting": ["Tudo começa aqui.", "Imagine o cenário."],
+           "conflict": ["Então veio o problema.", "Mas havia um porém."], "turn": ["Então tudo mudou.", "A virada."],
+           "resolution": ["No fim,", "Como terminou."], "fact": ["O fato:", "O que é verdade de fato:"]},
+  "card": {"what": "O básico", "why": "Por que importa", "how": "Como funciona", "example": "Na prática", "detail": "O detalhe-chave",
+           "myth": "Mito ou verdade", "tip": "Dica de ouro", "takeaway": "A conclusão", "item": "Número {n}", "prepare": "Prepare-se",
+           "step": "Passo {n}", "mistake": "Evite isto", "finish": "Para fechar",
+           "news": "A notícia", "context": "O contexto", "impact": "O impacto", "next": "O que vem aí", "overview": "Visão geral",
+           "pro": "O lado bom", "con": "O porém", "compare": "Comparando", "verdict": "O veredito", "setting": "Como começou",
+           "conflict": "O problema", "turn": "A virada", "resolution": "Como terminou", "fact": "O fato"},
+  "generic": {"what": ["Tudo se resume a algumas ideias que se encaixam.", "No fundo, é uma questão de causa e efeito."],
+              "why": ["Isso influencia resultados que você vê todos os dias, muitas vezes sem perceber.", "Acerte isso, e todo o resto fica mais fácil."],
+              "how": ["Cada parte alimenta a seguinte, e pequenas mudanças no início têm grandes efeitos depois.", "Funciona em etapas, e cada etapa se apoia na anterior."],
+              "example": ["Mude uma coisa só, mantenha o resto igual e observe o que muda.", "Compare uma tentativa apressada com uma cuidadosa, e a diferença fica óbvia."],
+              "detail": ["O momento certo importa mais do que a maioria imagina.", "A ordem dos passos importa tanto quanto os próprios passos."],
+              "myth": ["O mito diz que é complicado. Na prática, poucos princípios explicam quase tudo.", "Mais nem sempre é melhor; o equilíbrio vence os extremos."],
+              "tip": ["Mude uma coisa de cada vez, para saber o que fez a diferença.", "Anote o que você fez; a memória é um péssimo caderno de laboratório."],
+              "takeaway": ["Aprenda os princípios, e os detalhes passam a fazer sentido sozinhos.", "Entenda o porquê, e o como vem naturalmente."],
+              "item": ["Comece pelo básico; é ele que sustenta quase tudo.", "Constância vence intensidade, sempre.",
+                       "Meça antes de mudar qualquer coisa.", "Pequenos detalhes se acumulam com o tempo.",
+                       "Faça simples antes de fazer sofisticado.", "A qualidade do que entra decide a qualidade do que sai.",
+                       "Aprenda com quem faz isso todos os dias.", "Saiba a hora de parar."],
+              "prepare": ["Separe o que você precisa e reserve um tempo.", "Organize tudo para que nada te interrompa."],
+              "step": ["Vá com calma na primeira vez e confira o resultado.", "Mantenha simples; aqui, precisão vale mais que velocidade.",
+                       "Faça uma coisa de cada vez e termine antes de passar para a próxima.", "Revise o que fez antes de seguir em frente."],
+              "mistake": ["Ter pressa nesta parte desfaz todo o resto.", "Pular a revisão no final custa caro depois."],
+              "finish": ["revise o que você fez e anote o que mudaria.", "compare o resultado com o ponto de partida."],
+              "news": ["A manchete é simples, mas os detalhes importam mais do que a manchete.", "Tudo aconteceu rápido, e as primeiras notícias deixaram coisas de fora."],
+              "context": ["Isso não surgiu do nada; é fruto de anos de mudanças menores.", "Para entender, vale olhar o que veio antes."],
+              "impact": ["Quem está mais perto sente primeiro, e todo o resto um pouco depois.", "A mudança real está nos detalhes, não na manchete."],
+              "next": ["Fique de olho nas próximas semanas; é aí que as consequências aparecem.", "Espere novidades, e confira o que realmente muda."],
+              "overview": ["Promete muito; a questão é o que entrega no dia a dia.", "No papel, cobre o básico e um pouco mais."],
+              "pro": ["É fácil de começar e faz bem o trabalho principal.", "O acabamento e os detalhes são melhores do que o esperado."],
+              "con": ["Não é barato, e alguns defeitos aparecem com o uso.", "Alguns recursos parecem inacabados, e isso pesa."],
+              "compare": ["As alternativas custam menos, mas exigem mais concessões.", "Lado a lado, as diferenças são menores do que o marketing diz."],
+              "verdict": ["Vale a pena se o trabalho principal é o que você precisa; se quer extras, procure outra opção.", "Uma boa escolha, com prós e contras que você deve conhecer antes de comprar."],
+              "setting": ["Tudo começou discretamente, com pessoas que não faziam ideia do que estava por vir.", "No começo, nada parecia especial."],
+              "conflict": ["Então surgiu um problema que ninguém podia ignorar.", "O que funcionava antes, de repente, parou de funcionar."],
+              "turn": ["Uma decisão mudou o rumo de tudo.", "Alguém tentou um caminho diferente, e deu certo."],
+              "resolution": ["O que começou pequeno acabou mudando a forma como as pessoas pensam sobre isso.", "A lição durou mais do que as pessoas que a aprenderam."],
+              "fact": ["As evidências apontam para o outro lado, e são consistentes.", "Medido com cuidado, o efeito real é bem menor."]},
+  "keywords": "Isso também tem a ver com o que as pessoas estão buscando agora: {kws}.",
+  "bridge": ["Guarde isso.", "Isso prepara a próxima parte.", "Simples, mas poderoso.", "Isso faz diferença rápido.",
+             "É a parte que quase todo mundo pula.", "Vale lembrar."],
+  "cta": ["Se isso ajudou, se inscreva no canal e me conta nos comentários o que eu devo abordar depois.",
+          "Se inscreva para ver mais vídeos assim, e compartilhe com quem precisa."],
+  "cta_card": "Inscreva-se",
+  "description": "{Topic}, explicado com clareza: {summary}",
+  "and": "e",
+},
+"hi": {
+  "title": {"explainer": "{Topic}: {span} में समझिए", "listicle": "{Topic}: {n} बातें जो आपको पता होनी चाहिए", "how-to": "{Topic}: चरण-दर-चरण गाइड",
+            "news-recap": "{Topic}: क्या हुआ और यह क्यों मायने रखता है", "review": "{Topic}: एक ईमानदार समीक्षा",
+            "story": "{Topic}: इसके पीछे की कहानी", "myth-vs-fact": "{Topic}: मिथक और सच", "short": "{span} में {Topic}"},
+  "span_s": "{n} सेकंड", "span_m": "{n} मिनट",
+  "hook": ["आज का विषय है: {ref}। आइए इसे साफ़ और जल्दी समझते हैं।", "विषय: {ref}। जो कुछ मायने रखता है, वह आसान शब्दों में।",
+           "{ref}: इसके बारे में आपने सुना होगा। लेकिन ज़्यादातर लोग एक अहम बात नहीं जानते।"],
+  "hook_question": ["क्या आपने कभी सोचा है कि {ref}? यह रहा आसान जवाब।", "बस एक मिनट दीजिए, और आप समझ जाएँगे कि {ref}।"],
+  "hook_card": ["छोटे में समझिए", "आसान शब्दों में", "सीधी बात"],
+  "lead": {"what": ["सबसे पहले, बुनियादी बात।", "शुरुआत करते हैं कि यह असल में है क्या।"],
+           "why": ["आपको इसकी परवाह क्यों करनी चाहिए?", "यह इसलिए मायने रखता है।"],
+           "how": ["तो यह काम कैसे करता है?", "अब बात करते हैं इसके तरीके की।"],
+           "example": ["एक आसान उदाहरण लीजिए।", "असल ज़िंदगी में यह कुछ ऐसा दिखता है।"],
+           "detail": ["एक बारीकी सब कुछ बदल देती है।", "ध्यान से देखें तो यह बात सामने आती है।"],
+           "myth": ["एक आम मिथक इसे उल्टा बताता है।", "यहाँ ज़्यादातर लोग गलती करते हैं।"],
+           "tip": ["एक काम की सलाह।", "यह आज़माइए।"],
+           "takeaway": ["तो इससे क्या सीख मिलती है?", "अब सब कुछ जोड़कर देखिए।"],
+           "item": ["नंबर {n}।", "नंबर {n}:"],
+           "prepare": ["शुरू करने से पहले तैयारी कर लीजिए।", "पहले, तैयारी।"],
+           "step": ["स्टेप {n}।", "चरण {n}:"],
+           "mistake": ["एक आम गलती से बचिए।", "इस पुरानी गलती से सावधान रहिए।"],
+           "finish": ["आख़िर में,", "अंत में,"],
+           "news": ["यह हुआ है।", "पहले, ख़बर क्या है।"], "context": ["थोड़ी पृष्ठभूमि समझ लेते हैं।", "हम यहाँ तक पहुँचे कैसे?"],
+           "impact": ["इससे क्या बदलेगा?", "इसका असर किस पर पड़ेगा?"], "next": ["आगे क्या होगा?", "अब किन बातों पर नज़र रखें।"],
+           "overview": ["पहले, यह है क्या।", "शुरुआत एक झलक से करते हैं।"], "pro": ["इसमें क्या अच्छा है।", "अच्छी बात यह है।"],
+           "con": ["यह कहाँ कमज़ोर पड़ता है।", "लेकिन एक कमी है।"], "compare": ["दूसरों के मुक़ाबले यह कैसा है?", "विकल्पों से तुलना करें तो,"],
+           "verdict": ["हमारा फ़ैसला।", "तो क्या यह पैसे वसूल है?"], "setting": ["कहानी यहाँ से शुरू होती है।", "पहले माहौल समझिए।"],
+           "conflict": ["फिर एक समस्या आई।", "लेकिन एक मुश्किल थी।"], "turn": ["फिर सब कुछ बदल गया।", "यहीं आया बड़ा मोड़।"],
+           "resolution": ["आख़िरकार,", "अंत कुछ ऐसा हुआ।"], "fact": ["सच यह है:", "असल में सच क्या है:"]},
+  "card": {"what": "बुनियादी बातें", "why": "यह क्यों ज़रूरी है", "how": "यह कैसे काम करता है", "example": "असल में", "detail": "अहम बारीकी",
+           "myth": "मिथक बनाम सच", "tip": "काम की सलाह", "takeaway": "सीख", "item": "नंबर {n}", "prepare": "तैयारी",
+           "step": "स्टेप {n}", "mistake": "इससे बचें", "finish": "आख़िरी कदम",
+           "news": "ख़बर", "context": "पृष्ठभूमि", "impact": "असर", "next": "आगे क्या", "overview": "एक झलक",
+           "pro": "ख़ूबियाँ", "con": "कमियाँ", "compare": "तुलना", "verdict": "फ़ैसला", "setting": "शुरुआत",
+           "conflict": "समस्या", "turn": "मोड़", "resolution": "अंत", "fact": "सच"},
+  "generic": {"what": ["सब कुछ कुछ ऐसे विचारों पर टिका है जो आपस में जुड़े हैं।", "असल में, यह कारण और परिणाम की बात है।"],
+              "why": ["यह उन नतीजों को तय करता है जो आप हर दिन देखते हैं, अक्सर बिना ध्यान दिए।", "इसे सही कर लिया, तो आगे का सब कुछ आसान हो जाता है।"],
+              "how": ["हर हिस्सा अगले को आगे बढ़ाता है, और शुरुआत के छोटे बदलाव बाद में बड़ा असर डालते हैं।", "यह चरणों में होता है, और हर चरण पिछले पर टिका होता है।"],
+              "example": ["सिर्फ़ एक चीज़ बदलिए, बाकी सब वैसा ही रखिए, और देखिए क्या बदलता है।", "जल्दबाज़ी में किया काम और ध्यान से किया काम साथ रखिए, फ़र्क साफ़ दिखेगा।"],
+              "detail": ["सही समय उससे ज़्यादा मायने रखता है जितना लोग सोचते हैं।", "कदमों का क्रम उतना ही ज़रूरी है जितने ख़ुद कदम।"],
+              "myth": ["मिथक कहता है कि यह मुश्किल है। असल में, कुछ सिद्धांत ही ज़्यादातर बात समझा देते हैं।", "ज़्यादा हमेशा बेहतर नहीं होता; संतुलन ही जीतता है।"],
+              "tip": ["एक बार में एक ही चीज़ बदलिए, ताकि पता चले कि फ़र्क किससे पड़ा।", "जो किया, उसे लिख लीजिए; याददाश्त भरोसे लायक नहीं होती।"],
+              "takeaway": ["सिद्धांत समझ लीजिए, बारीकियाँ ख़ुद समझ आ जाएँगी।", "क्यों समझ में आ गया, तो कैसे अपने आप आ जाएगा।"],
+              "item": ["बुनियाद से शुरू कीजिए; सबसे ज़्यादा वज़न उसी का है।", "लगातार मेहनत हमेशा ज़ोरदार मेहनत से आगे रहती है।",
+                       "कुछ भी बदलने से पहले मापिए।", "छोटी-छोटी बातें समय के साथ जुड़ती जाती हैं।",
+                       "चतुराई से पहले सरलता रखिए।", "जो अंदर जाता है, उसी से तय होता है कि बाहर क्या आएगा।",
+                       "उन लोगों से सीखिए जो यह रोज़ करते हैं।", "यह जानिए कि कब रुकना है।"],
+              "prepare": ["जो चाहिए वह जुटा लीजिए और थोड़ा समय निकालिए।", "सब कुछ ऐसे तैयार रखिए कि बीच में कोई रुकावट न आए।"],
+              "step": ["पहली बार आराम से कीजिए और नतीजा जाँचिए।", "इसे सरल रखिए; यहाँ रफ़्तार से ज़्यादा सटीकता मायने रखती है।",
+                       "एक बार में एक काम कीजिए और अगले से पहले उसे पूरा कीजिए।", "आगे बढ़ने से पहले अपना काम जाँच लीजिए।"],
+              "mistake": ["इस हिस्से में जल्दबाज़ी बाकी सब बिगाड़ देती है।", "आख़िर में जाँच छोड़ देना बाद में भारी पड़ता है।"],
+              "finish": ["जो किया उसे दोबारा देखिए और लिखिए कि क्या बदलेंगे।", "नतीजे की तुलना शुरुआत से कीजिए।"],
+              "news": ["सुर्ख़ी आसान है, लेकिन बारीकियाँ सुर्ख़ी से ज़्यादा मायने रखती हैं।", "सब कुछ तेज़ी से हुआ, और शुरुआती ख़बरों में कई बातें छूट गईं।"],
+              "context": ["यह अचानक नहीं हुआ; इसके पीछे सालों के छोटे-छोटे बदलाव हैं।", "इसे समझने के लिए, देखिए कि पहले क्या हुआ था।"],
+              "impact": ["जो सबसे क़रीब हैं, उन्हें असर पहले महसूस होता है, बाकी सबको थोड़ा बाद में।", "असली बदलाव बारीकियों में है, सुर्ख़ी में नहीं।"],
+              "next": ["अगले कुछ हफ़्तों पर नज़र रखिए; नतीजे तभी दिखेंगे।", "आगे और ख़बरें आएँगी; देखिए कि असल में क्या बदलता है।"],
+              "overview": ["यह बहुत कुछ वादा करता है; सवाल यह है कि रोज़मर्रा में यह क्या देता है।", "कागज़ पर, यह ज़रूरी चीज़ें और उससे कुछ ज़्यादा देता है।"],
+              "pro": ["इसे शुरू करना आसान है, और मुख्य काम यह अच्छे से करता है।", "बनावट और बारीकियाँ उम्मीद से बेहतर हैं।"],
+              "con": ["यह सस्ता नहीं है, और इस्तेमाल के साथ कुछ कमियाँ दिखती हैं।", "कुछ फ़ीचर अधूरे लगते हैं, और यह खटकता है।"],
+              "compare": ["विकल्प सस्ते हैं, लेकिन उनमें ज़्यादा समझौते करने पड़ते हैं।", "साथ रखकर देखें तो फ़र्क उतना बड़ा नहीं जितना विज्ञापन बताते हैं।"],
+              "verdict": ["अगर आपको इसका मुख्य काम चाहिए, तो यह सही है; अगर अतिरिक्त चीज़ें चाहिए, तो कुछ और देखिए।", "एक अच्छा विकल्प, लेकिन ख़रीदने से पहले इसकी कमियाँ जान लीजिए।"],
+              "setting": ["शुरुआत चुपचाप हुई, ऐसे लोगों के साथ जिन्हें अंदाज़ा नहीं था कि आगे क्या होने वाला है।", "शुरू में, इसमें कुछ ख़ास नहीं लगता था।"],
+              "conflict": ["फिर एक ऐसी समस्या आई जिसे कोई नज़रअंदाज़ नहीं कर सकता था।", "जो पहले चलता था, वह अचानक बंद हो गया।"],
+              "turn": ["एक फ़ैसले ने सब कुछ की दिशा बदल दी।", "किसी ने अलग तरीका आज़माया, और वह काम कर गया।"],
+              "resolution": ["जो छोटी-सी शुरुआत थी, उसने लोगों की सोच बदल दी।", "वह सीख उन लोगों से भी ज़्यादा समय तक टिकी जिन्होंने उसे सीखा था।"],
+              "fact": ["सबूत दूसरी ओर इशारा करते हैं, और वे लगातार एक जैसे हैं।", "ध्यान से मापें तो असली असर काफ़ी छोटा है।"]},
+  "keywords": "यह उन चीज़ों से भी जुड़ा है जिन्हें लोग अभी खोज रहे हैं: {kws}।",
+  "bridge": ["यह बात याद रखिए।", "इसी से अगला हिस्सा शुरू होता है।", "आसान, लेकिन असरदार।", "इसका असर जल्दी दिखता है।",
+             "यही हिस्सा ज़्यादातर लोग छोड़ देते हैं।", "यह याद रखने लायक बात है।"],
+  "cta": ["अगर यह वीडियो काम का लगा, तो चैनल सब्सक्राइब कीजिए और कमेंट में बताइए कि अगला वीडियो किस पर हो।",
+          "ऐसे और वीडियो के लिए सब्सक्राइब कीजिए, और इसे उनके साथ शेयर कीजिए जिन्हें इसकी ज़रूरत है।"],
+  "cta_card": "सब्सक्राइब करें",
+  "description": "{Topic}, आसान शब्दों में: {summary}",
+  "and": "और",
+},
+"ja": {
+  "title": {"explainer": "{span}でわかる{Topic}", "listicle": "{Topic}：知っておきたいポイント{n}選", "how-to": "{Topic}：手順をわかりやすく解説",
+            "news-recap": "{Topic}：何が起きたのか、なぜ重要なのか", "review": "{Topic}：正直レビュー",
+            "story": "{Topic}：その裏にある物語", "myth-vs-fact": "{Topic}：よくある誤解と本当のこと", "short": "{span}でわかる{Topic}"},
+  "span_s": "{n}秒", "span_m": "{n}分",
+  "hook": ["{ref}について、手短に解説します。", "{ref}の要点を、やさしくまとめます。",
+           "{ref}、実は多くの人が見落としている点があります。"],
+  "hook_question": ["{ref}、考えたことはありますか？わかりやすく説明します。", "少しだけ時間をください。{ref}がよくわかります。"],
+  "hook_card": ["ざっくり解説", "やさしく解説", "要点まとめ"],
+  "lead": {"what": ["まずは基本から。", "そもそも何なのか、から始めましょう。"],
+           "why": ["なぜ気にするべきなのでしょうか。", "これが大事な理由です。"],
+           "how": ["では、どういう仕組みなのでしょうか。", "次に、仕組みを見ていきます。"],
+           "example": ["簡単な例を考えてみましょう。", "実際にはこんな感じです。"],
+           "detail": ["ひとつの細かい点が、すべてを変えます。", "よく見ると、こんなことがわかります。"],
+           "myth": ["よくある誤解は、これを逆にとらえています。", "多くの人が勘違いしている点です。"],
+           "tip": ["実践的なコツです。", "これを試してみてください。"],
+           "takeaway": ["では、何を持ち帰ればいいのでしょうか。", "まとめると、こうなります。"],
+           "item": ["その{n}。", "ポイント{n}。"],
+           "prepare": ["始める前に、準備をしましょう。", "まずは準備です。"],
+           "step": ["ステップ{n}。", "手順{n}。"],
+           "mistake": ["よくある失敗に注意してください。", "この失敗は避けましょう。"],
+           "finish": ["最後に、", "仕上げに、"],
+           "news": ["何が起きたのかを見てみましょう。", "まずはニュースそのものです。"], "context": ["少し背景を説明します。", "なぜこうなったのでしょうか。"],
+           "impact": ["何が変わるのでしょうか。", "影響を受けるのは誰でしょうか。"], "next": ["この先はどうなるのでしょうか。", "これから注目すべき点です。"],
+           "overview": ["まずは、どんなものかを見てみましょう。", "全体像から始めます。"], "pro": ["良いところです。", "優れている点を見てみましょう。"],
+           "con": ["物足りないところもあります。", "ただし、弱点もあります。"], "compare": ["他と比べるとどうでしょうか。", "ほかの選択肢と比べると、"],
+           "verdict": ["結論です。", "では、買う価値はあるのでしょうか。"], "setting": ["物語はここから始まります。", "まずは舞台を思い浮かべてください。"],
+           "conflict": ["そこで問題が起きました。", "しかし、ひとつ問題がありました。"], "turn": ["そこで、すべてが変わりました。", "転機が訪れます。"],
+           "resolution": ["結局、", "こうして物語は終わります。"], "fact": ["事実はこうです。", "本当のところはこうです。"]},
+  "card": {"what": "基本", "why": "なぜ大事か", "how": "仕組み", "example": "具体例", "detail": "重要なポイント",
+           "myth": "誤解と事実", "tip": "プロのコツ", "takeaway": "まとめ", "item": "ポイント{n}", "prepare": "準備",
+           "step": "ステップ{n}", "mistake": "よくある失敗", "finish": "仕上げ",
+           "news": "ニュース", "context": "背景", "impact": "影響", "next": "今後の注目点", "overview": "概要",
+           "pro": "良い点", "con": "弱点", "compare": "比較", "verdict": "結論", "setting": "始まり",
+           "conflict": "問題", "turn": "転機", "resolution": "結末", "fact": "事実"},
+  "generic": {"what": ["結局のところ、いくつかの考え方の組み合わせです。", "本質は、原因と結果の関係にあります。"],
+              "why": ["気づかないうちに、毎日の結果に影響しています。", "ここを押さえれば、その後がずっと楽になります。"],
+              "how": ["それぞれの部分が次につながり、最初の小さな変化が後で大きな差になります。", "段階ごとに進み、どの段階も前の段階の上に成り立っています。"],
+              "example": ["条件をひとつだけ変えて、ほかは同じにして、何が変わるかを見てください。", "急いだ場合と丁寧にやった場合を比べると、違いは一目瞭然です。"],
+              "detail": ["タイミングは、多くの人が思う以上に重要です。", "手順の順番は、手順そのものと同じくらい大切です。"],
+              "myth": ["難しそうに見えますが、実際はいくつかの原則でほとんど説明できます。", "多ければ良いとは限りません。バランスが大切です。"],
+              "tip": ["一度に変えるのはひとつだけにしましょう。何が効いたのかがわかります。", "やったことをメモしておきましょう。記憶はあてになりません。"],
+              "takeaway": ["原則を理解すれば、細かい部分は自然とわかってきます。", "なぜを理解すれば、どうやるかは後からついてきます。"],
+              "item": ["まずは基本から始めましょう。いちばん大事なのは基本です。", "続けることは、がんばりすぎることに勝ります。",
+                       "何かを変える前に、まず測りましょう。", "小さな積み重ねが、やがて大きな差になります。",
+                       "凝る前に、まずシンプルに。", "入れるものの質が、出てくるものの質を決めます。",
+                       "毎日それをやっている人から学びましょう。", "やめどきを知ることも大切です。"],
+              "prepare": ["必要なものをそろえて、時間を確保しましょう。", "途中で邪魔が入らないように準備しておきます。"],
+              "step": ["最初はゆっくり進めて、結果を確認しましょう。", "シンプルに進めましょう。ここではスピードより正確さです。",
+                       "一度にひとつずつ、終わらせてから次に進みます。", "次に進む前に、見直しをしましょう。"],
+              "mistake": ["ここで急ぐと、ほかのすべてが台無しになります。", "最後の確認を飛ばすと、後で苦労します。"],
+              "finish": ["やったことを振り返り、次に変えたい点をメモしましょう。", "始める前と結果を比べてみましょう。"],
+              "news": ["見出しはシンプルですが、大事なのは細かい部分です。", "事態は急に動き、最初の報道では抜けている点もありました。"],
+              "context": ["これは突然起きたわけではありません。長年の小さな変化の積み重ねです。", "理解するには、これまでの流れを見る必要があります。"],
+              "impact": ["いちばん近い人たちがまず影響を受け、ほかの人たちも少し遅れて影響を受けます。", "本当の変化は、見出しではなく細部にあります。"],
+              "next": ["この先数週間に注目してください。影響が見えてくるのはその頃です。", "続報を待ちつつ、実際に何が変わるのかを確かめましょう。"],
+              "overview": ["期待は大きいですが、問題は普段使いで何ができるかです。", "スペック上は、基本をしっかり押さえています。"],
+              "pro": ["すぐに使い始められて、肝心の機能はしっかりこなします。", "作りや細部の仕上げは、期待以上です。"],
+              "con": ["安くはありませんし、使っていると気になる点も出てきます。", "未完成に感じる機能もあり、それが積み重なります。"],
+              "compare": ["ほかの選択肢は安いですが、妥協も多くなります。", "並べてみると、違いは宣伝ほど大きくありません。"],
+              "verdict": ["肝心の機能が必要なら買いです。おまけの機能が欲しいなら、ほかを探しましょう。", "しっかりした選択肢ですが、買う前に長所と短所を知っておきましょう。"],
+              "setting": ["始まりは静かでした。これから何が起きるのか、誰も知りませんでした。", "最初は、特別なものには見えませんでした。"],
+              "conflict": ["そこへ、誰も無視できない問題が現れました。", "それまでうまくいっていたことが、突然うまくいかなくなりました。"],
+              "turn": ["ひとつの決断が、すべての流れを変えました。", "ある人が別のやり方を試し、それがうまくいったのです。"],
+              "resolution": ["小さく始まったことが、人々の考え方を変えることになりました。", "その教訓は、学んだ人たちよりも長く残りました。"],
+              "fact": ["証拠は逆を示していて、しかも一貫しています。", "きちんと測ると、本当の効果はずっと小さいのです。"]},
+  "keywords": "いま多くの人が検索している{kws}とも関係があります。",
+  "bridge": ["覚えておいてください。", "これが次のポイントにつながります。", "シンプルですが、効果は大きいです。", "効果はすぐに積み上がります。",
+             "多くの人が飛ばしてしまう部分です。", "覚えておく価値があります。"],
+  "cta": ["役に立ったら、チャンネル登録をお願いします。次のテーマはコメントで教えてください。",
+          "チャンネル登録して、必要な人にシェアしてください。"],
+  "cta_card": "チャンネル登録",
+  "description": "{Topic}をわかりやすく解説：{summary}",
+  "and": "と",
+},
 }
 LANGUAGES = tuple(BANKS)
+
+# %% ../nbs/04_languages.ipynb #c009
+import re, unicodedata
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+SPACELESS = {"ja"}                               # languages written without spaces between words
+
+def base_lang(lang: str) -> str:
+    "The primary language subtag: 'pt-BR' -> 'pt'."
+    return re.split(r"[-_]", lang.strip())[0].lower()
+
+def count_units(text: str, lang: str) -> int:
+    "Spoken units of `text`: words (with a letter or digit) for spaced languages, characters (no punctuation) for Japanese."
+    if base_lang(lang) in SPACELESS: return sum(1 for c in text if unicodedata.category(c)[0] in "LN")
+    return sum(1 for w in text.split() if any(c.isalnum() for c in w))
+
+_SENTENCE_END = {"ja": r"(?<=[。！？!?])(?![」』）)])\s*|(?<=[。！？!?][」』）)])\s*",
+                 "hi": r"(?<=[।॥!?.])\s+"}
+
+def split_sentences(text: str, lang: str) -> list[str]:
+    "Sentences of `text`: after . ! ? … followed by a space; 。！？ in Japanese (no space needed); । in Hindi."
+    pattern = _SENTENCE_END.get(base_lang(lang), r"(?<=[.!?…])\s+")
+    return [s.strip() for s in re.split(pattern, text.strip()) if s.strip()]
+
+def join_sentences(parts: list[str], lang: str) -> str:
+    "Sentences or clauses joined as the language writes them: with a space, or nothing in Japanese."
+    return ("" if base_lang(lang) in SPACELESS else " ").join(p.strip() for p in parts if p.strip())
+
+def join_list(items: list[str], lang: str) -> str:
+    "'a, b and c' in the language ('a、b、c' in Japanese)."
+    lang = base_lang(lang)
+    if lang in SPACELESS: return "、".join(items)
+    if len(items) < 2: return "".join(items)
+    return ", ".join(items[:-1]) + f" {BANKS.get(lang, BANKS['en'])['and']} " + items[-1]
+
+def short_headline(text: str, lang: str, max_units: int | None = None) -> str:
+    "A card headline from a sentence: its first clause, at most `max_units` units (5 words, or 14 characters in Japanese)."
+    spaceless = base_lang(lang) in SPACELESS
+    clause = re.split(r"[,;:—–.!?…、。！？：；।]", text)[0].strip() or text.strip()
+    if spaceless:
+        return clause[:max_units or 14]
+    return " ".join(clause.split()[:max_units or 5]).rstrip(",;:")
+
+# %% ../nbs/04_languages.ipynb #c011
+QUESTION_WORDS = {
+    "en": {"how", "why", "what", "when", "where", "who", "which"},
+    "es": {"cómo", "por qué", "qué", "cuándo", "dónde", "quién", "cuál", "cuánto"},
+    "fr": {"comment", "pourquoi", "que", "quoi", "quand", "où", "qui", "quel", "quelle", "combien"},
+    "de": {"wie", "warum", "was", "wann", "wo", "wer", "welche", "welcher", "weshalb", "wieso"},
+    "pt": {"como", "por que", "por quê", "o que", "quando", "onde", "quem", "qual", "quanto"},
+    "hi": {"कैसे", "क्यों", "क्या", "कब", "कहाँ", "कौन", "कितना", "कितने"},
+    "ja": {"なぜ", "どう", "どうして", "どうやって", "何", "なに", "いつ", "どこ", "誰", "どれ"},
+}
+ARTICLES = {"en": {"the", "a", "an"}, "es": {"el", "la", "los", "las", "un", "una"}, "fr": {"le", "la", "les", "un", "une", "des", "l'"},
+            "de": {"der", "die", "das", "ein", "eine"}, "pt": {"o", "a", "os", "as", "um", "uma"}}
+
+def is_question_topic(topic: str, lang: str) -> bool:
+    "Whether the topic reads as a question: starts with a question word (Hindi, Japanese: has one anywhere, or ends with か)."
+    lang, t = base_lang(lang), topic.strip().lower().lstrip("¿")
+    words = QUESTION_WORDS.get(lang, set())
+    if lang == "ja": return any(w in t for w in words) or t.rstrip("?？").endswith("か")
+    if lang == "hi": return any(w in t.split() for w in words)
+    return any(t == w or t.startswith(w + " ") for w in words)
+
+def topic_in_sentence(topic: str, lang: str) -> str:
+    "The topic as it reads inside a sentence: its first word lower-cased when it is a question word or an article."
+    lang = base_lang(lang)
+    first, _, rest = topic.strip().partition(" ")
+    lower = first.lower().lstrip("¿")
+    if lower in ARTICLES.get(lang, set()) or any(lower == w.split()[0] for w in QUESTION_WORDS.get(lang, set()) if lang not in ("hi", "ja")):
+        first = first.lower()
+    return first + (" " + rest if rest else "")
+
+# %% ../nbs/04_languages.ipynb #c015
+_HI_0_99 = ("शून्य एक दो तीन चार पाँच छह सात आठ नौ दस ग्यारह बारह तेरह चौदह पंद्रह सोलह सत्रह अठारह उन्नीस बीस इक्कीस बाईस "
+            "तेईस चौबीस पच्चीस छब्बीस सत्ताईस अट्ठाईस उनतीस तीस इकतीस बत्तीस तैंतीस चौंतीस पैंतीस छत्तीस सैंतीस अड़तीस "
+            "उनतालीस चालीस इकतालीस बयालीस तैंतालीस चवालीस पैंतालीस छियालीस सैंतालीस अड़तालीस उनचास पचास इक्यावन बावन "
+            "तिरपन चौवन पचपन छप्पन सत्तावन अट्ठावन उनसठ साठ इकसठ बासठ तिरसठ चौंसठ पैंसठ छियासठ सड़सठ अड़सठ उनहत्तर "
+            "सत्तर इकहत्तर बहत्तर तिहत्तर चौहत्तर पचहत्तर छिहत्तर सतहत्तर अठहत्तर उन्यासी अस्सी इक्यासी बयासी तिरासी "
+            "चौरासी पचासी छियासी सत्तासी अट्ठासी नवासी नब्बे इक्यानवे बानवे तिरानवे चौरानवे पचानवे छियानवे सत्तानवे "
+            "अट्ठानवे निन्यानवे").split()
+_HI_ORDINAL = {1: "पहला", 2: "दूसरा", 3: "तीसरा", 4: "चौथा", 6: "छठा"}
+
+def _hindi_int(n: int) -> str:
+    if n < 100: return _HI_0_99[n]
+    for value, name in ((10 ** 7, "करोड़"), (10 ** 5, "लाख"), (1000, "हज़ार"), (100, "सौ")):
+        if n >= value:
+            q, r = divmod(n, value)
+            return f"{_hindi_int(q)} {name}" + (f" {_hindi_int(r)}" if r else "")
+
+def _int_words(n: int, lang: str, kind: str = "cardinal") -> str:
+    if lang == "hi":
+        if kind == "ordinal": return _HI_ORDINAL.get(n) or _hindi_int(n) + "वाँ"
+        if kind == "year" and 1100 <= n <= 1999 and n % 100: return f"{_HI_0_99[n // 100]} सौ {_HI_0_99[n % 100]}"
+        return _hindi_int(n)
+    from num2words import num2words
+    if kind == "year" and lang not in ("en", "de"): kind = "cardinal"     # es, fr, pt, ja read years as numbers
+    return num2words(n, lang=lang if lang in _LEX else "en", to=kind).replace(",", "")    # "one thousand, two": no pause
+
+# per language: decimal point word, percent, degree (one, many), units {symbol: (one, many)}, currency connector, abbreviations
+_LEX = {
+ "en": dict(point="point", percent="percent", deg=("degree", "degrees"), cents="",
+            units={"°C": ("degree Celsius", "degrees Celsius"), "°F": ("degree Fahrenheit", "degrees Fahrenheit"),
+                   "km": ("kilometer", "kilometers"), "kg": ("kilogram", "kilograms"), "cm": ("centimeter", "centimeters"),
+                   "$": ("dollar", "dollars"), "€": ("euro", "euros"), "£": ("pound", "pounds"), "¥": ("yen", "yen"),
+                   "₹": ("rupee", "rupees"), "R$": ("real", "reais")},
+            abbr={"e.g.": "for example", "i.e.": "that is", "etc.": "et cetera", "vs.": "versus", "Dr.": "Doctor",
+                  "Mr.": "Mister", "Mrs.": "Missus", "approx.": "approximately", "No.": "number"}),
+ "es": dict(point="coma", percent="por ciento", deg=("grado", "grados"), cents="con",
+            units={"°C": ("grado Celsius", "grados Celsius"), "°F": ("grado Fahrenheit", "grados Fahrenheit"),
+                   "km": ("kilómetro", "kilómetros"), "kg": ("kilo", "kilos"), "cm": ("centímetro", "centímetros"),
+                   "$": ("dólar", "dólares"), "€": ("euro", "euros"), "£": ("libra", "libras"), "¥": ("yen", "yenes"),
+                   "₹": ("rupia", "rupias"), "R$": ("real", "reales")},
+            abbr={"p. ej.": "por ejemplo", "etc.": "etcétera", "Sr.": "señor", "Sra.": "señora", "Dr.": "doctor",
+                  "Dra.": "doctora", "aprox.": "aproximadamente", "EE. UU.": "Estados Unidos", "núm.": "número"}),
+ "fr": dict(point="virgule", percent="pour cent", deg=("degré", "degrés"), cents="",
+            units={"°C": ("degré Celsius", "degrés Celsius"), "°F": ("degré Fahrenheit", "degrés Fahrenheit"),
+                   "km": ("kilomètre", "kilomètres"), "kg": ("kilo", "kilos"), "cm": ("centimètre", "centimètres"),
+                   "$": ("dollar", "dollars"), "€": ("euro", "euros"), "£": ("livre", "livres"), "¥": ("yen", "yens"),
+                   "₹": ("roupie", "roupies"), "R$": ("réal", "réaux")},
+            abbr={"p. ex.": "par exemple", "etc.": "et cetera", "c.-à-d.": "c'est-à-dire", "M.": "monsieur",
+                  "Mme": "madame", "Mmes": "mesdames", "Dr": "docteur", "env.": "environ", "n°": "numéro"}),
+ "de": dict(point="Komma", percent="Prozent", deg=("Grad", "Grad"), cents="",
+            units={"°C": ("Grad Celsius", "Grad Celsius"), "°F": ("Grad Fahrenheit", "Grad Fahrenheit"),
+                   "km": ("Kilometer", "Kilometer"), "kg": ("Kilogramm", "Kilogramm"), "cm": ("Zentimeter", "Zentimeter"),
+                   "$": ("Dollar", "Dollar"), "€": ("Euro", "Euro"), "£": ("Pfund", "Pfund"), "¥": ("Yen", "Yen"),
+                   "₹": ("Rupie", "Rupien"), "R$": ("Real", "Real")},
+            abbr={"z. B.": "zum Beispiel", "z.B.": "zum Beispiel", "usw.": "und so weiter", "bzw.": "beziehungsweise",
+                  "d. h.": "das heißt", "d.h.": "das heißt", "ca.": "circa", "Dr.": "Doktor", "Nr.": "Nummer", "inkl.": "inklusive"}),
+ "pt": dict(point="vírgula", percent="por cento", deg=("grau", "graus"), cents="e",
+            units={"°C": ("grau Celsius", "graus Celsius"), "°F": ("grau Fahrenheit", "graus Fahrenheit"),
+                   "km": ("quilômetro", "quilômetros"), "kg": ("quilo", "quilos"), "cm": ("centímetro", "centímetros"),
+                   "$": ("dólar", "dólares"), "€": ("euro", "euros"), "£": ("libra", "libras"), "¥": ("iene", "ienes"),
+                   "₹": ("rupia", "rupias"), "R$": ("real", "reais")},
+            abbr={"p. ex.": "por exemplo", "etc.": "etcétera", "Sr.": "senhor", "Sra.": "senhora", "Dr.": "doutor",
+                  "Dra.": "doutora", "aprox.": "aproximadamente", "nº": "número", "n.º": "número"}),
+ "hi": dict(point="दशमलव", percent="प्रतिशत", deg=("डिग्री", "डिग्री"), cents="",
+            units={"°C": ("डिग्री सेल्सियस", "डिग्री सेल्सियस"), "°F": ("डिग्री फ़ारेनहाइट", "डिग्री फ़ारेनहाइट"),
+                   "km": ("किलोमीटर", "किलोमीटर"), "kg": ("किलो", "किलो"), "cm": ("सेंटीमीटर", "सेंटीमीटर"),
+                   "$": ("डॉलर", "डॉलर"), "€": ("यूरो", "यूरो"), "£": ("पाउंड", "पाउंड"), "¥": ("येन", "येन"),
+                   "₹": ("रुपया", "रुपये"), "R$": ("रियाल", "रियाल")},
+            abbr={"डॉ.": "डॉक्टर", "रु.": "रुपये", "कि.मी.": "किलोमीटर", "वि.": "विक्रम संवत"}),
+ "ja": dict(point="点", percent="パーセント", deg=("度", "度"), cents="",
+            units={"°C": ("度", "度"), "°F": ("華氏度", "華氏度"), "km": ("キロメートル", "キロメートル"), "kg": ("キログラム", "キログラム"),
+                   "cm": ("センチメートル", "センチメートル"), "$": ("ドル", "ドル"), "€": ("ユーロ", "ユーロ"), "£": ("ポンド", "ポンド"),
+                   "¥": ("円", "円"), "₹": ("ルピー", "ルピー"), "R$": ("レアル", "レアル")},
+            abbr={}),
+}
+_ORDINAL_SUFFIX = {"en": r"(?:st|nd|rd|th)\b", "es": r"\.?[ºª]", "pt": r"\.?[ºª]", "fr": r"(?:er|re|ère|e|ème)\b"}
+_COMMA_DECIMAL = {"es", "fr", "de", "pt"}
+_NUM = r"\d+(?:[.,\u00a0\u202f]\d+)*"
+
+@dataclass
+class SpokenText:
+    "Text as the voice reads it, with each replacement: (start, end) in the original and (start, end) in the spoken text."
+    original: str
+    text: str
+    spans: list[tuple[int, int, int, int]] = field(default_factory=list)
+
+    def to_spoken(self, pos: int) -> int:
+        "Where original position `pos` falls in the spoken text (inside a replacement: at its end)."
+        shift = 0
+        for os_, oe, ss, se in self.spans:
+            if pos <= os_: break
+            if pos < oe: return se
+            shift = se - oe
+        return pos + shift
+
+    def spoken(self, start: int, end: int) -> str:
+        "The spoken text of the original characters [start, end) (a replacement belongs to the word it starts in)."
+        return self.text[self.to_spoken(start):self.to_spoken(end)].strip()
+
+def _canonical(num: str, lang: str) -> str | None:
+    "'1.234,5' (es) or '1,234.5' (en) -> '1234.5'; None when it is not one number (a version like 1.2.3)."
+    num = num.replace("\u00a0", "").replace("\u202f", "")
+    group, point = (".", ",") if lang in _COMMA_DECIMAL else (",", ".")
+    digits = r"\d{2,3}" if group == "," else r"\d{3}"          # Indian grouping too: 1,25,000
+    if re.fullmatch(rf"\d{{1,3}}(?:\{group}{digits})+(?:\{point}\d+)?", num): num = num.replace(group, "")
+    num = num.replace(point, ".")
+    if lang in _COMMA_DECIMAL and re.fullmatch(r"\d+\.\d{1,2}", num.replace(",", ".")): num = num.replace(",", ".")
+    return num if re.fullmatch(r"\d+(?:\.\d+)?", num) else None
+
+def say_number(num: str, lang: str, kind: str = "cardinal") -> str:
+    "A number ('.' as the decimal point) spelled out in `lang`; kind: cardinal, ordinal or year."
+    lang = base_lang(lang)
+    whole, _, frac = num.partition(".")
+    sep = "" if lang in SPACELESS else " "
+    if frac:
+        if lang in ("es", "fr", "pt") and len(frac) <= 2 and not frac.startswith("0"): tail = _int_words(int(frac), lang)
+        else: tail = sep.join(_int_words(int(d), lang) for d in frac)
+        return sep.join([_int_words(int(whole), lang), _LEX[lang]["point"], tail])
+    return _int_words(int(whole), lang, kind)
+
+@lru_cache(maxsize=None)
+def _pattern(lang: str) -> re.Pattern:
+    lex = _LEX[lang]
+    cur = "|".join(re.escape(c) for c in sorted(_currencies(lex), key=len, reverse=True))
+    ordinal = _ORDINAL_SUFFIX.get(lang, r"(?!x)x")
+    unit = r"%|°C|°F|°|" + cur + r"|(?:km|kg|cm)(?![A-Za-z])"
+    abbr = "|".join(re.escape(a) for a in sorted(_abbreviations(lang), key=len, reverse=True)) or r"(?!x)x"
+    return re.compile(rf"(?P<cur>{cur})\s?(?P<cnum>{_NUM})"
+                      rf"|(?<![A-Za-z\d])(?P<num>{_NUM})(?:(?P<ord>{ordinal})|\s?(?P<unit>{unit}))?"
+                      rf"|(?<!\w)(?P<abbr>{abbr})(?!\w)")
+
+def _currencies(lex: dict) -> list[str]: return [u for u in lex["units"] if not u.startswith("°") and u not in ("km", "kg", "cm")]
+
+@lru_cache(maxsize=None)
+def _abbreviations(lang: str) -> dict[str, str]:
+    "The language's abbreviations, also capitalised as at the start of a sentence."
+    out = dict(_LEX[lang]["abbr"])
+    for a, said in _LEX[lang]["abbr"].items():
+        if a[:1].islower(): out.setdefault(a[:1].upper() + a[1:], said[:1].upper() + said[1:])
+    return out
+
+def _plural(lex: dict, unit: str, num: str) -> str:
+    one, many = lex["units"][unit] if unit in lex["units"] else lex["deg"]
+    return one if num == "1" else many
+
+def _spell(m: re.Match, lang: str) -> str:
+    lex, sep = _LEX[lang], "" if lang in SPACELESS else " "
+    if m["abbr"]:
+        said = _abbreviations(lang)[m["abbr"]]
+        # "etc." can end a sentence (keep its full stop); titles like "Dr." precede a name
+        ends_sentence = m["abbr"].endswith(".") and (re.match(r"\s*$", m.string[m.end():]) or
+                                                     (m["abbr"][0].islower() and re.match(r"\s+[A-ZÀ-Ý]", m.string[m.end():])))
+        return said + "." if ends_sentence else said
+    raw, unit = (m["cnum"], m["cur"]) if m["cur"] else (m["num"], m["unit"])
+    num = _canonical(raw, lang)
+    if num is None: return f" {lex['point']} ".join(say_number(g, lang) for g in re.split(r"[.,]", raw))
+    if m["ord"]: return say_number(num, lang, "ordinal")[:-1] + "a" if "ª" in m["ord"] else say_number(num, lang, "ordinal")
+    if not unit: return say_number(num, lang, "year" if re.fullmatch(r"1[1-9]\d\d|20\d\d", raw) else "cardinal")
+    if unit == "%": return sep.join([say_number(num, lang), lex["percent"]])
+    whole, _, cents = num.partition(".")
+    if unit in _currencies(lex) and len(cents) == 2 and lang not in ("hi", "ja"):
+        return " ".join(x for x in [say_number(whole, lang), _plural(lex, unit, whole), lex["cents"], say_number(cents.lstrip("0") or "0", lang)] if x)
+    return sep.join([say_number(num, lang), _plural(lex, unit, num)])
+
+def spoken_text(text: str, lang: str) -> SpokenText:
+    "The narration as the voice should read it, with the spans it replaced (see `SpokenText`)."
+    lang = base_lang(lang)
+    if lang not in _LEX: return SpokenText(text, text)
+    out, spans, pos, n = [], [], 0, 0
+    for m in _pattern(lang).finditer(text):
+        said = _spell(m, lang)
+        out.append(text[pos:m.start()]); n += m.start() - pos
+        spans.append((m.start(), m.end(), n, n + len(said)))
+        out.append(said); n += len(said); pos = m.end()
+    out.append(text[pos:])
+    return SpokenText(text, "".join(out), spans)
+
+def normalize_for_tts(text: str, lang: str) -> str:
+    "`text` with numbers, %, °C, currency, units and common abbreviations spelled out in `lang`."
+    return spoken_text(text, lang).text
+
+# %% ../nbs/04_languages.ipynb #c021
+_JA_OPEN, _JA_CLOSE = "「『（(【〈《", "」』）)】〉》、。，．！？!?：:；;…"
+
+@lru_cache(maxsize=1)
+def _kakasi():
+    import pykakasi
+    return pykakasi.kakasi()
+
+def _is_punct(s: str) -> bool: return all(unicodedata.category(c)[0] in "PZS" for c in s)
+def _is_hiragana(s: str) -> bool: return all("\u3041" <= c <= "\u309f" for c in s)
+
+def words_of(text: str, lang: str) -> list[tuple[str, int]]:
+    "Written words of `text` with their character offsets (punctuation stays attached to its word)."
+    if base_lang(lang) not in SPACELESS:
+        return [(m.group(), m.start()) for m in re.finditer(r"\S+", text) if not re.fullmatch(r"[\W_]+", m.group())]
+    words: list[list] = []
+    pending, pos = None, 0
+    for seg in _kakasi().convert(text):
+        at = text.find(seg["orig"], pos)
+        if at < 0: continue
+        pos = at + len(seg["orig"])
+        for m in re.finditer(r"\S+", seg["orig"]):
+            w, off = m.group(), at + m.start()
+            if all(c in _JA_OPEN for c in w): pending = pending or [w, off]; continue
+            if pending: w, off, pending = pending[0] + w, pending[1], None
+            prev = words[-1] if words else None
+            touching = prev is not None and prev[1] + len(prev[0]) == off
+            if prev and touching and (_is_punct(w) or (_is_hiragana(w) and len(w) <= 3 and prev[0][-1] not in _JA_CLOSE)):
+                prev[0] += w
+            elif prev is not None and _is_punct(w): prev[0] += w
+            else: words.append([w, off])
+    if pending: words.append(pending)
+    return [(w, off) for w, off in words if not _is_punct(w)]
+
+def japanese_reading(text: str) -> str:
+    "Hiragana reading of Japanese text for espeak-ng (particles は/へ read わ/え; punctuation kept)."
+    out = []
+    for i, seg in enumerate(_kakasi().convert(text)):
+        hira = seg["hira"]
+        if i and seg["orig"] in ("は", "へ"): hira = {"は": "わ", "へ": "え"}[seg["orig"]]
+        out.append(hira)
+    return "".join(out)
+
+# %% ../nbs/04_languages.ipynb #c024
+SCRIPT_FONTS = {"devanagari": "Noto Sans Devanagari", "cjk": "Noto Sans CJK JP"}
+LANG_SCRIPT = {"hi": "devanagari", "ja": "cjk"}
+
+def writing_system(text: str) -> str:
+    "'cjk', 'devanagari' or 'latin': the script the text needs a font for."
+    if re.search(r"[\u3040-\u30ff\u3400-\u9fff\uff00-\uffef]", text): return "cjk"
+    if re.search(r"[\u0900-\u097f]", text): return "devanagari"
+    return "latin"
+
+def script_font(lang: str) -> str | None:
+    "The Noto family for a language not written in Latin script (None: use the configured Latin fonts)."
+    return SCRIPT_FONTS.get(LANG_SCRIPT.get(base_lang(lang), ""))
+
+def font_for_text(text: str, latin_family: str) -> str:
+    "The family to draw `text` with: its script's Noto font, or `latin_family` for Latin text."
+    return SCRIPT_FONTS.get(writing_system(text), latin_family)

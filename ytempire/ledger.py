@@ -4,17 +4,20 @@
 
 # %% ../nbs/03_ledger.ipynb #c003
 from __future__ import annotations
-import sqlite3, time
+import email.utils, sqlite3, time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 import pandas as pd
-from .config import Settings, ConfigError, DiskFullError
+from .config import Settings, ConfigError, DiskFullError, get_logger
 from .schemas import CostRecord
 
 # %% auto #0
-__all__ = ['Ledger', 'timed_call']
+__all__ = ['RETRYABLE', 'FREE', 'METRICS', 'T', 'Ledger', 'retry_after', 'classify', 'timed_call', 'Price', 'price_of',
+           'ProviderSkipped', 'QuotaExceeded', 'BudgetExceeded', 'Metrics', 'Guard', 'RetryPolicy', 'call_with_retries',
+           'costs_table']
 
 # %% ../nbs/03_ledger.ipynb #c005
 _SCHEMA = """
@@ -84,13 +87,40 @@ class Ledger:
             return db.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM calls WHERE run_id = ?", (run_id,)).fetchone()[0]
 
     def usage(self, provider: str, day: date | None = None) -> float:
-        "Units used by `provider` on `day` (UTC, default today) in successful calls."
+        "Units used by `provider` on `day` (UTC, default today) in calls that reached it and were billed."
         day = day or datetime.now(timezone.utc).date()
         with self._db() as db:
             return db.execute("SELECT COALESCE(SUM(units), 0) FROM calls WHERE provider = ? AND day = ? AND outcome = 'ok'",
                               (provider, day.isoformat())).fetchone()[0]
 
 # %% ../nbs/03_ledger.ipynb #c007
+def retry_after(e: BaseException) -> float | None:
+    "Seconds the server asked to wait (Retry-After / retry-after-ms), if it did."
+    headers = getattr(getattr(e, "response", None), "headers", None)
+    if not headers: return None
+    if headers.get("retry-after-ms"):
+        try: return float(headers["retry-after-ms"]) / 1000
+        except ValueError: pass
+    ra = headers.get("retry-after")
+    if not ra: return None
+    try: return max(0.0, float(ra))
+    except ValueError:
+        try: return max(0.0, email.utils.parsedate_to_datetime(ra).timestamp() - time.time())
+        except (TypeError, ValueError): return None
+
+def classify(e: BaseException) -> str:
+    "The ledger outcome for an exception: rate_limited, timeout, server_error, connection, malformed or error."
+    name, status = type(e).__name__, getattr(e, "status_code", None)
+    if status == 429 or "RateLimit" in name: return "rate_limited"
+    if "Timeout" in name or isinstance(e, TimeoutError): return "timeout"
+    if isinstance(status, int) and status >= 500: return "server_error"
+    if "Connection" in name or isinstance(e, ConnectionError): return "connection"
+    if "ResponseValidation" in name or "JSONDecode" in name or isinstance(e, ValueError) and "JSON" in str(e): return "malformed"
+    return "error"
+
+RETRYABLE = {"rate_limited", "timeout", "server_error", "connection", "malformed"}
+
+# %% ../nbs/03_ledger.ipynb #c009
 @contextmanager
 def timed_call(ledger: Ledger | None, run_id: str, rec: CostRecord) -> Iterator[CostRecord]:
     "Time the body, then record `rec` (its units/cost filled in by the body) with outcome ok or error."
@@ -98,8 +128,180 @@ def timed_call(ledger: Ledger | None, run_id: str, rec: CostRecord) -> Iterator[
     try:
         yield rec
     except Exception as e:
-        rec.outcome, rec.error = "error", f"{e.__class__.__name__}: {e}"[:500]
+        rec.outcome, rec.error = classify(e), f"{e.__class__.__name__}: {e}"[:500]
         raise
     finally:
         rec.latency_s = round(time.perf_counter() - t0, 4)
         if ledger is not None: ledger.record(rec, run_id)
+
+# %% ../nbs/03_ledger.ipynb #c012
+@dataclass(frozen=True)
+class Price:
+    "USD per 1M input units and per 1M output units (or per unit for images: `per_unit`)."
+    input: float
+    output: float = 0.0
+    per_unit: bool = False
+
+    def cost(self, units_in: float, units_out: float = 0.0) -> float:
+        if self.per_unit: return round(self.input * units_in, 6)
+        return round((self.input * units_in + self.output * units_out) / 1e6, 6)
+
+FREE = Price(0.0, 0.0)
+
+def price_of(settings: Settings, provider: str, model: str, per_unit: bool = False) -> Price:
+    "The listed price of `provider/model`; free providers (listed as `provider = 0`) cost nothing."
+    table = settings.section("prices")
+    raw = table.get(f"{provider}/{model}".lower(), table.get(provider.lower()))
+    if raw is None:
+        raise ConfigError(f"no price for {provider}/{model} in [prices]; add '{provider}/{model} = IN, OUT' (USD per 1M units, "
+                          f"from the provider's price list) to your config")
+    try: nums = [float(x) for x in raw.split(",")]
+    except ValueError: raise ConfigError(f"[prices] {provider}/{model} = {raw!r} is not numbers; write it as IN, OUT in USD") from None
+    return Price(nums[0], nums[1] if len(nums) > 1 else 0.0, per_unit)
+
+# %% ../nbs/03_ledger.ipynb #c015
+class ProviderSkipped(Exception):
+    "A call refused before any request (quota, budget); the next provider serves."
+    outcome = "skipped"
+
+class QuotaExceeded(ProviderSkipped): outcome = "quota"
+class BudgetExceeded(ProviderSkipped): outcome = "budget"
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, write_to_textfile
+
+class Metrics:
+    "Prometheus metrics of provider calls, spend, quotas and alerts."
+    def __init__(self):
+        self.registry = r = CollectorRegistry()
+        self.calls = Counter("ytempire_provider_calls", "Provider calls by outcome", ["provider", "capability", "outcome"], registry=r)
+        self.cost = Counter("ytempire_provider_cost_usd", "USD spent per provider", ["provider"], registry=r)
+        self.units = Counter("ytempire_provider_units", "Units billed per provider", ["provider", "unit"], registry=r)
+        self.latency = Histogram("ytempire_provider_latency_seconds", "Provider call latency", ["provider"], registry=r,
+                                 buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 120))
+        self.quota_ratio = Gauge("ytempire_quota_used_ratio", "Share of today's quota used", ["provider"], registry=r)
+        self.budget_ratio = Gauge("ytempire_run_budget_used_ratio", "Share of the run's budget spent", ["run_id"], registry=r)
+        self.alerts = Counter("ytempire_alerts", "Alerts raised (quota or budget over the alert ratio)", ["kind", "provider"], registry=r)
+
+    def observe(self, rec: CostRecord):
+        self.calls.labels(rec.provider, rec.capability, rec.outcome).inc()
+        if rec.cost_usd: self.cost.labels(rec.provider).inc(rec.cost_usd)
+        if rec.units: self.units.labels(rec.provider, rec.unit).inc(rec.units)
+        if rec.latency_s: self.latency.labels(rec.provider).observe(rec.latency_s)
+
+    def write(self, path: str | Path):
+        "Write the text exposition format (atomically: prometheus_client writes a temp file and renames it)."
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        write_to_textfile(str(path), self.registry)
+
+METRICS = Metrics()
+
+class Guard:
+    "Quota and budget checks before paid calls, alerts after them, for one run."
+    def __init__(self, ledger: Ledger | None, settings: Settings, run_id: str = "-", budget: float | None = None,
+                 metrics: Metrics | None = None):
+        self.ledger, self.settings, self.run_id = ledger, settings, run_id
+        self.budget = settings.getfloat("run", "budget") if budget is None else budget
+        self.alert_ratio = settings.getfloat("quotas", "alert_ratio")
+        self.metrics = metrics or METRICS
+        self.alerts: list[str] = []
+        self.log = get_logger("ytempire.ledger", run_id)
+
+    def quota(self, provider: str) -> float:
+        "Units per UTC day for `provider` (0 or absent: no limit)."
+        q = self.settings.section("quotas").get(provider.lower())
+        try: return float(q) if q else 0.0
+        except ValueError: raise ConfigError(f"[quotas] {provider} = {q!r} is not a number; set units per day, or 0 for no limit") from None
+
+    def _alert(self, kind: str, provider: str, msg: str):
+        if msg in self.alerts: return
+        self.alerts.append(msg)
+        self.metrics.alerts.labels(kind, provider).inc()
+        self.log.warning("alert: %s", msg)
+
+    def check(self, rec: CostRecord, est_units: float, est_cost: float):
+        "Raise QuotaExceeded/BudgetExceeded (and record the refusal) if this call could pass a limit; alert near one."
+        used = self.ledger.usage(rec.provider) if self.ledger else 0.0
+        spent = self.ledger.spend(self.run_id) if self.ledger else 0.0
+        quota = self.quota(rec.provider)
+        if quota and used + est_units > quota:
+            self._refuse(rec, QuotaExceeded(f"{rec.provider} daily quota: {used:,.0f} of {quota:,.0f} {rec.unit} used today, "
+                                            f"this call may need {est_units:,.0f}; raise [quotas] {rec.provider} or wait for tomorrow (UTC)"))
+        if est_cost > 0 and spent + est_cost > self.budget:
+            self._refuse(rec, BudgetExceeded(f"run budget: ${spent:.4f} of ${self.budget:.2f} spent, this call may cost up to "
+                                             f"${est_cost:.4f}; raise --budget"))
+
+    def _refuse(self, rec: CostRecord, e: ProviderSkipped):
+        r = rec.model_copy(update={"outcome": e.outcome, "error": str(e)[:500], "units": 0, "cost_usd": 0.0})
+        if self.ledger: self.ledger.record(r, self.run_id)
+        self.metrics.observe(r)
+        raise e
+
+    def after(self, rec: CostRecord):
+        "Update metrics and raise alerts once a call is recorded."
+        self.metrics.observe(rec)
+        quota = self.quota(rec.provider)
+        if quota and self.ledger:
+            ratio = self.ledger.usage(rec.provider) / quota
+            self.metrics.quota_ratio.labels(rec.provider).set(ratio)
+            if ratio >= self.alert_ratio:
+                self._alert("quota", rec.provider, f"{rec.provider} has used {ratio:.0%} of its daily quota ({quota:,.0f} {rec.unit})")
+        if self.budget > 0 and self.ledger:
+            ratio = self.ledger.spend(self.run_id) / self.budget
+            self.metrics.budget_ratio.labels(self.run_id).set(ratio)
+            if ratio >= self.alert_ratio:
+                self._alert("budget", rec.provider, f"run {self.run_id} has spent {ratio:.0%} of its ${self.budget:.2f} budget")
+
+# %% ../nbs/03_ledger.ipynb #c017
+@dataclass
+class RetryPolicy:
+    attempts: int = 3
+    max_seconds: float = 45.0
+    max_wait: float = 20.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "RetryPolicy":
+        return cls(settings.getint("retry", "attempts"), settings.getfloat("retry", "max_seconds"), settings.getfloat("retry", "max_wait"))
+
+T = TypeVar("T")
+
+def call_with_retries(fn: Callable[[CostRecord], T], rec: CostRecord, policy: RetryPolicy, ledger: Ledger | None = None,
+                      run_id: str = "-", guard: Guard | None = None) -> T:
+    """Call `fn(rec)` (it fills in units and cost) with retries; every attempt is recorded in the ledger.
+    Raises the last exception when retries are exhausted or the failure is not transient."""
+    import tenacity
+    t0 = time.monotonic()
+    def wait(state: tenacity.RetryCallState) -> float:
+        ra = retry_after(state.outcome.exception())
+        return ra if ra is not None else tenacity.wait_exponential_jitter(initial=0.5, max=8)(state)
+    def stop(state: tenacity.RetryCallState) -> bool:
+        if state.attempt_number >= policy.attempts: return True
+        ra = retry_after(state.outcome.exception())
+        elapsed = time.monotonic() - t0
+        return ra is not None and (ra > policy.max_wait or elapsed + ra > policy.max_seconds) or elapsed > policy.max_seconds
+    def attempt() -> T:
+        r = rec.model_copy()
+        try:
+            with timed_call(ledger, run_id, r): return fn(r)
+        finally:
+            if guard: guard.after(r)
+    retrying = tenacity.Retrying(retry=tenacity.retry_if_exception(lambda e: classify(e) in RETRYABLE), wait=wait, stop=stop,
+                                 reraise=True, sleep=time.sleep)
+    return retrying(attempt)
+
+# %% ../nbs/03_ledger.ipynb #c023
+def costs_table(ledger: Ledger, settings: Settings, since: date | None = None) -> pd.DataFrame:
+    "Calls, failures, refusals, units, USD and share of the daily quota, per day and provider."
+    df = ledger.calls(since=since)
+    cols = ["day", "provider", "calls", "ok", "failed", "refused", "units", "unit", "usd", "quota", "quota_used"]
+    if df.empty: return pd.DataFrame(columns=cols)
+    df["ok"] = df.outcome.eq("ok")
+    df["refused"] = df.outcome.isin(["quota", "budget"])
+    df["failed"] = ~df.ok & ~df.refused
+    g = df.groupby(["day", "provider"], as_index=False).agg(calls=("id", "size"), ok=("ok", "sum"), failed=("failed", "sum"),
+                                                           refused=("refused", "sum"), units=("units", "sum"),
+                                                           unit=("unit", lambda u: next((x for x in u if x), "")), usd=("cost_usd", "sum"))
+    guard = Guard(None, settings)
+    g["quota"] = [guard.quota(p) for p in g.provider]
+    g["quota_used"] = [f"{u / q:.0%}" if q else "-" for u, q in zip(g.units, g.quota)]
+    g["usd"] = g.usd.round(4)
+    return g[cols].sort_values(["day", "provider"], ascending=[False, True]).reset_index(drop=True)

@@ -14,9 +14,9 @@ from .config import Settings, InputError, find_tool, offline_env, get_logger, Re
 from .schemas import (Brief, TrendReport, Script, QualityReport, Narration, AudioMix, Subtitles, Video, Thumbnails,
                               RunRecord, StageRun, CostRecord)
 from .store import RunDir, check_writable, copy_file, write_json
-from .ledger import Ledger
+from .ledger import Ledger, Guard
 from .trends import research_trends
-from .scripts import write_script, check_script_inputs
+from .scripts import write_script, check_script_inputs, youtube_metadata, provider_chain
 from .quality import score_script, enforce_gate
 from .voice import narrate, check_voice_inputs
 from .audio import master_audio
@@ -70,9 +70,11 @@ class RunParts:
     video: Video | None = None
     thumbnails: Thumbnails | None = None
 
-def run_stages(run: RunDir, brief: Brief, settings: Settings, ledger: Ledger, progress: bool, log) -> tuple[RunParts, list[StageRun]]:
+def run_stages(run: RunDir, brief: Brief, settings: Settings, ledger: Ledger, progress: bool, log,
+               guard: Guard | None = None) -> tuple[RunParts, list[StageRun]]:
     "Run (or reuse) every stage; returns their outputs and how each went."
     p, timings, rid = RunParts(), [], run.run_id
+    guard = guard or Guard(ledger, settings, rid)
     def stage(field, fn, inputs, sections, provider=lambda r: ""):
         name, out_type = PARTS[field]
         result, seconds, cached = run.run_stage(name, fn, inputs, settings, sections, out_type)
@@ -81,7 +83,10 @@ def run_stages(run: RunDir, brief: Brief, settings: Settings, ledger: Ledger, pr
         setattr(p, field, result)
         return result
     stage("trends", research_trends, (brief,), ("trends",), lambda r: "trending-csv")
-    stage("script", partial(write_script, ledger=ledger, run_id=rid), (brief, p.trends), ("text", "voice"), lambda r: r.provider)
+    # the resolved writer chain (which keys are set) is part of the script stage's input: a new key writes anew
+    chained = brief.model_copy(update={"providers": {**brief.providers, "text": provider_chain(brief, settings)}})
+    stage("script", partial(write_script, ledger=ledger, run_id=rid, guard=guard), (chained, p.trends),
+          ("text", "voice", "channel", "retry", "quotas", "prices"), lambda r: r.provider)
     stage("quality", score_script, (p.script, brief), ("quality", "text", "voice"))
     enforce_gate(p.quality, settings, log)
     stage("narration", partial(narrate, ledger=ledger, run_id=rid), (p.script, brief), ("voice",), lambda r: f"{r.provider}:{r.voice}")
@@ -98,7 +103,8 @@ def publish(run: RunDir, p: RunParts) -> dict[str, Path]:
     out = {"video": copy_file(p.video.path, run.path("video.mp4")),
            "subtitles": copy_file(p.subtitles.srt, run.path("subtitles.srt")),
            "subtitles_ass": copy_file(p.subtitles.ass, run.path("subtitles.ass")),
-           "thumbnail": copy_file(p.thumbnails.variants[p.thumbnails.chosen].path, run.path("thumbnail.png"))}
+           "thumbnail": copy_file(p.thumbnails.variants[p.thumbnails.chosen].path, run.path("thumbnail.png")),
+           "metadata": write_json(run.path("metadata.json"), youtube_metadata(p.script, p.narration))}
     for v in p.thumbnails.variants: copy_file(v.path, run.path(f"thumbnails/{v.path.name}"))
     return out
 
@@ -119,7 +125,7 @@ def run_metrics(p: RunParts, timings: list[StageRun], brief: Brief) -> dict[str,
 
 def run_warnings(p: RunParts, brief: Brief) -> list[str]:
     "Things a person should know about a finished run."
-    out = []
+    out = list(p.script.warnings)
     miss = (p.video.duration - brief.duration) / brief.duration
     if abs(miss) > 0.10:
         if miss < 0 and p.script.provider == "offline-template":
@@ -144,16 +150,24 @@ def make_video(brief: Brief, settings: Settings, out: str | Path | None = None, 
     if root.level == logging.NOTSET or root.level > logging.INFO: root.setLevel(logging.INFO)
     try:
         ledger = Ledger.from_settings(settings)
+        guard = Guard(ledger, settings, run.run_id)
         t0 = time.perf_counter()
-        parts, timings = run_stages(run, brief, settings, ledger, progress, log)
+        parts, timings = run_stages(run, brief, settings, ledger, progress, log, guard)
         outputs = publish(run, parts)
         costs = [CostRecord(**{k: r[k] for k in CostRecord.model_fields}) for r in ledger.calls(run_id=run.run_id).to_dict("records")]
         record = RunRecord(run_id=run.run_id, version=ytempire.__version__, brief=brief, stages=timings, costs=costs,
+                           fallbacks=parts.script.fallbacks,
                            providers={"text": parts.script.provider, "voice": f"{parts.narration.provider}:{parts.narration.voice}",
                                       "music": "fluidsynth-fluidr3", "thumbnails": "local-composer", "encoder": parts.video.encoder},
                            quality=parts.quality, metrics=run_metrics(parts, timings, brief), outputs=outputs,
-                           warnings=run_warnings(parts, brief))
+                           warnings=run_warnings(parts, brief) + [a for a in guard.alerts if f"alert: {a}" not in parts.script.warnings])
         for w in record.warnings: log.warning(w)
+        record.metrics["run.cost_usd"] = record.total_cost
+        record.metrics["run.fallbacks"] = len(record.fallbacks)
+        guard.metrics.budget_ratio.labels(run.run_id).set(record.total_cost / guard.budget if guard.budget else 0.0)
+        record.outputs["metrics"] = run.path("metrics.prom")
+        guard.metrics.write(run.path("metrics.prom"))
+        if settings.get("paths", "prometheus_textfile"): guard.metrics.write(Path(settings.get("paths", "prometheus_textfile")).expanduser())
         with Tracker(settings, run.run_id, tags={"template": brief.template, "language": brief.language, "aspect": brief.aspect,
                                                  "cached_stages": sum(t.cached for t in timings)}) as tr:
             record.mlflow_run_id, record.wandb_run_path = tr.mlflow_run_id, tr.wandb_run_path

@@ -10,10 +10,11 @@ from jinja2 import Environment
 from .config import Settings, redact
 from .schemas import RunRecord
 from .store import write_text
-from .sync import chapters, timestamp
+from .sync import timestamp
+from .scripts import description_with_chapters
 
 # %% auto #0
-__all__ = ['TEMPLATE', 'data_uri', 'description_with_chapters', 'render_report', 'write_report']
+__all__ = ['TEMPLATE', 'data_uri', 'render_report', 'write_report']
 
 # %% ../nbs/52_report.ipynb #c005
 TEMPLATE = r"""<!doctype html>
@@ -112,13 +113,6 @@ footer{color:var(--muted);font-size:12px;text-align:center;margin-top:24px}
 def data_uri(path: Path, mime: str) -> str:
     "The file as a base64 data URI."
     return f"data:{mime};base64," + base64.b64encode(Path(path).read_bytes()).decode()
-
-def description_with_chapters(script, narration) -> str:
-    "The video description followed by chapter timestamps (when the video is long enough for them)."
-    starts = [s for s, _ in narration.scene_spans]
-    ch = chapters([sc.on_screen for sc in script.scenes], starts, narration.duration)
-    lines = [script.description, ""] + [f"{timestamp(t)} {title}" for t, title in ch]
-    return "\n".join(lines + ([""] if ch else []) + [" ".join(script.hashtags)]).strip()
 
 def render_report(record: RunRecord, parts, settings: Settings) -> str:
     "The report as an HTML string."

@@ -14,9 +14,9 @@ from .config import InputError
 
 # %% auto #0
 __all__ = ['RunPath', 'ASPECTS', 'MAX_TOPIC_CHARS', 'MIN_DURATION', 'MAX_DURATION', 'Model', 'Brief', 'validation_message',
-           'TrendReport', 'Scene', 'Script', 'QualityPart', 'QualityReport', 'Word', 'Narration', 'AudioMix', 'Cue',
-           'Subtitles', 'Shot', 'TimedImage', 'CaptionTrack', 'AudioTrack', 'OutputFormat', 'Timeline', 'Video',
-           'Thumbnail', 'Thumbnails', 'StageRun', 'CostRecord', 'Fallback', 'RunRecord']
+           'TrendReport', 'Scene', 'Fallback', 'Script', 'QualityPart', 'QualityReport', 'Word', 'Narration',
+           'AudioMix', 'Cue', 'Subtitles', 'Shot', 'TimedImage', 'CaptionTrack', 'AudioTrack', 'OutputFormat',
+           'Timeline', 'Video', 'Thumbnail', 'Thumbnails', 'StageRun', 'CostRecord', 'RunRecord']
 
 # %% ../nbs/01_schemas.ipynb #c006
 def _root(info) -> Path | None:
@@ -58,6 +58,8 @@ class Brief(Model):
     brand: Optional[str] = None              # channel or brand name shown on cards and thumbnails
     notes: str = ""                          # the user's own notes: bullets or a draft
     providers: dict[str, list[str]] = {}     # per-capability provider override, e.g. {"text": ["offline"]}
+    keywords: list[str] = []                 # trending or target keywords to work in; the first is the primary keyword
+    related_titles: list[str] = []           # titles of related videos doing well now (trend context for the prompt)
 
     @field_validator("topic")
     @classmethod
@@ -126,6 +128,13 @@ class Scene(Model):
     kind: Literal["hook", "point", "cta"] = "point"
     duration: Optional[float] = None  # seconds, once known from the narration
 
+class Fallback(Model):
+    "A provider that failed and the one that served instead."
+    capability: str
+    failed: str
+    served_by: str
+    reason: str
+
 class Script(Model):
     "A complete video script."
     title: str
@@ -139,12 +148,17 @@ class Script(Model):
     template: str = "explainer"
     provider: str                     # which writer produced it, e.g. offline-template
     model: str = ""
-    prompt_version: str = ""
+    prompt_version: str = ""          # template@version of the prompt (and rules) it was written with
+    fallbacks: list[Fallback] = []    # providers that failed before this one served
+    warnings: list[str] = []          # rule checks it did not fully meet, alerts raised while writing it
 
     @property
     def narration(self) -> str: return " ".join(s.narration for s in self.scenes)
     @property
-    def words(self) -> int: return len(self.narration.split())
+    def words(self) -> int:
+        "Spoken units of the narration: words, or characters for Japanese (see 04_languages.count_units)."
+        from ytempire.languages import count_units
+        return count_units(self.narration, self.language)
 
 # %% ../nbs/01_schemas.ipynb #c014
 class QualityPart(Model):
@@ -302,13 +316,6 @@ class CostRecord(Model):
     latency_s: float = 0.0
     outcome: str = "ok"                       # ok, error, rate_limited, timeout, quota
     error: str = ""
-
-class Fallback(Model):
-    "A provider that failed and the one that served instead."
-    capability: str
-    failed: str
-    served_by: str
-    reason: str
 
 class RunRecord(Model):
     "Everything about one run: what was asked, what happened, where the outputs are."

@@ -5,16 +5,22 @@ notes and trending keywords."""
 
 # %% ../nbs/11_scripts.ipynb #c003
 from __future__ import annotations
-import hashlib, random, re
+import hashlib, json, random, re
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
-from .config import Settings, InputError, StageError
+from typing import Literal, Protocol
+from .config import Settings, InputError, StageError, get_logger
 from .schemas import Brief, Scene, Script, TrendReport
-from .languages import BANKS, LANGUAGES
+from .languages import BANKS, LANGUAGES, SPACELESS, count_units
 
 # %% auto #0
-__all__ = ['TEMPLATES', 'WRITERS', 'TextGenerator', 'parse_notes', 'speaking_rate', 'word_budget', 'topic_in_sentence',
-           'OfflineTemplateWriter', 'text_generators', 'check_script_inputs', 'write_script']
+__all__ = ['TEMPLATES', 'PROMPTS', 'DEFAULT_VERSION', 'LANGUAGE_NAMES', 'DRAFT_SCHEMA', 'SYSTEM_PROMPT', 'USER_PROMPT', 'WRITERS',
+           'TextGenerator', 'parse_notes', 'Rules', 'PromptTemplate', 'prompt_template', 'ChannelProfile',
+           'apply_brand_terms', 'profile_problems', 'speaking_rate', 'word_budget', 'topic_in_sentence',
+           'OfflineTemplateWriter', 'check_script', 'DraftScene', 'Draft', 'build_prompt', 'draft_to_script',
+           'InvalidOutput', 'LLMWriter', 'OpenAIWriter', 'LocalWriter', 'AnthropicWriter', 'tags_chars', 'optimise_seo',
+           'description_with_chapters', 'youtube_metadata', 'provider_chain', 'text_generators', 'check_script_inputs',
+           'write_script']
 
 # %% ../nbs/11_scripts.ipynb #c006
 class TextGenerator(Protocol):
@@ -63,19 +69,113 @@ TEMPLATES = {
     "short":        ["detail", "tip", "takeaway"],
 }
 
-# %% ../nbs/11_scripts.ipynb #c013
+@dataclass(frozen=True)
+class Rules:
+    "Structure rules of a template version, checked after generation."
+    scene_seconds: float = 6.5        # average scene length: sets the planned scene count
+    hook_max_words: int = 25          # the hook is heard within the first ~5-8 s
+    hook_style: str = "statement"     # statement or question (the offline writer follows it; the prompt asks for it)
+    length_tolerance: float = 0.15    # narration units within ±15 % of duration × speaking rate
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    name: str
+    version: str
+    label: str                        # what the video type is, for the prompt
+    guide: str                        # Jinja2: template-specific instructions
+    rules: Rules = Rules()
+    @property
+    def id(self) -> str: return f"{self.name}@{self.version}"
+
+_GUIDES = {
+ "explainer": ("explainer", "Explain {{ topic }} so that a newcomer understands it. Go from what it is, to why it matters, to how it "
+               "works, with one concrete example and one common misconception corrected. End with the takeaway."),
+ "listicle": ("top-N list", "A numbered list about {{ topic }}: {{ scenes - 2 }} items, each scene one item with one concrete reason "
+              "or example. Put the number in the on-screen text (\"#1 ...\"). Keep the best item for last."),
+ "how-to": ("how-to guide", "A step-by-step guide to {{ topic }}: what to prepare, the steps in order (one a scene, imperative "
+            "voice), the classic mistake to avoid, and how to check the result."),
+ "news-recap": ("news recap", "A neutral recap of {{ topic }}: what happened, the context, who it affects, and what to watch next. "
+                "Attribute claims; never invent numbers, names or dates; if details are uncertain, say so."),
+ "review": ("product review / comparison", "A fair review of {{ topic }}: what it is, what it does well, where it falls short, "
+            "how it compares with the alternatives, and a clear verdict saying who should buy it and who should not."),
+ "story": ("story / documentary", "Tell {{ topic }} as a story: setting, the problem or conflict, the turning point, and the "
+           "resolution, with concrete scenes and people; end with what it means today."),
+ "myth-vs-fact": ("myth vs fact", "Take {{ (scenes - 2) // 2 }} popular myths about {{ topic }}. For each, one scene states the myth "
+                  "(on-screen: \"Myth: ...\") and the next scene the fact with the reason (on-screen: \"Fact: ...\")."),
+ "short": ("hook-first vertical Short", "A YouTube Short about {{ topic }}: the first sentence must stop the scroll (a surprising "
+           "claim or question), then fast, punchy scenes of one sentence each, and a payoff at the end. No intro, no greeting."),
+}
+PROMPTS: dict[str, dict[str, PromptTemplate]] = {
+    name: {"1": PromptTemplate(name, "1", label, guide,
+                               Rules(scene_seconds=4.0, hook_max_words=12) if name == "short" else Rules())}
+    for name, (label, guide) in _GUIDES.items()}
+# explainer@2: the challenger of the prompt A/B test: a question hook and faster scenes
+PROMPTS["explainer"]["2"] = PromptTemplate("explainer", "2", "explainer", _GUIDES["explainer"][1] +
+    " Open with a question the viewer has asked themselves, and answer it by the end. Keep every scene to two short sentences.",
+    Rules(scene_seconds=5.0, hook_max_words=18, hook_style="question"))
+DEFAULT_VERSION = {name: "1" for name in PROMPTS}
+
+def prompt_template(template: str, settings: Settings, version: str | None = None) -> PromptTemplate:
+    "The template's pinned (`[text] prompts`) or default version, or an explicit one."
+    if template not in PROMPTS: raise InputError(f"unknown template {template!r}; use one of {', '.join(PROMPTS)}")
+    pins = dict(p.split("@", 1) for p in settings.getlist("text", "prompts") if "@" in p)
+    v = version or pins.get(template) or DEFAULT_VERSION[template]
+    if v not in PROMPTS[template]:
+        raise InputError(f"template {template!r} has no version {v!r}; use one of {', '.join(PROMPTS[template])} in [text] prompts")
+    return PROMPTS[template][v]
+
+# %% ../nbs/11_scripts.ipynb #c014
+@dataclass
+class ChannelProfile:
+    name: str = ""
+    persona: str = ""
+    tone: str = ""
+    audience: str = ""
+    reading_level: float = 8.0
+    banned_words: list[str] = field(default_factory=list)
+    catchphrases: list[str] = field(default_factory=list)
+    cta: str = ""                  # an exact call to action, used as written
+    cta_style: str = ""            # guidance for writers that compose their own
+    brand_terms: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, brief: Brief | None = None) -> "ChannelProfile":
+        g = lambda k: settings.get("channel", k)
+        return cls(name=(brief.brand if brief and brief.brand else g("name")), persona=(brief.persona if brief and brief.persona else g("persona")),
+                   tone=g("tone"), audience=g("audience") or (brief.audience if brief else ""),
+                   reading_level=settings.getfloat("channel", "reading_level"), banned_words=settings.getlist("channel", "banned_words"),
+                   catchphrases=settings.getlist("channel", "catchphrases"), cta=g("cta"), cta_style=g("cta_style"),
+                   brand_terms=settings.getlist("channel", "brand_terms"))
+
+def _word_re(term: str) -> re.Pattern:
+    return re.compile(rf"(?<!\w){re.escape(term)}(?!\w)", re.I)
+
+def apply_brand_terms(text: str, profile: ChannelProfile) -> str:
+    "Brand terms in their exact spelling, whatever case they were written in."
+    for t in profile.brand_terms: text = _word_re(t).sub(t, text)
+    return text
+
+def profile_problems(script: Script, profile: ChannelProfile) -> list[str]:
+    "What in the script breaks the channel profile."
+    text = "\n".join([script.title, script.description, *script.tags] + [f"{s.narration}\n{s.on_screen}" for s in script.scenes])
+    out = [f"uses the banned word {w!r}" for w in profile.banned_words if _word_re(w).search(text)]
+    if profile.catchphrases and not any(c.lower() in script.narration.lower() for c in profile.catchphrases):
+        out.append(f"uses none of the channel's catchphrases ({'; '.join(profile.catchphrases)})")
+    return out
+
+# %% ../nbs/11_scripts.ipynb #c017
 def speaking_rate(settings: Settings, lang: str) -> float:
-    "Words per second for `lang` (English's rate when the language has none)."
+    "Units per second for `lang` (English's rate when the language has none)."
     key = f"rate_{lang}"
     return settings.getfloat("text", key) if key in settings.section("text") else settings.getfloat("text", "rate_en")
 
-def word_budget(brief: Brief, settings: Settings) -> tuple[int, int]:
-    "(words, scenes) that fit the brief's duration."
-    scenes = max(3, min(60, round(brief.duration / 6.5)))
+def word_budget(brief: Brief, settings: Settings, scene_seconds: float = 6.5) -> tuple[int, int]:
+    "(units, scenes) that fit the brief's duration."
+    scenes = max(3, min(60, round(brief.duration / scene_seconds)))
     pauses = settings.getfloat("voice", "lead_in") + settings.getfloat("voice", "tail") + settings.getfloat("voice", "scene_pause") * (scenes - 1)
     return max(12, int((brief.duration - pauses) * speaking_rate(settings, brief.lang))), scenes
 
-# %% ../nbs/11_scripts.ipynb #c016
+# %% ../nbs/11_scripts.ipynb #c020
 _FUNCTION_WORDS = {"how", "why", "what", "when", "where", "who", "which", "the", "a", "an", "your", "my", "our",
                    "this", "these", "those", "is", "are", "can", "do", "does", "should", "to", "in", "on", "el", "la",
                    "los", "las", "un", "una", "le", "les", "des", "der", "die", "das", "ein", "eine", "cómo", "comment", "wie"}
@@ -106,18 +206,20 @@ class OfflineTemplateWriter:
     name = "offline-template"
     version = "offline-template/1"
 
-    def __init__(self, settings: Settings): self.settings = settings
+    paid = False
+
+    def __init__(self, settings: Settings, **_): self.settings = settings
 
     def check(self, brief: Brief):
         "Raise `InputError` if this writer cannot write the brief."
         if brief.lang not in BANKS:
             raise InputError(f"language {brief.language!r} is not supported by the offline writer; use one of {', '.join(LANGUAGES)}")
-        if brief.template not in TEMPLATES:
-            raise InputError(f"unknown template {brief.template!r}; use one of {', '.join(TEMPLATES)}")
+        prompt_template(brief.template, self.settings)
 
     def write(self, brief: Brief, trends: TrendReport) -> Script:
         self.check(brief)
-        bank = BANKS[brief.lang]
+        bank, tpl = BANKS[brief.lang], prompt_template(brief.template, self.settings)
+        profile = ChannelProfile.from_settings(self.settings, brief)
         rng = random.Random(hashlib.sha256(f"{brief.topic}|{brief.template}|{brief.lang}|{brief.notes}".encode()).hexdigest())
         decks: dict[int, list] = {}
         def pick(xs: list[str]) -> str:
@@ -125,7 +227,7 @@ class OfflineTemplateWriter:
             deck = decks.setdefault(id(xs), [])
             if not deck: deck.extend(rng.sample(xs, len(xs)))
             return deck.pop()
-        budget, n_scenes = word_budget(brief, self.settings)
+        budget, n_scenes = word_budget(brief, self.settings, tpl.rules.scene_seconds)
         ref = topic_in_sentence(brief.topic, brief.lang)
         fmt = dict(ref=ref, Ref=_cap(ref), topic=brief.topic, Topic=_cap(brief.topic))
         notes = parse_notes(brief.notes)
@@ -135,7 +237,8 @@ class OfflineTemplateWriter:
         # 1. hook and call to action
         question = re.match(r"(how|why|what|when|where|who|which)\b", brief.topic, re.I) and "hook_question" in bank
         hook = pick(bank["hook_question" if question else "hook"]).format(**fmt)
-        cta = pick(bank["cta"]).format(**fmt)
+        cta = profile.cta or pick(bank["cta"]).format(**fmt)
+        if profile.catchphrases: cta = f"{cta} {_sentence(profile.catchphrases[0])}"
         scenes = [Scene(narration=hook, on_screen=pick(bank["hook_card"]), visual=brief.topic, kind="hook")]
         # 2. one scene per point: a lead-in by role, then the user's point or a generic line
         counters: dict[str, int] = {}
@@ -150,21 +253,28 @@ class OfflineTemplateWriter:
             else: card = bank["card"][role].format(n=n)
             scenes.append(Scene(narration=narration, on_screen=card, visual=f"{brief.topic}: {card}", kind="point"))
         # 3. trending keywords, in the scene that explains why it matters (or the first point)
-        kws = [k for k in trends.keywords if k.lower() not in brief.topic.lower()][:3]
+        kws = [k for k in dict.fromkeys(brief.keywords + trends.keywords) if k.lower() not in brief.topic.lower()][:3]
         if kws:
             joined = (", ".join(kws[:-1]) + f" {bank['and']} " + kws[-1]) if len(kws) > 1 else kws[0]
             target = next((s for s, r in zip(scenes[1:], roles) if r == "why"), scenes[1])
             target.narration += " " + bank["keywords"].format(kws=joined)
         scenes.append(Scene(narration=cta, on_screen=bank["cta_card"], visual=brief.brand or brief.topic, kind="cta"))
-        # 4. fit the word budget: trim from the end of the points, or add short bridges
-        self._fit(scenes, budget, lambda: pick(bank["bridge"]))
+        # 4. the channel's banned words never get in: drop sentences of the phrase banks that contain one
+        for sc in scenes:
+            sents = re.split(r"(?<=[.!?…])\s+", sc.narration)
+            kept = [x for x in sents if not any(_word_re(w).search(x) for w in profile.banned_words)]
+            sc.narration = " ".join(kept) or sents[0]
+        # 5. fit the word budget: trim from the end of the points, or add short bridges
+        bridges = [b for b in bank["bridge"] if not any(_word_re(w).search(b) for w in profile.banned_words)] or bank["bridge"]
+        self._fit(scenes, budget, lambda: pick(bridges))
+        for sc in scenes: sc.narration, sc.on_screen = apply_brand_terms(sc.narration, profile), apply_brand_terms(sc.on_screen, profile)
         title = self._title(brief, bank, n_points)
         summary = " ".join(s.narration for s in scenes[1:3])
         tags = self._tags(brief, kws)
-        return Script(title=title, hook=hook, scenes=scenes, cta=cta,
+        return Script(title=title, hook=scenes[0].narration, scenes=scenes, cta=scenes[-1].narration,
                       description=bank["description"].format(summary=summary, **fmt), tags=tags,
                       hashtags=["#" + re.sub(r"\W", "", t.title()) for t in tags[:3]], language=brief.language,
-                      template=brief.template, provider=self.name, model="", prompt_version=self.version)
+                      template=brief.template, provider=self.name, model="", prompt_version=tpl.id)
 
     @staticmethod
     def _roles(template: str, n: int) -> list[str]:
@@ -206,32 +316,412 @@ class OfflineTemplateWriter:
             tags.append(t); total += len(t) + 1
         return tags
 
-# %% ../nbs/11_scripts.ipynb #c023
-WRITERS = {"offline": OfflineTemplateWriter}
+# %% ../nbs/11_scripts.ipynb #c027
+LANGUAGE_NAMES = {"en": "English", "es": "Spanish", "fr": "French", "de": "German", "pt": "Portuguese", "hi": "Hindi", "ja": "Japanese",
+                  "it": "Italian", "nl": "Dutch", "pl": "Polish", "ru": "Russian", "zh": "Chinese", "ko": "Korean", "ar": "Arabic", "tr": "Turkish"}
 
-def text_generators(brief: Brief, settings: Settings) -> list[TextGenerator]:
-    "The configured writers, in fallback order."
+def _units(text: str, lang: str) -> int:
+    "Spoken units of `text`: words, or characters for languages written without spaces (04_languages)."
+    return count_units(text, lang)
+
+def check_script(script: Script, brief: Brief, settings: Settings, tpl: PromptTemplate | None = None,
+                 profile: ChannelProfile | None = None) -> tuple[list[str], list[str]]:
+    "(errors, fit problems: scene count and length) of a script against its template's rules and the channel profile."
+    tpl = tpl or prompt_template(brief.template, settings)
+    profile = profile or ChannelProfile.from_settings(settings, brief)
+    errors, fit = [], []
+    sc = script.scenes
+    budget, planned = word_budget(brief, settings, tpl.rules.scene_seconds)
+    if len(sc) < 3: errors.append(f"has {len(sc)} scenes; it needs a hook, at least one point and a call to action")
+    else:
+        if sc[0].kind != "hook": errors.append("the first scene must have kind 'hook'")
+        if sc[-1].kind != "cta": errors.append("the last scene must have kind 'cta' (the call to action)")
+        if any(x.kind != "point" for x in sc[1:-1]): errors.append("scenes between the first and the last must have kind 'point'")
+        lo, hi = max(3, round(planned * 0.6)), round(planned * 1.5) + 1
+        if not lo <= len(sc) <= hi: fit.append(f"has {len(sc)} scenes; write {planned} (between {lo} and {hi})")
+    empty = [i + 1 for i, x in enumerate(sc) if not x.narration.strip() or not x.on_screen.strip()]
+    if empty: errors.append(f"scene(s) {empty} have empty narration or on-screen text")
+    long_cards = [i + 1 for i, x in enumerate(sc) if len(x.on_screen) > 60]
+    if long_cards: errors.append(f"on-screen text of scene(s) {long_cards} is over 60 characters")
+    hook_units = _units(script.hook, brief.lang)
+    if sc and hook_units > tpl.rules.hook_max_words * (3 if brief.lang in SPACELESS else 1):     # ~3 characters a word
+        errors.append(f"the hook has {hook_units} {'characters' if brief.lang in SPACELESS else 'words'}; the {tpl.name} template "
+                      f"allows {tpl.rules.hook_max_words * (3 if brief.lang in SPACELESS else 1)}")
+    if not script.cta.strip(): errors.append("the call to action is empty")
+    units = _units(script.narration, brief.lang)
+    tol = tpl.rules.length_tolerance
+    if abs(units - budget) > tol * budget:
+        fit.append(f"the narration has {units} {'characters' if brief.lang in SPACELESS else 'words'}; {brief.duration:g} s at this language's speaking rate needs "
+                      f"{budget} (±{tol:.0%})")
+    if brief.lang == "en" and units >= 30:            # US grade levels are defined for English
+        import textstat
+        textstat.set_lang("en")
+        grade = textstat.flesch_kincaid_grade(script.narration)
+        if grade > profile.reading_level + 3:
+            fit.append(f"reads at US grade {grade:.0f}; the channel targets grade {profile.reading_level:.0f}: use shorter sentences and words")
+    errors += profile_problems(script, profile)
+    return errors, fit
+
+# %% ../nbs/11_scripts.ipynb #c030
+import jinja2
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+class DraftScene(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["hook", "point", "cta"]
+    narration: str
+    on_screen: str
+    visual: str
+
+class Draft(BaseModel):
+    "What an LLM writer returns."
+    model_config = ConfigDict(extra="forbid")
+    title: str
+    description: str
+    tags: list[str]
+    hashtags: list[str]
+    scenes: list[DraftScene]
+
+def _strict(schema: dict) -> dict:
+    "Pydantic's JSON schema inlined and made strict (every property required, no extra ones), as OpenAI's strict mode wants."
+    defs = schema.pop("$defs", {})
+    def walk(x):
+        if isinstance(x, dict):
+            if "$ref" in x: return walk(defs[x["$ref"].split("/")[-1]])
+            out = {k: walk(v) for k, v in x.items() if k not in ("title", "default")}
+            if out.get("type") == "object":
+                out["additionalProperties"] = False
+                out["required"] = list(out.get("properties", {}))
+            return out
+        if isinstance(x, list): return [walk(v) for v in x]
+        return x
+    return walk(schema)
+
+DRAFT_SCHEMA = _strict(Draft.model_json_schema())
+
+_ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False)
+SYSTEM_PROMPT = _ENV.from_string("""\
+You write narration scripts for YouTube videos{% if p.name %} for the channel "{{ p.name }}"{% endif %}.
+{% if p.persona %}You speak as: {{ p.persona }}.
+{% endif %}
+Tone: {{ p.tone or "clear, warm and confident" }}. Audience: {{ audience }}.
+Write for a reading level of about US grade {{ p.reading_level | round | int }}: short sentences, concrete words, no jargon without a plain explanation.
+Write every field (title, narration, on-screen text, description, tags, hashtags) in {{ language_name }}.
+Never invent statistics, quotes, names or dates; when unsure, stay general.
+{% if p.banned_words %}Never use these words: {{ p.banned_words | join(", ") }}.
+{% endif %}
+{% if p.catchphrases %}Use one of the channel's catchphrases, word for word: {{ p.catchphrases | map("tojson") | join(", ") }}.
+{% endif %}
+{% if p.brand_terms %}Spell these names exactly: {{ p.brand_terms | join(", ") }}.
+{% endif %}
+Return only the JSON object of the requested schema.""")
+
+USER_PROMPT = _ENV.from_string("""\
+Write a {{ t.label }} video script (template {{ t.id }}).
+Topic: {{ topic }}
+
+{{ guide }}
+
+Length: {{ duration }} seconds of narration, about {{ units }} {{ unit_name }} in total, in {{ scenes }} scenes of about {{ t.rules.scene_seconds }} s each.
+Scenes: the first has kind "hook", the last kind "cta", all others kind "point". Each scene has:
+- narration: what the voice says (plain spoken text, no stage directions, no emoji);
+- on_screen: a headline for the screen, at most 6 words;
+- visual: a short description of a fitting image.
+Hook: at most {{ t.rules.hook_max_words }} words{% if t.rules.hook_style == "question" %}, phrased as a question{% endif %}; no greeting, no "in this video".
+Call to action: {% if p.cta %}exactly: "{{ p.cta }}"{% elif p.cta_style %}{{ p.cta_style }}{% else %}invite viewers to subscribe and to comment{% endif %}.
+Title: at most 70 characters, starting with the primary keyword "{{ primary }}".
+Description: 2 to 3 sentences that use the main keywords naturally.
+Tags: 8 to 15, most specific first, under 450 characters together. Hashtags: 3, each starting with #.
+{% if keywords %}
+
+Trending keywords to work in where they fit naturally: {{ keywords | join(", ") }}.
+{% endif %}
+{% if related %}
+Related videos doing well right now (for angle and wording; do not copy them):
+{% for r in related %}- {{ r }}
+{% endfor %}
+{% endif %}
+{% if notes %}
+
+The creator's notes. They are the substance of the video: use their facts, in their order, one point a scene:
+{{ notes }}
+{% endif %}""")
+
+def build_prompt(brief: Brief, trends: TrendReport, settings: Settings, tpl: PromptTemplate | None = None) -> tuple[str, str]:
+    "(system, user) prompts for the brief."
+    tpl = tpl or prompt_template(brief.template, settings)
+    p = ChannelProfile.from_settings(settings, brief)
+    units, scenes = word_budget(brief, settings, tpl.rules.scene_seconds)
+    keywords = list(dict.fromkeys(brief.keywords + trends.keywords))[:8]
+    ctx = dict(topic=brief.topic, duration=round(brief.duration), units=units, scenes=scenes)
+    guide = _ENV.from_string(tpl.guide).render(**ctx)
+    system = SYSTEM_PROMPT.render(p=p, audience=p.audience or brief.audience, language_name=LANGUAGE_NAMES.get(brief.lang, brief.language))
+    user = USER_PROMPT.render(t=tpl, p=p, guide=guide, primary=(brief.keywords or [brief.topic])[0], keywords=keywords,
+                              related=list(dict.fromkeys(brief.related_titles + trends.related_titles))[:5], notes=brief.notes.strip(),
+                              unit_name="characters" if brief.lang in SPACELESS else "words", **ctx)
+    return system, user
+
+def draft_to_script(draft: Draft, brief: Brief, provider: str, model: str, tpl: PromptTemplate, profile: ChannelProfile) -> Script:
+    "A Script from a validated draft (brand terms re-cased)."
+    fix = lambda t: apply_brand_terms(" ".join(t.split()), profile)
+    scenes = [Scene(narration=fix(x.narration), on_screen=fix(x.on_screen), visual=x.visual.strip(), kind=x.kind) for x in draft.scenes]
+    return Script(title=fix(draft.title), hook=scenes[0].narration if scenes else "", scenes=scenes, cta=scenes[-1].narration if scenes else "",
+                  description=fix(draft.description), tags=[t.strip() for t in draft.tags if t.strip()],
+                  hashtags=[h if h.startswith("#") else f"#{h}" for h in (x.strip().replace(" ", "") for x in draft.hashtags) if h.strip("#")],
+                  language=brief.language, template=brief.template, provider=provider, model=model, prompt_version=tpl.id)
+
+# %% ../nbs/11_scripts.ipynb #c033
+class InvalidOutput(Exception):
+    "A model's output failed validation (after the repair round)."
+
+class LLMWriter:
+    "A TextGenerator over an LLM SDK."
+    name = "llm"
+    paid = True
+    key_env = ""
+
+    def __init__(self, settings: Settings, ledger=None, run_id: str = "-", guard=None):
+        from ytempire.ledger import Guard, RetryPolicy, price_of
+        self.settings, self.ledger, self.run_id = settings, ledger, run_id
+        self.guard = guard or Guard(ledger, settings, run_id)
+        self.policy = RetryPolicy.from_settings(settings)
+        self.model = settings.get("text", f"{self.name}_model")
+        self.price = price_of(settings, self.name, self.model)
+        self.timeout = settings.getfloat("text", "timeout")
+        self.temperature = settings.getfloat("text", "temperature")
+
+    @classmethod
+    def configured(cls, settings: Settings) -> bool:
+        return bool(settings.env.get(cls.key_env))
+
+    def base_url(self) -> str | None:
+        return self.settings.get("text", f"{self.name}_base_url") or None
+
+    def check(self, brief: Brief): prompt_template(brief.template, self.settings)
+
+    def max_tokens(self, brief: Brief, tpl: PromptTemplate) -> int:
+        units, _ = word_budget(brief, self.settings, tpl.rules.scene_seconds)
+        return min(self.settings.getint("text", "max_output_tokens"), 800 + 4 * units)
+
+    def _complete(self, system: str, messages: list, max_tokens: int) -> tuple[object, object]:
+        "One request: (parsed output or raw text, the assistant turn for a repair round, (input tokens, output tokens))."
+        raise NotImplementedError
+
+    def _repair_turn(self, assistant_turn, errors: list[str]) -> list:
+        raise NotImplementedError
+
+    def _upper_bound(self, system: str, messages: list, max_tokens: int) -> tuple[int, float]:
+        "(tokens, USD) a request can bill at most: the prompt at 3 characters a token or fewer, plus max_tokens."
+        est_in = (len(system) + len(json.dumps(messages, ensure_ascii=False))) // 3 + 50
+        return est_in + max_tokens, self.price.cost(est_in, max_tokens)
+
+    def estimate(self, brief: Brief, trends: TrendReport) -> tuple[int, float]:
+        "Upper bound of the first request for this brief."
+        tpl = prompt_template(brief.template, self.settings)
+        system, user = build_prompt(brief, trends, self.settings, tpl)
+        return self._upper_bound(system, [{"role": "user", "content": user}], self.max_tokens(brief, tpl))
+
+    def _call(self, system: str, messages: list, max_tokens: int):
+        from ytempire.ledger import call_with_retries
+        from ytempire.schemas import CostRecord
+        rec = CostRecord(provider=self.name, model=self.model, capability="text", unit="tokens")
+        self.guard.check(rec, *self._upper_bound(system, messages, max_tokens))
+        def fn(r):
+            out, turn, (tin, tout) = self._complete(system, messages, max_tokens)
+            r.units, r.cost_usd = tin + tout, self.price.cost(tin, tout)
+            return out, turn
+        return call_with_retries(fn, rec, self.policy, self.ledger, self.run_id, self.guard)
+
+    def write(self, brief: Brief, trends: TrendReport) -> Script:
+        tpl = prompt_template(brief.template, self.settings)
+        profile = ChannelProfile.from_settings(self.settings, brief)
+        system, user = build_prompt(brief, trends, self.settings, tpl)
+        messages = [{"role": "user", "content": user}]
+        max_tokens = self.max_tokens(brief, tpl)
+        for round_ in (1, 2):
+            out, turn = self._call(system, messages, max_tokens)
+            script, errors = self._validate(out, brief, tpl, profile)
+            if not errors: return script
+            if round_ == 2: break
+            messages = messages + [turn] + self._repair_turn(turn, errors)
+        raise InvalidOutput(f"output invalid after a repair round: {'; '.join(errors)[:300]}")
+
+    def _validate(self, out, brief, tpl, profile) -> tuple[Script | None, list[str]]:
+        if isinstance(out, str):
+            try: out = json.loads(out)
+            except json.JSONDecodeError as e: return None, [f"the reply is not valid JSON ({e.msg} at character {e.pos})"]
+        try: draft = Draft.model_validate(out)
+        except ValidationError as e:
+            return None, [f"{'.'.join(map(str, x['loc'])) or 'reply'}: {x['msg']}" for x in e.errors()[:8]]
+        script = draft_to_script(draft, brief, self.name, self.model, tpl, profile)
+        errors, fit = check_script(script, brief, self.settings, tpl, profile)
+        return script, errors + fit
+
+class OpenAIWriter(LLMWriter):
+    "OpenAI Chat Completions with Structured Outputs (`response_format` json_schema, strict)."
+    name, key_env = "openai", "OPENAI_API_KEY"
+
+    def client(self):
+        import openai
+        return openai.OpenAI(api_key=self.settings.env.get(self.key_env) or "not-needed", base_url=self.base_url(),
+                             max_retries=0, timeout=self.timeout)
+
+    def _complete(self, system, messages, max_tokens):
+        r = self.client().chat.completions.create(
+            model=self.model, messages=[{"role": "system", "content": system}, *messages], temperature=self.temperature,
+            response_format={"type": "json_schema", "json_schema": {"name": "video_script", "strict": True, "schema": DRAFT_SCHEMA}},
+            **self._max_tokens_arg(max_tokens))
+        msg = r.choices[0].message
+        content = msg.content or ""
+        if getattr(msg, "refusal", None): content = f"(refused: {msg.refusal})"
+        usage = (r.usage.prompt_tokens, r.usage.completion_tokens) if r.usage else (0, 0)
+        return content, {"role": "assistant", "content": content}, usage
+
+    def _max_tokens_arg(self, n: int) -> dict: return {"max_completion_tokens": n}
+
+    def _repair_turn(self, turn, errors):
+        return [{"role": "user", "content": "That JSON does not meet the requirements:\n- " + "\n- ".join(errors) +
+                 "\nReturn the whole corrected JSON object."}]
+
+class LocalWriter(OpenAIWriter):
+    "Any OpenAI-compatible server (llama.cpp server, vLLM, Ollama) at `[text] local_base_url`; free."
+    name, key_env = "local", ""
+    paid = False
+
+    @classmethod
+    def configured(cls, settings: Settings) -> bool: return bool(settings.get("text", "local_base_url"))
+    def _max_tokens_arg(self, n: int) -> dict: return {"max_tokens": n}     # what llama.cpp, vLLM and Ollama all accept
+
+class AnthropicWriter(LLMWriter):
+    "Anthropic Messages with a tool whose input_schema is the draft schema, forced with tool_choice."
+    name, key_env = "anthropic", "ANTHROPIC_API_KEY"
+    TOOL = "write_video_script"
+
+    def client(self):
+        import anthropic
+        return anthropic.Anthropic(api_key=self.settings.env.get(self.key_env), base_url=self.base_url(), max_retries=0, timeout=self.timeout)
+
+    def _complete(self, system, messages, max_tokens):
+        r = self.client().messages.create(
+            model=self.model, system=system, messages=messages, max_tokens=max_tokens,   # this SDK has no temperature
+            tools=[{"name": self.TOOL, "description": "Submit the finished video script.", "input_schema": DRAFT_SCHEMA}],
+            tool_choice={"type": "tool", "name": self.TOOL})
+        block = next((b for b in r.content if b.type == "tool_use"), None)
+        out = block.input if block else "".join(getattr(b, "text", "") for b in r.content)
+        turn = {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in r.content]}
+        return out, turn, (r.usage.input_tokens, r.usage.output_tokens)
+
+    def _repair_turn(self, turn, errors):
+        tool = next((b for b in turn["content"] if b.get("type") == "tool_use"), None)
+        text = "The script does not meet the requirements:\n- " + "\n- ".join(errors) + "\nCall the tool again with the whole corrected script."
+        if tool: return [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool["id"], "content": text, "is_error": True}]}]
+        return [{"role": "user", "content": text}]
+
+# %% ../nbs/11_scripts.ipynb #c035
+def _cut(text: str, n: int) -> str:
+    "At most `n` characters, cut at a word boundary."
+    if len(text) <= n: return text
+    cut = text[:n + 1].rsplit(" ", 1)[0] if " " in text[:n + 1] else text[:n]
+    return cut.rstrip(" ,;:—–-|")
+
+def tags_chars(tags: list[str]) -> int:
+    "Characters YouTube counts for a tag list."
+    return sum(len(t) + (2 if " " in t else 0) for t in tags) + max(0, len(tags) - 1)
+
+def optimise_seo(script: Script, brief: Brief, trends: TrendReport | None = None) -> Script:
+    "The script with title, description, tags and hashtags within YouTube's limits and the primary keyword early."
+    primary = (brief.keywords or [brief.topic])[0].strip()
+    title = " ".join(script.title.split())
+    if title.lower().find(primary.lower()) not in range(0, 41):
+        title = f"{_cap(primary)}: {title}" if primary.lower() not in title.lower() else f"{_cap(primary)}: {title.replace(primary, '').strip(' :-—|')}"
+    title = _cut(title, 100)
+    description = script.description.strip()
+    if primary.lower() not in description.lower(): description = f"{_cap(primary)}. {description}"
+    extra = brief.keywords + (trends.keywords if trends else [])
+    tags, seen = [], set()
+    for t in [primary, *extra, *script.tags]:
+        t = " ".join(t.replace("#", "").replace(",", " ").split())
+        if not t or t.lower() in seen or len(t) > 100: continue
+        if tags_chars(tags + [t]) > 500: continue
+        tags.append(t); seen.add(t.lower())
+    hashtags = []
+    for h in script.hashtags or ["#" + re.sub(r"\W", "", _cap(t)) for t in tags[:3]]:
+        h = "#" + re.sub(r"[^\w]", "", h)
+        if len(h) > 1 and h.lower() not in (x.lower() for x in hashtags): hashtags.append(h)
+    return script.model_copy(update={"title": title, "description": description[:4900], "tags": tags, "hashtags": hashtags[:3]})
+
+def description_with_chapters(script: Script, narration) -> str:
+    "The video description followed by chapter timestamps (when the video is long enough for them) and hashtags."
+    from ytempire.sync import chapters, timestamp
+    starts = [s for s, _ in narration.scene_spans]
+    ch = chapters([sc.on_screen for sc in script.scenes], starts, narration.duration)
+    lines = [script.description, ""] + [f"{timestamp(t)} {title}" for t, title in ch]
+    return "\n".join(lines + ([""] if ch else []) + [" ".join(script.hashtags)]).strip()
+
+def youtube_metadata(script: Script, narration) -> dict:
+    "What to paste into YouTube Studio (or send to videos.insert): snippet fields and the language."
+    return {"title": script.title, "description": description_with_chapters(script, narration), "tags": script.tags,
+            "hashtags": script.hashtags, "defaultLanguage": script.language, "defaultAudioLanguage": script.language}
+
+# %% ../nbs/11_scripts.ipynb #c038
+WRITERS = {"openai": OpenAIWriter, "anthropic": AnthropicWriter, "local": LocalWriter, "offline": OfflineTemplateWriter}
+
+def provider_chain(brief: Brief, settings: Settings) -> list[str]:
+    "Writer names in fallback order."
     names = brief.providers.get("text") or settings.getlist("text", "providers")
+    if names == ["auto"]:
+        return [n for n in settings.getlist("text", "chain") if n in WRITERS and WRITERS[n].configured(settings)] + ["offline"]
     unknown = [n for n in names if n not in WRITERS]
-    if unknown: raise InputError(f"unknown text provider(s) {unknown}; available: {', '.join(WRITERS)}; fix [text] providers")
-    return [WRITERS[n](settings) for n in names]
+    if unknown: raise InputError(f"unknown text provider(s) {unknown}; available: auto, {', '.join(WRITERS)}; fix [text] providers")
+    return names
+
+def text_generators(brief: Brief, settings: Settings, **kw) -> list[TextGenerator]:
+    "The writers, in fallback order."
+    return [WRITERS[n](settings, **kw) for n in provider_chain(brief, settings)]
 
 def check_script_inputs(brief: Brief, settings: Settings):
-    "Fail fast (before a run directory exists) if no configured writer can handle the brief."
-    for g in text_generators(brief, settings): g.check(brief)
+    "Fail fast (before a run directory exists) if the brief or the writers' configuration is wrong."
+    for n in provider_chain(brief, settings):
+        if WRITERS[n].paid and not WRITERS[n].configured(settings):
+            raise InputError(f"text provider {n!r} has no API key; set {WRITERS[n].key_env} or remove it from [text] providers")
+    gens = text_generators(brief, settings)
+    for g in gens: g.check(brief)
+    if gens and all(g.paid for g in gens):          # no free writer to fall back on: a budget too small fails now
+        budget = settings.getfloat("run", "budget")
+        need = gens[0].estimate(brief, TrendReport())[1]
+        if need > budget:
+            raise InputError(f"budget ${budget:g} is too small for one {gens[0].name} call (up to ${need:.4f}); raise --budget, "
+                             "or add offline to [text] providers")
 
-def write_script(brief: Brief, trends: TrendReport, settings: Settings, out_dir: Path | None = None, ledger=None, run_id: str = "-") -> Script:
-    "Stage 11: a Script for the brief, from the first configured writer that succeeds."
-    from ytempire.ledger import timed_call
-    from ytempire.schemas import CostRecord
-    failures = []
-    for g in text_generators(brief, settings):
+def write_script(brief: Brief, trends: TrendReport, settings: Settings, out_dir: Path | None = None, ledger=None, run_id: str = "-",
+                 guard=None) -> Script:
+    "Stage 11: a checked Script for the brief, from the first writer in the chain that delivers one."
+    from ytempire.ledger import timed_call, Guard, ProviderSkipped, classify
+    from ytempire.schemas import CostRecord, Fallback
+    log = get_logger("ytempire.scripts", run_id)
+    guard = guard or Guard(ledger, settings, run_id)
+    failed: list[tuple[str, str]] = []
+    for g in text_generators(brief, settings, ledger=ledger, run_id=run_id, guard=guard):
         try:
-            with timed_call(ledger, run_id, CostRecord(provider=g.name, capability="text", unit="words")) as rec:
-                script = g.write(brief, trends)
-                rec.units = script.words
-            return script
+            if g.paid or isinstance(g, LLMWriter): script = g.write(brief, trends)
+            else:
+                with timed_call(ledger, run_id, CostRecord(provider=g.name, capability="text", unit="words")) as rec:
+                    script = g.write(brief, trends)
+                    rec.units = script.words
+                errors, fit = check_script(script, brief, settings)
+                if errors: raise InvalidOutput("; ".join(errors))
+                for x in fit: log.info("offline script %s (the voice stage fits the timing; the run warns if the video misses its duration)", x)
         except InputError: raise
-        except Exception as e:                 # a provider failure: the next writer serves (fallback issue)
-            failures.append(f"{g.name}: {e}")
-    raise StageError(f"every text provider failed ({'; '.join(failures)}); check the log, or put 'offline' in [text] providers")
+        except Exception as e:
+            why = e.outcome if isinstance(e, ProviderSkipped) else classify(e)
+            reason = f"{why}: {str(e).splitlines()[0] if str(e) else type(e).__name__}"[:300]
+            failed.append((g.name, reason))
+            log.warning("text provider %s failed (%s); trying the next one", g.name, reason)
+            continue
+        script = optimise_seo(script, brief, trends)
+        script.fallbacks = [Fallback(capability="text", failed=n, served_by=script.provider, reason=r) for n, r in failed]
+        script.warnings = script.warnings + [f"alert: {a}" for a in guard.alerts]
+        if failed: log.warning("text served by %s after %s failed", script.provider, ", ".join(n for n, _ in failed))
+        return script
+    raise StageError("every text provider failed (" + "; ".join(f"{n}: {r}" for n, r in failed) +
+                     "); fix the first reason, or add offline to [text] providers")

@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_store.ipynb #c003
 from __future__ import annotations
-import errno, fcntl, hashlib, inspect, json, os, shutil, tempfile, time
+import errno, fcntl, hashlib, inspect, json, os, secrets, shutil, tempfile, time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Type, TypeVar
@@ -141,6 +141,11 @@ class RunDir:
         except BlockingIOError:
             raise InputError(f"another ytempire process is writing {self.root}; wait for it or choose another --out") from None
         for stale in self.root.glob(".*.part"): stale.unlink(missing_ok=True)    # a publish that was killed midway
+        ids = self.root / ".run_id"                 # unique across runs with the same directory name, kept on resume
+        if ids.exists(): self.run_id = ids.read_text().strip() or self.run_id
+        else:
+            self.run_id = f"{self.root.name}-{secrets.token_hex(3)}"
+            write_text(ids, self.run_id)
         return self
 
     def release(self):
