@@ -130,11 +130,12 @@ def test_rule_breaking_output_repaired_in_anthropic_conversation(tmp_path):
     assert last["type"] == "tool_result" and last["is_error"] is True and "2 scenes" in last["content"]
 
 
-def test_invalid_key_not_retried(tmp_path):
-    err = {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error", "code": "invalid_api_key"}}
+def test_invalid_key_not_retried_and_not_echoed(tmp_path):
+    err = {"error": {"message": "Incorrect API key provided: sk-test-openai-key", "type": "invalid_request_error", "code": "invalid_api_key"}}
     with MockAPI(default=("status", 401, err, {})) as m:
-        s, _ = run(settings(tmp_path, m))
+        s, calls = run(settings(tmp_path, m))
     assert m.count() == 1 and s.provider == "offline-template" and "Incorrect API key" in s.fallbacks[0].reason
+    assert "sk-test-openai-key" not in s.fallbacks[0].reason and "sk-test-openai-key" not in calls.error[0]
 
 
 def test_quota_used_up_sends_no_request(tmp_path):

@@ -11,7 +11,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 import pandas as pd
-from .config import Settings, ConfigError, DiskFullError, get_logger
+from .config import Settings, ConfigError, DiskFullError, get_logger, redact
 from .schemas import CostRecord
 
 # %% auto #0
@@ -128,7 +128,7 @@ def timed_call(ledger: Ledger | None, run_id: str, rec: CostRecord) -> Iterator[
     try:
         yield rec
     except Exception as e:
-        rec.outcome, rec.error = classify(e), f"{e.__class__.__name__}: {e}"[:500]
+        rec.outcome, rec.error = classify(e), redact(f"{e.__class__.__name__}: {e}")[:500]     # a server may echo a key
         raise
     finally:
         rec.latency_s = round(time.perf_counter() - t0, 4)

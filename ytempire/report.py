@@ -106,7 +106,7 @@ footer{color:var(--muted);font-size:12px;text-align:center;margin-top:24px}
 <tr><td>Trends</td><td>{{ trends.videos_matched }} related of {{ trends.videos_considered }} trending videos{% if trends.keywords %}: {{ trends.keywords|join(", ") }}{% endif %}</td></tr></table></section>
 </div>
 <section><details><summary>Settings used</summary><pre>{{ settings_json }}</pre></details></section>
-<footer>ytempire {{ r.version }} · offline run · this file is self-contained</footer>
+<footer>ytempire {{ r.version }} · {% if r.total_cost > 0 %}${{ "%.4f"|format(r.total_cost) }} billed by paid providers{% else %}no paid provider billed{% endif %} · this file is self-contained</footer>
 </main></body></html>
 """
 

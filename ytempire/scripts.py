@@ -9,7 +9,7 @@ import hashlib, json, random, re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
-from .config import Settings, InputError, StageError, get_logger
+from .config import Settings, InputError, StageError, get_logger, redact
 from .schemas import Brief, Scene, Script, TrendReport
 from .languages import BANKS, LANGUAGES, SPACELESS, count_units
 
@@ -639,7 +639,7 @@ def optimise_seo(script: Script, brief: Brief, trends: TrendReport | None = None
     if primary.lower() not in description.lower(): description = f"{_cap(primary)}. {description}"
     extra = brief.keywords + (trends.keywords if trends else [])
     tags, seen = [], set()
-    for t in [primary, *extra, *script.tags]:
+    for t in [primary if brief.keywords else primary.lower(), *extra, *script.tags]:
         t = " ".join(t.replace("#", "").replace(",", " ").split())
         if not t or t.lower() in seen or len(t) > 100: continue
         if tags_chars(tags + [t]) > 500: continue
@@ -714,7 +714,7 @@ def write_script(brief: Brief, trends: TrendReport, settings: Settings, out_dir:
         except InputError: raise
         except Exception as e:
             why = e.outcome if isinstance(e, ProviderSkipped) else classify(e)
-            reason = f"{why}: {str(e).splitlines()[0] if str(e) else type(e).__name__}"[:300]
+            reason = redact(f"{why}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")[:300]
             failed.append((g.name, reason))
             log.warning("text provider %s failed (%s); trying the next one", g.name, reason)
             continue
