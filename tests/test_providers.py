@@ -176,3 +176,16 @@ def test_auto_chain_follows_keys(tmp_path):
     assert provider_chain(BRIEF, Settings(env={"ANTHROPIC_API_KEY": "k", "OPENAI_API_KEY": "k"})) == ["openai", "anthropic", "offline"]
     with pytest.raises(InputError, match="no API key; set ANTHROPIC_API_KEY"):
         check_script_inputs(BRIEF, Settings(env={}, overrides={"text.providers": "anthropic, offline"}))
+
+
+def test_language_only_a_cloud_writer_supports(tmp_path):
+    "Swahili: the offline writer has no phrase bank, so OpenAI must serve; without a cloud writer it is a one-line input error."
+    sw = Brief(topic="Jinsi kahawa inavyochomwa", language="sw", duration=30)
+    with MockAPI([("ok", payload(brief=BRIEF))]) as m:
+        st = settings(tmp_path, m)
+        check_script_inputs(sw, st)
+        led = Ledger(st.get("paths", "ledger"))
+        s = write_script(sw, TrendReport(), st, ledger=led, run_id="sw")
+    assert s.provider == "openai" and s.language == "sw" and "in Swahili" in m.requests[0]["json"]["messages"][0]["content"]
+    with pytest.raises(InputError, match="not supported by the offline writer"):
+        check_script_inputs(sw, Settings(env={}))

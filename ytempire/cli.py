@@ -106,6 +106,7 @@ def cmd_script(a) -> str:
     from ytempire.ledger import Ledger
     from ytempire.trends import research_trends
     from ytempire.scripts import write_script, check_script_inputs
+    from ytempire.languages import SPACELESS
     settings, brief = _brief(a)
     offline_env()
     check_script_inputs(brief, settings)
@@ -115,7 +116,8 @@ def cmd_script(a) -> str:
     lines = [s.title, "=" * min(len(s.title), 100), ""]
     lines += [f"[{sc.kind}] {sc.on_screen}\n    {sc.narration}" for sc in s.scenes]
     lines += ["", s.description, "", "tags: " + ", ".join(s.tags), "hashtags: " + " ".join(s.hashtags),
-              f"written by {s.provider}{' ' + s.model if s.model else ''} with {s.prompt_version}; {s.words} words"]
+              f"written by {s.provider}{' ' + s.model if s.model else ''} with {s.prompt_version}; {s.words} "
+              f"{'characters' if brief.lang in SPACELESS else 'words'}"]
     lines += [f"fallback: {f.failed} failed ({f.reason}), {f.served_by} served" for f in s.fallbacks]
     lines += [f"warning: {w}" for w in s.warnings]
     return "\n".join(lines)

@@ -778,7 +778,8 @@ def words_of(text: str, lang: str) -> list[tuple[str, int]]:
             if pending: w, off, pending = pending[0] + w, pending[1], None
             prev = words[-1] if words else None
             touching = prev is not None and prev[1] + len(prev[0]) == off
-            if prev and touching and (_is_punct(w) or (_is_hiragana(w) and len(w) <= 3 and prev[0][-1] not in _JA_CLOSE)):
+            particle = _is_hiragana(w) and (len(w) <= 3 or len(prev[0]) + len(w) <= 14) if prev else False
+            if prev and touching and (_is_punct(w) or (particle and prev[0][-1] not in _JA_CLOSE)):
                 prev[0] += w
             elif prev is not None and _is_punct(w): prev[0] += w
             else: words.append([w, off])

@@ -11,14 +11,15 @@ from pathlib import Path
 from typing import Literal, Protocol
 from .config import Settings, InputError, StageError, get_logger, redact
 from .schemas import Brief, Scene, Script, TrendReport
-from .languages import BANKS, LANGUAGES, SPACELESS, count_units
+from . import languages
+from .languages import BANKS, LANGUAGES, SPACELESS, count_units, split_sentences, join_sentences, join_list, short_headline
 
 # %% auto #0
-__all__ = ['TEMPLATES', 'PROMPTS', 'DEFAULT_VERSION', 'LANGUAGE_NAMES', 'DRAFT_SCHEMA', 'SYSTEM_PROMPT', 'USER_PROMPT', 'WRITERS',
-           'TextGenerator', 'parse_notes', 'Rules', 'PromptTemplate', 'prompt_template', 'ChannelProfile',
-           'apply_brand_terms', 'profile_problems', 'speaking_rate', 'word_budget', 'topic_in_sentence',
-           'OfflineTemplateWriter', 'check_script', 'DraftScene', 'Draft', 'build_prompt', 'draft_to_script',
-           'InvalidOutput', 'LLMWriter', 'OpenAIWriter', 'LocalWriter', 'AnthropicWriter', 'tags_chars', 'optimise_seo',
+__all__ = ['TEMPLATES', 'PROMPTS', 'DEFAULT_VERSION', 'DRAFT_SCHEMA', 'SYSTEM_PROMPT', 'USER_PROMPT', 'WRITERS', 'TextGenerator',
+           'parse_notes', 'Rules', 'PromptTemplate', 'prompt_template', 'ChannelProfile', 'apply_brand_terms',
+           'profile_problems', 'speaking_rate', 'word_budget', 'topic_in_sentence', 'OfflineTemplateWriter',
+           'language_name', 'check_script', 'DraftScene', 'Draft', 'build_prompt', 'draft_to_script', 'InvalidOutput',
+           'LLMWriter', 'OpenAIWriter', 'LocalWriter', 'AnthropicWriter', 'tags_chars', 'optimise_seo',
            'description_with_chapters', 'youtube_metadata', 'provider_chain', 'text_generators', 'check_script_inputs',
            'write_script']
 
@@ -182,6 +183,7 @@ _FUNCTION_WORDS = {"how", "why", "what", "when", "where", "who", "which", "the",
 
 def topic_in_sentence(topic: str, lang: str) -> str:
     "The topic as it reads inside a sentence: first word lower-cased when it is a common word."
+    if lang != "en": return languages.topic_in_sentence(topic, lang)     # articles and question words per language
     first, _, rest = topic.partition(" ")
     common = first.lower() in _FUNCTION_WORDS
     if lang == "en" and not common and not first.isupper():
@@ -235,7 +237,7 @@ class OfflineTemplateWriter:
         roles = self._roles(brief.template, n_points)
 
         # 1. hook and call to action
-        question = re.match(r"(how|why|what|when|where|who|which)\b", brief.topic, re.I) and "hook_question" in bank
+        question = languages.is_question_topic(brief.topic, brief.lang) and "hook_question" in bank
         hook = pick(bank["hook_question" if question else "hook"]).format(**fmt)
         cta = profile.cta or pick(bank["cta"]).format(**fmt)
         if profile.catchphrases: cta = f"{cta} {_sentence(profile.catchphrases[0])}"
@@ -247,29 +249,28 @@ class OfflineTemplateWriter:
             n = i + 1 if role == "item" else counters[role]
             lead = pick(bank["lead"][role]).format(n=n, **fmt)
             label, body = notes[i] if i < len(notes) else ("", pick(bank["generic"][role]).format(**fmt))
-            narration = f"{lead} {body[0].lower() + body[1:] if lead.endswith(',') else body}"
-            if i < len(notes): card = label or _headline(body)
-            elif role == "item": card = _headline(body)               # a list item's own words beat "Number 3"
+            narration = join_sentences([lead, body[0].lower() + body[1:] if lead.endswith(",") else body], brief.lang)
+            if i < len(notes): card = label or self._headline(body, brief.lang)
+            elif role == "item": card = self._headline(body, brief.lang)   # a list item's own words beat "Number 3"
             else: card = bank["card"][role].format(n=n)
             scenes.append(Scene(narration=narration, on_screen=card, visual=f"{brief.topic}: {card}", kind="point"))
         # 3. trending keywords, in the scene that explains why it matters (or the first point)
         kws = [k for k in dict.fromkeys(brief.keywords + trends.keywords) if k.lower() not in brief.topic.lower()][:3]
         if kws:
-            joined = (", ".join(kws[:-1]) + f" {bank['and']} " + kws[-1]) if len(kws) > 1 else kws[0]
             target = next((s for s, r in zip(scenes[1:], roles) if r == "why"), scenes[1])
-            target.narration += " " + bank["keywords"].format(kws=joined)
+            target.narration = join_sentences([target.narration, bank["keywords"].format(kws=join_list(kws, brief.lang))], brief.lang)
         scenes.append(Scene(narration=cta, on_screen=bank["cta_card"], visual=brief.brand or brief.topic, kind="cta"))
         # 4. the channel's banned words never get in: drop sentences of the phrase banks that contain one
         for sc in scenes:
-            sents = re.split(r"(?<=[.!?…])\s+", sc.narration)
+            sents = split_sentences(sc.narration, brief.lang)
             kept = [x for x in sents if not any(_word_re(w).search(x) for w in profile.banned_words)]
-            sc.narration = " ".join(kept) or sents[0]
+            sc.narration = join_sentences(kept, brief.lang) or sents[0]
         # 5. fit the word budget: trim from the end of the points, or add short bridges
         bridges = [b for b in bank["bridge"] if not any(_word_re(w).search(b) for w in profile.banned_words)] or bank["bridge"]
-        self._fit(scenes, budget, lambda: pick(bridges))
+        self._fit(scenes, budget, lambda: pick(bridges), brief.lang)
         for sc in scenes: sc.narration, sc.on_screen = apply_brand_terms(sc.narration, profile), apply_brand_terms(sc.on_screen, profile)
         title = self._title(brief, bank, n_points)
-        summary = " ".join(s.narration for s in scenes[1:3])
+        summary = join_sentences([s.narration for s in scenes[1:3]], brief.lang)
         tags = self._tags(brief, kws)
         return Script(title=title, hook=scenes[0].narration, scenes=scenes, cta=scenes[-1].narration,
                       description=bank["description"].format(summary=summary, **fmt), tags=tags,
@@ -285,20 +286,25 @@ class OfflineTemplateWriter:
         return [base[0]] + [middle[i % len(middle)] for i in range(n - 2)] + [base[-1]]
 
     @staticmethod
-    def _fit(scenes: list[Scene], budget: int, bridge):
-        words = lambda: sum(len(s.narration.split()) for s in scenes)
+    def _headline(text: str, lang: str) -> str:
+        return _headline(text) if lang == "en" else short_headline(text, lang)
+
+    @staticmethod
+    def _fit(scenes: list[Scene], budget: int, bridge, lang: str = "en"):
+        "Bring the narration within ±10 % of `budget` units (words; characters for Japanese)."
+        units = lambda: sum(count_units(s.narration, lang) for s in scenes)
         # too long: drop trailing sentences of point scenes, longest first, keeping one sentence each
-        while words() > budget * 1.1:
-            longest = max(scenes[1:-1], key=lambda s: len(s.narration.split()))
-            parts = re.split(r"(?<=[.!?…])\s+", longest.narration)
+        while units() > budget * 1.1:
+            longest = max(scenes[1:-1], key=lambda s: count_units(s.narration, lang))
+            parts = split_sentences(longest.narration, lang)
             if len(parts) <= 1: break
-            longest.narration = " ".join(parts[:-1])
+            longest.narration = join_sentences(parts[:-1], lang)
         # too short: add bridges round-robin over the point scenes
         i = 0
         points = scenes[1:-1]
-        while words() < budget * 0.9 and i < 4 * len(points):
+        while units() < budget * 0.9 and i < 4 * len(points):
             s = points[i % len(points)]
-            s.narration += " " + bridge()
+            s.narration = join_sentences([s.narration, bridge()], lang)
             i += 1
 
     def _title(self, brief: Brief, bank: dict, n_points: int) -> str:
@@ -311,14 +317,17 @@ class OfflineTemplateWriter:
     def _tags(brief: Brief, kws: list[str]) -> list[str]:
         words = [w for w in re.findall(r"\w+", brief.topic.lower()) if len(w) > 3 and w not in _FUNCTION_WORDS | _WEAK_TAGS]
         tags, total = [], 0
-        for t in [brief.topic.lower()] + kws + words + [brief.template]:
+        for t in [brief.topic.lower()] + kws + words + ([brief.template] if brief.lang == "en" else []):
             if t in tags or total + len(t) + 1 > 500: continue
             tags.append(t); total += len(t) + 1
         return tags
 
 # %% ../nbs/11_scripts.ipynb #c027
-LANGUAGE_NAMES = {"en": "English", "es": "Spanish", "fr": "French", "de": "German", "pt": "Portuguese", "hi": "Hindi", "ja": "Japanese",
-                  "it": "Italian", "nl": "Dutch", "pl": "Polish", "ru": "Russian", "zh": "Chinese", "ko": "Korean", "ar": "Arabic", "tr": "Turkish"}
+def language_name(tag: str) -> str:
+    "English name of a BCP-47 tag for the prompt (Babel's CLDR data: 'pt-BR' -> 'Portuguese (Brazil)')."
+    from babel import Locale, UnknownLocaleError
+    try: return Locale.parse(tag, sep="-").english_name
+    except (ValueError, UnknownLocaleError): return tag
 
 def _units(text: str, lang: str) -> int:
     "Spoken units of `text`: words, or characters for languages written without spaces (04_languages)."
@@ -455,7 +464,7 @@ def build_prompt(brief: Brief, trends: TrendReport, settings: Settings, tpl: Pro
     keywords = list(dict.fromkeys(brief.keywords + trends.keywords))[:8]
     ctx = dict(topic=brief.topic, duration=round(brief.duration), units=units, scenes=scenes)
     guide = _ENV.from_string(tpl.guide).render(**ctx)
-    system = SYSTEM_PROMPT.render(p=p, audience=p.audience or brief.audience, language_name=LANGUAGE_NAMES.get(brief.lang, brief.language))
+    system = SYSTEM_PROMPT.render(p=p, audience=p.audience or brief.audience, language_name=language_name(brief.language))
     user = USER_PROMPT.render(t=tpl, p=p, guide=guide, primary=(brief.keywords or [brief.topic])[0], keywords=keywords,
                               related=list(dict.fromkeys(brief.related_titles + trends.related_titles))[:5], notes=brief.notes.strip(),
                               unit_name="characters" if brief.lang in SPACELESS else "words", **ctx)
@@ -685,7 +694,11 @@ def check_script_inputs(brief: Brief, settings: Settings):
         if WRITERS[n].paid and not WRITERS[n].configured(settings):
             raise InputError(f"text provider {n!r} has no API key; set {WRITERS[n].key_env} or remove it from [text] providers")
     gens = text_generators(brief, settings)
-    for g in gens: g.check(brief)
+    problems = []
+    for g in gens:
+        try: g.check(brief)
+        except InputError as e: problems.append(e)
+    if len(problems) == len(gens): raise problems[0]        # no writer can write it (one that can is enough)
     if gens and all(g.paid for g in gens):          # no free writer to fall back on: a budget too small fails now
         budget = settings.getfloat("run", "budget")
         need = gens[0].estimate(brief, TrendReport())[1]
@@ -701,7 +714,11 @@ def write_script(brief: Brief, trends: TrendReport, settings: Settings, out_dir:
     log = get_logger("ytempire.scripts", run_id)
     guard = guard or Guard(ledger, settings, run_id)
     failed: list[tuple[str, str]] = []
+    unsupported: list[InputError] = []
     for g in text_generators(brief, settings, ledger=ledger, run_id=run_id, guard=guard):
+        try: g.check(brief)
+        except InputError as e:                 # e.g. a language the offline writer has no phrase bank for
+            unsupported.append(e); failed.append((g.name, f"unsupported: {e}")); continue
         try:
             if g.paid or isinstance(g, LLMWriter): script = g.write(brief, trends)
             else:
@@ -723,5 +740,6 @@ def write_script(brief: Brief, trends: TrendReport, settings: Settings, out_dir:
         script.warnings = script.warnings + [f"alert: {a}" for a in guard.alerts]
         if failed: log.warning("text served by %s after %s failed", script.provider, ", ".join(n for n, _ in failed))
         return script
+    if len(unsupported) == len(failed): raise unsupported[0]
     raise StageError("every text provider failed (" + "; ".join(f"{n}: {r}" for n, r in failed) +
                      "); fix the first reason, or add offline to [text] providers")

@@ -10,36 +10,60 @@ import pysubs2
 from .config import Settings
 from .schemas import Brief, Cue, Narration, Subtitles, Word
 from .store import atomic_path
+from .languages import base_lang, SPACELESS, script_font
 
 # %% auto #0
-__all__ = ['split_lines', 'build_cues', 'caption_style', 'write_srt', 'words_in', 'write_ass', 'timestamp', 'chapters',
-           'make_subtitles']
+__all__ = ['joiner', 'split_word_lines', 'split_lines', 'cue_line_words', 'build_cues', 'caption_style', 'write_srt', 'words_in',
+           'write_ass', 'timestamp', 'chapters', 'make_subtitles', 'max_chars']
 
 # %% ../nbs/22_sync.ipynb #c006
-def split_lines(text: str, max_chars: int = 42) -> list[str]:
+def joiner(lang: str) -> str:
+    "What goes between two words: a space, or nothing in Japanese."
+    return "" if base_lang(lang) in SPACELESS else " "
+
+def split_word_lines(words: list[str], max_chars: int = 42, sep: str = " ") -> list[list[str]]:
     "One line if it fits, else two lines balanced at the word break that minimises the longer line."
-    if len(text) <= max_chars: return [text]
-    words = text.split()
-    best = min(range(1, len(words)), key=lambda i: (max(len(" ".join(words[:i])), len(" ".join(words[i:]))), -i))
-    return [" ".join(words[:best]), " ".join(words[best:])]
+    if len(sep.join(words)) <= max_chars or len(words) < 2: return [words]
+    best = min(range(1, len(words)), key=lambda i: (max(len(sep.join(words[:i])), len(sep.join(words[i:]))), -i))
+    return [words[:best], words[best:]]
+
+def split_lines(text: str, max_chars: int = 42) -> list[str]:
+    "Lines of a space-separated text (see `split_word_lines`)."
+    return [" ".join(l) for l in split_word_lines(text.split(), max_chars)]
+
+def cue_line_words(text: str, words: list[str], lang: str) -> list[list[str]]:
+    "The words on each line of a cue (Japanese lines have no spaces to split on: the cue's spoken words are matched in order)."
+    if joiner(lang): return [l.split() for l in text.split("\n")]
+    out, i = [], 0
+    for line in text.split("\n"):
+        cur, acc = [], ""
+        while i < len(words) and len(acc) < len(line) and line.startswith(acc + words[i]):
+            acc += words[i]; cur.append(words[i]); i += 1
+        out.append(cur if acc == line else [line])
+    return out
 
 # %% ../nbs/22_sync.ipynb #c009
-def _fits(words: list[Word], max_chars: int, max_lines: int) -> bool:
-    text = " ".join(w.text for w in words)
+_SENTENCE_END, _CLAUSE_END = set(".!?…।。！？"), set(",;:、，；：")
+
+def _fits(words: list[Word], max_chars: int, max_lines: int, sep: str = " ") -> bool:
+    texts = [w.text for w in words]
+    text = sep.join(texts)
     if len(text) <= max_chars: return True
-    return max_lines >= 2 and all(len(l) <= max_chars for l in split_lines(text, max_chars)) and len(text) <= max_chars * max_lines
+    return max_lines >= 2 and all(len(sep.join(l)) <= max_chars for l in split_word_lines(texts, max_chars, sep)) and len(text) <= max_chars * max_lines
 
 def build_cues(words: list[Word], max_chars: int = 42, max_lines: int = 2, max_seconds: float = 4.5,
-               min_seconds: float = 0.8, pause: float = 0.3) -> list[Cue]:
+               min_seconds: float = 0.8, pause: float = 0.3, lang: str = "en") -> list[Cue]:
     "Group timed words into subtitle cues."
+    sep = joiner(lang)
     groups, cur = [], []
     for w in words:
         if cur:
             gap = w.start - cur[-1].end
-            full = not _fits(cur + [w], max_chars, max_lines)
+            full = not _fits(cur + [w], max_chars, max_lines, sep)
             too_long = w.end - cur[0].start > max_seconds
-            sentence_end = cur[-1].text[-1] in ".!?…" and len(cur) >= 3
-            clause = cur[-1].text[-1] in ",;:" and len(" ".join(x.text for x in cur)) > max_chars * max_lines / 2
+            last = cur[-1].text.rstrip("」』）)\"'")[-1:]
+            sentence_end = last in _SENTENCE_END and (len(cur) >= 3 or len(sep.join(x.text for x in cur)) >= 6 > len(sep))
+            clause = last in _CLAUSE_END and len(sep.join(x.text for x in cur)) > max_chars * max_lines / 2
             if full or too_long or gap > pause or sentence_end or clause:
                 groups.append(cur); cur = []
         cur.append(w)
@@ -50,16 +74,17 @@ def build_cues(words: list[Word], max_chars: int = 42, max_lines: int = 2, max_s
         start = g[0].start
         end = min(max(g[-1].end + 0.15, start + min_seconds), nxt - 0.02)
         cues.append(Cue(start=round(start, 3), end=round(max(end, start + 0.05), 3),
-                        text="\n".join(split_lines(" ".join(w.text for w in g), max_chars))))
+                        text="\n".join(sep.join(l) for l in split_word_lines([w.text for w in g], max_chars, sep))))
     return cues
 
-# %% ../nbs/22_sync.ipynb #c012
-def caption_style(width: int, height: int, settings: Settings) -> dict:
-    "Caption geometry for a frame size: font size, outline, bottom margin (px), max text width."
+# %% ../nbs/22_sync.ipynb #c014
+def caption_style(width: int, height: int, settings: Settings, lang: str = "en") -> dict:
+    "Caption geometry and font for a frame size and language: font, size, outline, bottom margin (px), max text width."
     portrait = height > width
     size = round(min(width, height) * (0.062 if portrait else 0.05))
     margin = round(height * (0.24 if portrait else 0.075))
-    return dict(font=settings.get("subtitles", "font"), size=size, outline=max(2, round(size * 0.08)),
+    latin = settings.get("subtitles", "font")
+    return dict(font=script_font(lang) or latin, latin_font=latin, sep=joiner(lang), size=size, outline=max(2, round(size * 0.08)),
                 margin_v=margin, max_width=round(width * (0.86 if portrait else 0.7)), highlight="#FFD23F", color="#FFFFFF")
 
 def _ass_color(hex_rgb: str, alpha: int = 0) -> pysubs2.Color:
@@ -77,9 +102,9 @@ def words_in(cue: Cue, words: list[Word]) -> list[Word]:
     "The spoken words that fall inside a cue."
     return [w for w in words if cue.start - 1e-3 <= w.start < cue.end]
 
-def write_ass(cues: list[Cue], words: list[Word], width: int, height: int, settings: Settings, path: Path) -> Path:
+def write_ass(cues: list[Cue], words: list[Word], width: int, height: int, settings: Settings, path: Path, lang: str = "en") -> Path:
     "Styled ASS file; with `[subtitles] highlight_words`, one event per word with that word highlighted."
-    st = caption_style(width, height, settings)
+    st = caption_style(width, height, settings, lang)
     subs = pysubs2.SSAFile()
     subs.info.update({"PlayResX": str(width), "PlayResY": str(height), "WrapStyle": "2", "ScaledBorderAndShadow": "yes"})
     subs.styles["Default"] = pysubs2.SSAStyle(fontname=st["font"], fontsize=st["size"], bold=True, primarycolor=_ass_color(st["color"]),
@@ -93,25 +118,25 @@ def write_ass(cues: list[Cue], words: list[Word], width: int, height: int, setti
         if not inside:
             subs.append(pysubs2.SSAEvent(start=round(c.start * 1000), end=round(c.end * 1000), text=c.text.replace("\n", "\\N")))
             continue
-        lines = c.text.split("\n")
+        lines = cue_line_words(c.text, [w.text for w in inside], lang)
         for k, w in enumerate(inside):
             s = c.start if k == 0 else w.start
             e = inside[k + 1].start if k + 1 < len(inside) else c.end
-            subs.append(pysubs2.SSAEvent(start=round(s * 1000), end=round(e * 1000), text=_highlighted(lines, k, hl)))
+            subs.append(pysubs2.SSAEvent(start=round(s * 1000), end=round(e * 1000), text=_highlighted(lines, k, hl, st["sep"])))
     with atomic_path(path) as tmp: subs.save(str(tmp), format_="ass", encoding="utf-8")
     return path
 
-def _highlighted(lines: list[str], k: int, hl: str) -> str:
-    "ASS text of the cue lines with word `k` (counted across lines) coloured."
+def _highlighted(lines: list[list[str]], k: int, hl: str, sep: str = " ") -> str:
+    "ASS text of the cue lines (their words) with word `k` (counted across lines) coloured."
     out, i = [], 0
     for line in lines:
         ws = []
-        for w in line.split():
+        for w in line:
             ws.append(f"{hl}{w}{{\\r}}" if i == k else w); i += 1
-        out.append(" ".join(ws))
+        out.append(sep.join(ws))
     return "\\N".join(out)
 
-# %% ../nbs/22_sync.ipynb #c014
+# %% ../nbs/22_sync.ipynb #c016
 def timestamp(t: float) -> str:
     "m:ss (or h:mm:ss) as YouTube writes chapter times."
     t = int(t)
@@ -127,12 +152,17 @@ def chapters(titles: list[str], starts: list[float], duration: float, min_len: f
     while len(out) > 1 and duration - out[-1][0] < min_len: out.pop()
     return out if len(out) >= 3 else []
 
-# %% ../nbs/22_sync.ipynb #c017
+# %% ../nbs/22_sync.ipynb #c019
 def make_subtitles(narration: Narration, brief: Brief, settings: Settings, out_dir: Path | None = None) -> Subtitles:
     "Stage 22: cues from the narration's word timings, written as subtitles.srt and subtitles.ass."
     out_dir = Path(out_dir or tempfile.mkdtemp(prefix="ytempire-sync-"))
-    cues = build_cues(narration.words, settings.getint("subtitles", "max_chars"), settings.getint("subtitles", "max_lines"),
-                      settings.getfloat("subtitles", "max_cue_seconds"), settings.getfloat("subtitles", "min_cue_seconds"))
+    cues = build_cues(narration.words, max_chars(settings, brief.lang), settings.getint("subtitles", "max_lines"),
+                      settings.getfloat("subtitles", "max_cue_seconds"), settings.getfloat("subtitles", "min_cue_seconds"), lang=brief.lang)
     w, h = brief.size
     return Subtitles(cues=cues, srt=write_srt(cues, out_dir / "subtitles.srt"),
-                     ass=write_ass(cues, narration.words, w, h, settings, out_dir / "subtitles.ass"))
+                     ass=write_ass(cues, narration.words, w, h, settings, out_dir / "subtitles.ass", brief.lang))
+
+def max_chars(settings: Settings, lang: str) -> int:
+    "Characters per subtitle line: `[subtitles] max_chars_<lang>` if set, else `max_chars`."
+    key = f"max_chars_{base_lang(lang)}"
+    return settings.getint("subtitles", key if key in settings.section("subtitles") else "max_chars")

@@ -11,7 +11,8 @@ from PIL import Image, ImageDraw
 from .config import Settings
 from .schemas import Brief, Script, Thumbnail, Thumbnails
 from .store import atomic_path
-from .video import palette_for, rgb, font, fit_text, _gradient, _glow
+from .video import palette_for, rgb, font, font_for, draw_text, fit_text, _gradient, _glow
+from .languages import base_lang, script_font, font_for_text, short_headline, words_of, SPACELESS
 
 # %% auto #0
 __all__ = ['LAYOUTS', 'punchline', 'tagline', 'contrast_ratio', 'legibility', 'layout_bold', 'layout_split', 'layout_center',
@@ -19,14 +20,23 @@ __all__ = ['LAYOUTS', 'punchline', 'tagline', 'contrast_ratio', 'legibility', 'l
 
 # %% ../nbs/31_thumbnails.ipynb #c006
 _STOP = {"how", "why", "what", "the", "a", "an", "to", "of", "in", "on", "and", "for", "with", "your", "my", "is", "are",
-         "does", "do", "works", "work", "explained", "guide", "el", "la", "de", "le", "les", "der", "die", "das", "und", "et", "y"}
-_TAGLINE = {"explainer": {"en": "Explained", "es": "Explicado", "fr": "Expliqué", "de": "Erklärt"},
-            "listicle": {"en": "{n} things", "es": "{n} claves", "fr": "{n} choses", "de": "{n} Dinge"},
-            "how-to": {"en": "Step by step", "es": "Paso a paso", "fr": "Étape par étape", "de": "Schritt für Schritt"}}
+         "does", "do", "works", "work", "explained", "guide", "el", "la", "de", "le", "les", "der", "die", "das", "und", "et", "y",
+         "o", "a", "os", "as", "do", "da", "dos", "das", "como", "e", "um", "uma", "para", "com", "que", "funciona",
+         "का", "की", "के", "में", "है", "हैं", "और", "को", "से", "कैसे", "क्या", "क्यों", "एक", "पर", "करता", "करती", "काम"}
+_TAGLINE = {"explainer": {"en": "Explained", "es": "Explicado", "fr": "Expliqué", "de": "Erklärt", "pt": "Explicado", "hi": "आसान भाषा में", "ja": "やさしく解説"},
+            "listicle": {"en": "{n} things", "es": "{n} claves", "fr": "{n} choses", "de": "{n} Dinge", "pt": "{n} coisas", "hi": "{n} बातें", "ja": "ポイント{n}選"},
+            "how-to": {"en": "Step by step", "es": "Paso a paso", "fr": "Étape par étape", "de": "Schritt für Schritt", "pt": "Passo a passo",
+                       "hi": "चरण-दर-चरण", "ja": "手順を解説"}}
 
-def punchline(topic: str, max_words: int = 3) -> str:
-    "The few words of a topic that carry it."
-    words = [w for w in re.findall(r"[\w'’-]+", topic) if w.lower() not in _STOP]
+def punchline(topic: str, max_words: int = 3, lang: str = "en") -> str:
+    "The few words of a topic that carry it (Japanese: the words of its first clause that fit in 12 characters)."
+    if base_lang(lang) in SPACELESS:
+        out = ""
+        for w, _ in words_of(short_headline(topic, lang, 40), lang):
+            if out and len(out + w) > 12: break
+            out += w
+        return out or topic
+    words = [w for w in re.findall(r"[^\s,.:;!?।\"“”()]+", topic) if w.lower() not in _STOP]
     return " ".join(words[:max_words]) or topic
 
 def tagline(script: Script, brief: Brief) -> str:
@@ -69,54 +79,62 @@ def _headline_block(d: ImageDraw.ImageDraw, f, lines: list[str], lh: int, x: flo
     y0 = y
     for line in lines:
         lx = x if x is not None else (width - f.getlength(line)) / 2
-        if shadow: d.text((lx + 4, y + 6), line, font=f, fill=(0, 0, 0, 255))
-        d.text((lx, y), line, font=f, fill=color); y += lh
+        if shadow: draw_text(d, (lx + 4, y + 6), line, f, fill=(0, 0, 0, 255))
+        draw_text(d, (lx, y), line, f, fill=color); y += lh
     wmax = max(f.getlength(l) for l in lines)
     left = x if x is not None else (width - wmax) / 2
     return (round(left), y0, round(left + wmax), y)
 
-def layout_bold(w, h, pal, headline, tag, brand):
+def _fonts(lang: str) -> tuple[str, str, str, float, float]:
+    "(headline family, its style, tag family, headline size factor, line spacing) for a language."
+    f = script_font(lang)
+    return (f, "Bold", f, 0.6, 1.3) if f else ("Bebas Neue", "Regular", "Inter", 1.0, 0.92)
+
+def layout_bold(w, h, pal, headline, tag, brand, lang="en"):
     top, bottom, accent, text, muted = pal
+    hfam, hstyle, tfam, k, sp = _fonts(lang)
     img = _base(w, h, pal)
     deco = Image.new("RGBA", (w, h), (0, 0, 0, 0)); d = ImageDraw.Draw(deco)
     d.text((w * 0.70, -h * 0.18), "?" if "?" in headline else "›", font=font("Bebas Neue", "Regular", round(h * 1.25)), fill=rgb(accent, 60))
     img.alpha_composite(deco)
-    f, lines, lh = fit_text(headline.upper(), "Bebas Neue", "Regular", round(w * 0.62), round(h * 0.62), round(h * 0.34), 0.92)
+    f, lines, lh = fit_text(headline.upper(), hfam, hstyle, round(w * 0.62), round(h * 0.62), round(h * 0.34 * k), sp)
     d = ImageDraw.Draw(img)
     x, y = round(w * 0.06), round(h * 0.14)
-    tf = font("Inter", "Bold", round(h * 0.07))
+    tf = font_for(tfam, "Bold", round(h * 0.07 * (0.85 if k < 1 else 1)))
     d.rounded_rectangle([x, y, x + tf.getlength(tag.upper()) + 36, y + round(h * 0.1)], 10, fill=rgb(accent, 255))
-    d.text((x + 18, y + round(h * 0.015)), tag.upper(), font=tf, fill=rgb(top, 255))
+    draw_text(d, (x + 18, y + round(h * 0.015)), tag.upper(), tf, fill=rgb(top, 255))
     box = _headline_block(d, f, lines, lh, x, y + round(h * 0.14), rgb(text, 255), w)
     return img.convert("RGB"), box, text, f.size
 
-def layout_split(w, h, pal, headline, tag, brand):
+def layout_split(w, h, pal, headline, tag, brand, lang="en"):
     top, bottom, accent, text, muted = pal
+    hfam, hstyle, tfam, k, sp = _fonts(lang)
     img = _base(w, h, pal)
     d = ImageDraw.Draw(img)
     pw = round(w * 0.56)
     d.polygon([(0, 0), (pw, 0), (pw - round(w * 0.08), h), (0, h)], fill=rgb(accent, 255))
-    f, lines, lh = fit_text(headline.upper(), "Bebas Neue", "Regular", pw - round(w * 0.16), round(h * 0.66), round(h * 0.3), 0.92)
+    f, lines, lh = fit_text(headline.upper(), hfam, hstyle, pw - round(w * 0.16), round(h * 0.66), round(h * 0.3 * k), sp)
     x = round(w * 0.05)
     box = _headline_block(d, f, lines, lh, x, round((h - len(lines) * lh) / 2) - round(h * 0.04), rgb(top, 255), w, shadow=False)
-    tf = font("Inter", "Bold", round(h * 0.065))
-    d.text((x, box[3] + round(h * 0.02)), tag.upper(), font=tf, fill=rgb(top, 210))
-    big = font("Bebas Neue", "Regular", round(h * 0.9))
+    tf = font_for(tfam, "Bold", round(h * 0.065))
+    draw_text(d, (x, box[3] + round(h * 0.02)), tag.upper(), tf, fill=rgb(top, 210))
     mark = (brand or headline)[:1].upper()
+    big = font(font_for_text(mark, "Bebas Neue"), "Regular" if k == 1 or mark.isascii() else "Bold", round(h * (0.9 if mark.isascii() else 0.55)))
     d.text((pw + (w - pw - big.getlength(mark)) / 2, h * 0.02), mark, font=big, fill=rgb(text, 235))
     return img.convert("RGB"), box, top, f.size
 
-def layout_center(w, h, pal, headline, tag, brand):
+def layout_center(w, h, pal, headline, tag, brand, lang="en"):
     top, bottom, accent, text, muted = pal
+    hfam, hstyle, tfam, k, sp = _fonts(lang)
     img = Image.new("RGBA", (w, h), rgb(top, 255))
     _glow(img, w / 2, h * 0.55, h * 0.7, accent, 95)
-    f, lines, lh = fit_text(headline.upper(), "Bebas Neue", "Regular", round(w * 0.84), round(h * 0.58), round(h * 0.36), 0.9)
+    f, lines, lh = fit_text(headline.upper(), hfam, hstyle, round(w * 0.84), round(h * 0.58), round(h * 0.36 * k), sp)
     d = ImageDraw.Draw(img)
     box = _headline_block(d, f, lines, lh, None, round((h - len(lines) * lh) / 2) - round(h * 0.05), rgb(text, 255), w)
     y = box[3]
-    tf = font("Inter", "Bold", round(h * 0.065))
+    tf = font_for(tfam, "Bold", round(h * 0.065))
     tw = tf.getlength(tag.upper())
-    d.text(((w - tw) / 2, y + round(h * 0.03)), tag.upper(), font=tf, fill=rgb(accent, 255))
+    draw_text(d, ((w - tw) / 2, y + round(h * 0.03)), tag.upper(), tf, fill=rgb(accent, 255))
     d.rounded_rectangle([(w - 160) / 2, y + round(h * 0.15), (w + 160) / 2, y + round(h * 0.15) + 10], 5, fill=rgb(accent, 255))
     return img.convert("RGB"), box, text, f.size
 
@@ -136,10 +154,10 @@ def make_thumbnails(script: Script, brief: Brief, settings: Settings, out_dir: P
     out_dir = Path(out_dir or tempfile.mkdtemp(prefix="ytempire-thumbs-"))
     w, h = settings.getint("thumbnails", "width"), settings.getint("thumbnails", "height")
     _, pal = palette_for(brief.topic)
-    headline, tag = punchline(brief.topic), tagline(script, brief)
+    headline, tag = punchline(brief.topic, lang=brief.lang), tagline(script, brief)
     variants = []
     for name in list(LAYOUTS)[:settings.getint("thumbnails", "variants")]:
-        img, box, color, size = LAYOUTS[name](w, h, pal, headline, tag, brief.brand)
+        img, box, color, size = LAYOUTS[name](w, h, pal, headline, tag, brief.brand, brief.lang)
         score, parts = legibility(img, box, color if isinstance(color, str) else pal[3], round(size * 0.72), len(headline.split()))
         path = save_png(img, out_dir / f"thumbnail-{name}.png", settings.getint("thumbnails", "max_bytes"))
         variants.append(Thumbnail(path=path, variant=name, layout=name, score=score, score_parts=parts))

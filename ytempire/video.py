@@ -14,13 +14,15 @@ from .config import Settings, StageError, ToolError, DiskFullError, find_tool, g
 from .schemas import (Brief, Script, Narration, AudioMix, Subtitles, Cue, Word, Shot, TimedImage, CaptionTrack,
                               AudioTrack, OutputFormat, Timeline, Video)
 from .store import atomic_path, write_json
-from .sync import caption_style, words_in
+from .sync import caption_style, words_in, cue_line_words
+from .languages import SCRIPT_FONTS, script_font, writing_system, words_of
 from .audio import duck_filter
 
 # %% auto #0
-__all__ = ['PALETTES', 'RISE_SECONDS', 'palette_for', 'rgb', 'font_file', 'font', 'wrap', 'fit_text', 'render_card',
-           'compose_card', 'caption_size', 'render_captions', 'Piece', 'Plan', 'GraphBuilder', 'nvenc_works',
-           'encoder_args', 'ffmpeg_major', 'output_format', 'render_timeline', 'shot_times', 'render_video']
+__all__ = ['PALETTES', 'RISE_SECONDS', 'palette_for', 'rgb', 'font_match', 'font_file', 'font', 'MixedFont', 'font_for',
+           'draw_text', 'card_fonts', 'wrap_units', 'wrap', 'fit_text', 'render_card', 'compose_card', 'caption_size',
+           'render_captions', 'Piece', 'Plan', 'GraphBuilder', 'nvenc_works', 'encoder_args', 'ffmpeg_major',
+           'output_format', 'render_timeline', 'shot_times', 'render_video']
 
 # %% ../nbs/30_video.ipynb #c006
 PALETTES = {  # name: (background top, background bottom, accent, text, muted)
@@ -45,23 +47,61 @@ def rgb(hex_color: str, alpha: int | None = None) -> tuple:
     return v if alpha is None else v + (alpha,)
 
 @lru_cache(maxsize=None)
-def font_file(family: str, style: str = "Regular") -> str:
-    "Path of an installed font via fontconfig, or DejaVu Sans as the fallback."
+def font_match(family: str, style: str = "Regular") -> tuple[str, int]:
+    "(path, face index in a collection) of an installed font via fontconfig, or DejaVu Sans as the fallback."
     fc = shutil.which("fc-match")
     if fc:
-        r = subprocess.run([fc, "-f", "%{file}|%{family}", f"{family}:style={style}"], capture_output=True, text=True)
-        path, _, fam = r.stdout.partition("|")
-        if r.returncode == 0 and family.lower() in fam.lower() and Path(path).exists(): return path
-        get_logger(__name__).warning("font %s %s not found, using a fallback; install fonts-inter fonts-bebas-neue", family, style)
+        r = subprocess.run([fc, "-f", "%{file}|%{index}|%{family}", f"{family}:style={style}"], capture_output=True, text=True)
+        path, index, fam = (r.stdout.split("|", 2) + ["", ""])[:3]
+        if r.returncode == 0 and family.lower() in fam.lower() and Path(path).exists(): return path, int(index or 0)
+        get_logger(__name__).warning("font %s %s not found, using a fallback; install it with scripts/install-system.sh "
+                                     "(fonts-inter fonts-bebas-neue fonts-noto-core fonts-noto-cjk)", family, style)
     for p in ("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"):
-        if Path(p).exists(): return p
+        if Path(p).exists(): return p, 0
     raise ToolError("no usable font found; install them with `apt-get install fonts-inter fonts-bebas-neue fonts-dejavu-core fontconfig`")
+
+def font_file(family: str, style: str = "Regular") -> str:
+    "Path of an installed font via fontconfig, or DejaVu Sans as the fallback."
+    return font_match(family, style)[0]
 
 @lru_cache(maxsize=64)
 def font(family: str, style: str, size: int) -> ImageFont.FreeTypeFont:
-    return ImageFont.truetype(font_file(family, style), size)
+    path, index = font_match(family, style)
+    return ImageFont.truetype(path, size, index=index)
 
-# %% ../nbs/30_video.ipynb #c009
+# %% ../nbs/30_video.ipynb #c008
+class MixedFont:
+    "A script font with a Latin font for the words it has no glyphs for (Noto Sans Devanagari has no Latin letters)."
+    def __init__(self, main: ImageFont.FreeTypeFont, latin: ImageFont.FreeTypeFont):
+        self.main, self.latin, self.size = main, latin, main.size
+    def _runs(self, text: str):
+        for part in re.split(r"(\s+)", text):
+            if part: yield part, self.latin if re.search(r"[A-Za-zÀ-ÿ]", part) and writing_system(part) == "latin" else self.main
+    def getlength(self, text: str) -> float: return sum(f.getlength(t) for t, f in self._runs(text))
+    def draw(self, d: ImageDraw.ImageDraw, xy, text: str, **kw):
+        x, y = xy
+        base = y + self.main.getmetrics()[0]
+        for t, f in self._runs(text):
+            if not t.isspace(): d.text((x, base), t, font=f, anchor="ls", **kw)
+            x += f.getlength(t)
+
+def font_for(family: str, style: str, size: int, latin: tuple[str, str] = ("Inter", "Bold")):
+    "The font to draw text of `family` with: a `MixedFont` for Devanagari (Latin words in `latin`)."
+    f = font(family, style, size)
+    return MixedFont(f, font(*latin, size)) if family == SCRIPT_FONTS["devanagari"] else f
+
+def draw_text(d: ImageDraw.ImageDraw, xy, text: str, fnt, **kw):
+    "`d.text` for a font or a `MixedFont`."
+    if isinstance(fnt, MixedFont): fnt.draw(d, xy, text, **kw)
+    else: d.text(xy, text, font=fnt, **kw)
+
+def card_fonts(settings: Settings, lang: str = "en") -> tuple[str, str, str, str]:
+    "(title family, title style, body family, body style) for cards in `lang`."
+    f = script_font(lang)
+    if f: return f, "Bold", f, "Bold"
+    return settings.get("video", "title_font"), "Regular", settings.get("video", "body_font"), "SemiBold"
+
+# %% ../nbs/30_video.ipynb #c011
 def _gradient(w: int, h: int, top: str, bottom: str) -> Image.Image:
     t = np.linspace(0, 1, h)[:, None, None] ** 1.2
     x = np.linspace(0, 1, w)[None, :, None]
@@ -77,31 +117,55 @@ def _glow(img: Image.Image, cx: float, cy: float, r: float, color: str, alpha: i
     small = small.filter(ImageFilter.GaussianBlur(r / k / 2.2))
     img.alpha_composite(small.resize((w, h), Image.BILINEAR))
 
-def wrap(text: str, fnt: ImageFont.FreeTypeFont, max_w: int) -> list[str]:
-    "Greedy word wrap to a pixel width."
+_NO_LINE_START = set("、。，．！？!?：:；;…ー」』）)】〉》ぁぃぅぇぉっゃゅょゎァィゥェォッャュョヮ")
+_NO_LINE_END = set("「『（(【〈《")
+
+def _char_units(text: str) -> list[str]:
+    "Characters a Japanese line may break between (Latin runs whole; no line starts with closing punctuation)."
+    units: list[str] = []
+    for m in re.finditer(r"[A-Za-z0-9][A-Za-z0-9.,%'’-]*|\s+|.", text):
+        u = m.group()
+        if units and (u[0] in _NO_LINE_START or units[-1][-1] in _NO_LINE_END): units[-1] += u
+        else: units.append(u)
+    return units
+
+def wrap_units(text: str, fnt=None, max_w: int | None = None) -> tuple[list[str], str]:
+    "(units a line may break between, separator): words and ' ', or for Japanese its words, split into characters where one is wider than a line, and ''."
+    if writing_system(text) != "cjk": return text.split(), " "
+    cuts = [0] + [o for _, o in words_of(text, "ja")][1:] + [len(text)]
+    units = []
+    for a, b in zip(cuts, cuts[1:]):
+        u = text[a:b]
+        units += _char_units(u) if fnt is not None and fnt.getlength(u.strip()) > max_w else [u]
+    return units, ""
+
+def wrap(text: str, fnt, max_w: int) -> list[str]:
+    "Greedy wrap to a pixel width: by word, or for Japanese by word and where needed by character."
+    units, sep = wrap_units(text, fnt, max_w)
     lines, cur = [], ""
-    for word in text.split():
-        trial = f"{cur} {word}".strip()
-        if fnt.getlength(trial) <= max_w or not cur: cur = trial
-        else: lines.append(cur); cur = word
-    return lines + [cur] if cur else lines
+    for u in units:
+        trial = f"{cur}{sep}{u}" if cur else u
+        if fnt.getlength(trial) <= max_w or not cur.strip(): cur = trial
+        else: lines.append(cur.strip()); cur = u.lstrip()
+    return lines + [cur.strip()] if cur.strip() else lines
 
 def fit_text(text: str, family: str, style: str, max_w: int, max_h: int, size: int, spacing: float = 1.0, min_size: int = 24):
     "(font, lines, line height) of the largest size <= `size` at which `text` fits the box."
     while True:
-        f = font(family, style, size)
+        f = font_for(family, style, size)
         lines = wrap(text, f, max_w)
         lh = round(size * spacing)
         if (len(lines) * lh <= max_h and all(f.getlength(l) <= max_w for l in lines)) or size <= min_size: return f, lines, lh
         size = int(size * 0.92)
 
 def render_card(headline: str, kicker: str, index: int, total: int, topic: str, size: tuple[int, int],
-                palette: tuple[str, ...], out_dir: Path, settings: Settings, stem: str, number: str | None = None) -> tuple[Path, Path, int, int]:
+                palette: tuple[str, ...], out_dir: Path, settings: Settings, stem: str, number: str | None = None,
+                lang: str = "en") -> tuple[Path, Path, int, int]:
     "Write a card's background and title layer; returns (background, layer, layer x, layer y)."
     w, h = size
     top, bottom, accent, text, muted = palette
     portrait, u = h > w, min(w, h) / 1080
-    title_family, body_family = settings.get("video", "title_font"), settings.get("video", "body_font")
+    title_family, title_style, body_family, body_style = card_fonts(settings, lang)
     # 1. background: gradient, glows, big faint number, topic label
     bg = _gradient(w, h, top, bottom).convert("RGBA")
     _glow(bg, w * 0.85, h * 0.18, min(w, h) * 0.55, accent, 46)
@@ -110,9 +174,9 @@ def render_card(headline: str, kicker: str, index: int, total: int, topic: str, 
     d = ImageDraw.Draw(deco)
     m = round(64 * u)
     if number:
-        big = font(title_family, "Regular", round((560 if w > h else 420) * u))
+        big = font(settings.get("video", "title_font"), "Regular", round((560 if w > h else 420) * u))   # digits only
         d.text((w - big.getlength(number) - m, h * (0.07 if w >= h else 0.05)), number, font=big, fill=rgb(text, 20))
-    d.text((m, round(52 * u)), topic.upper()[:60], font=font(body_family, "SemiBold", round(26 * u)), fill=rgb(muted, 210))
+    draw_text(d, (m, round(52 * u)), topic.upper()[:60], font_for(body_family, body_style, round(26 * u)), fill=rgb(muted, 210))
     if total > 1:
         y1, y2 = h - round(40 * u), h - round(34 * u)
         d.rounded_rectangle([m, y1, w - m, y2], 3, fill=rgb(muted, 45))
@@ -121,19 +185,21 @@ def render_card(headline: str, kicker: str, index: int, total: int, topic: str, 
     # 2. title layer: kicker, headline, accent bar, on a transparent canvas
     box_w = round(w * (0.84 if portrait else 0.62))
     box_h = round(h * (0.30 if portrait else 0.42))
-    hf, lines, lh = fit_text(headline.upper(), title_family, "Regular", box_w, box_h, round((190 if portrait else 200) * u), 0.98)
-    kf = font(body_family, "SemiBold", round(34 * u))
+    spaced = writing_system(headline) == "latin"       # Devanagari and CJK glyphs sit higher and wider: a little more leading
+    hf, lines, lh = fit_text(headline.upper(), title_family, title_style, box_w, box_h, round((190 if portrait else 200) * u * (1 if spaced else 0.62)),
+                             0.98 if spaced else 1.3)
+    kf = font_for(body_family, body_style, round(34 * u))
     layer = Image.new("RGBA", (w, h), (0, 0, 0, 0))
     ld = ImageDraw.Draw(layer)
     block_h = round(60 * u) + len(lines) * lh + round(50 * u)
     x0 = round(w * 0.08) if not portrait else None
     y0 = round(h * 0.40) - block_h // 2
     kx = x0 if x0 is not None else (w - kf.getlength(kicker.upper())) / 2
-    ld.text((kx, y0), kicker.upper(), font=kf, fill=rgb(accent, 255))
+    draw_text(ld, (kx, y0), kicker.upper(), kf, fill=rgb(accent, 255))
     y = y0 + round(60 * u)
     for line in lines:
         lx = x0 if x0 is not None else (w - hf.getlength(line)) / 2
-        ld.text((lx, y), line, font=hf, fill=rgb(text, 255))
+        draw_text(ld, (lx, y), line, hf, fill=rgb(text, 255))
         y += lh
     bw = round(140 * u)
     bx = x0 if x0 is not None else (w - bw) // 2
@@ -152,20 +218,27 @@ def compose_card(bg: Path, layer: Path | None, x: int, y: int) -> Image.Image:
     if layer: img.alpha_composite(Image.open(layer).convert("RGBA"), (x, y))
     return img.convert("RGB")
 
-# %% ../nbs/30_video.ipynb #c015
-def _draw_caption(lines: list[str], active: int, w: int, band_h: int, st: dict, size: int) -> Image.Image:
+# %% ../nbs/30_video.ipynb #c017
+def _caption_font(st: dict, size: int):
+    return font_for(st["font"], "Bold", size, (st["latin_font"], "Bold"))
+
+def _glyph_height(f) -> int:
+    "Ascent + descent (Noto CJK and Devanagari reach much further below the baseline than Inter)."
+    return sum((f.main if isinstance(f, MixedFont) else f).getmetrics())
+
+def _draw_caption(lines: list[list[str]], active: int, w: int, band_h: int, st: dict, size: int) -> Image.Image:
+    "Caption image of the lines (their words), word `active` highlighted."
     img = Image.new("RGBA", (w, band_h), (0, 0, 0, 0))
     d = ImageDraw.Draw(img)
-    f = font(st["font"], "Bold", size)
-    space, line_h = f.getlength(" "), round(size * 1.22)
-    y = band_h - len(lines) * line_h - st["outline"]
+    f, sep = _caption_font(st, size), st.get("sep", " ")
+    space, line_h = f.getlength(sep) if sep else 0, round(size * 1.22)
+    y = band_h - st["outline"] - _glyph_height(f) - (len(lines) - 1) * line_h     # the last line's descent stays inside
     k = 0
-    for line in lines:
-        ws = line.split()
-        x = (w - f.getlength(line)) / 2
+    for ws in lines:
+        x = (w - f.getlength(sep.join(ws))) / 2
         for word in ws:
             color = st["highlight"] if k == active else st["color"]
-            d.text((x, y), word, font=f, fill=rgb(color, 255), stroke_width=st["outline"], stroke_fill=(0, 0, 0, 235))
+            draw_text(d, (x, y), word, f, fill=rgb(color, 255), stroke_width=st["outline"], stroke_fill=(0, 0, 0, 235))
             x += f.getlength(word) + space; k += 1
         y += line_h
     return img
@@ -173,29 +246,30 @@ def _draw_caption(lines: list[str], active: int, w: int, band_h: int, st: dict, 
 def caption_size(lines: list[str], st: dict) -> int:
     "The caption font size at which every line fits the style's maximum width."
     size = st["size"]
-    while size > 12 and max(font(st["font"], "Bold", size).getlength(l) for l in lines) > st["max_width"]: size = int(size * 0.93)
+    while size > 12 and max(_caption_font(st, size).getlength(l) for l in lines) > st["max_width"]: size = int(size * 0.93)
     return size
 
-def render_captions(cues: list[Cue], words: list[Word], size: tuple[int, int], settings: Settings, out_dir: Path) -> CaptionTrack:
+def render_captions(cues: list[Cue], words: list[Word], size: tuple[int, int], settings: Settings, out_dir: Path,
+                    lang: str = "en") -> CaptionTrack:
     "Caption images for every caption state, and where they go."
     w, h = size
-    st = caption_style(w, h, settings)
+    st = caption_style(w, h, settings, lang)
     line_h = round(st["size"] * 1.22)
-    band_h = line_h * settings.getint("subtitles", "max_lines") + 2 * st["outline"] + 8
+    band_h = max(line_h, _glyph_height(_caption_font(st, st["size"]))) + line_h * (settings.getint("subtitles", "max_lines") - 1) + 2 * st["outline"] + 8
     out_dir.mkdir(parents=True, exist_ok=True)
     highlight = settings.getbool("subtitles", "highlight_words")
     images, cache = [], {}
     def image_for(lines, active):
-        key = ("\n".join(lines), active)
+        key = ("\n".join("\t".join(l) for l in lines), active)
         if key not in cache:
             p = out_dir / f"cap-{len(cache):04d}.png"
             with atomic_path(p) as tmp: _draw_caption(lines, active, w, band_h, st, size).save(tmp, "PNG", compress_level=1)
             cache[key] = p
         return cache[key]
     for c in cues:
-        lines = c.text.split("\n")
-        size = caption_size(lines, st)
+        size = caption_size(c.text.split("\n"), st)
         inside = words_in(c, words) if highlight else []
+        lines = cue_line_words(c.text, [x.text for x in inside], lang)
         if not inside:
             images.append(TimedImage(image=image_for(lines, -1), start=c.start, end=c.end)); continue
         for k, wd in enumerate(inside):
@@ -204,7 +278,7 @@ def render_captions(cues: list[Cue], words: list[Word], size: tuple[int, int], s
             images.append(TimedImage(image=image_for(lines, k), start=round(s, 3), end=round(e, 3)))
     return CaptionTrack(images=images, x=0, y=h - st["margin_v"] - band_h)
 
-# %% ../nbs/30_video.ipynb #c018
+# %% ../nbs/30_video.ipynb #c025
 RISE_SECONDS = 0.7
 
 def _frames(t: float, fps: int) -> int: return int(round(t * fps))
@@ -456,7 +530,7 @@ class GraphBuilder:
         else: self.parts.append("".join(f"[{o}]" for o in final) + f"amix=inputs={len(final)}:normalize=0:duration=longest[{out}]")
         return out
 
-# %% ../nbs/30_video.ipynb #c020
+# %% ../nbs/30_video.ipynb #c027
 @lru_cache(maxsize=None)
 def nvenc_works(ffmpeg: str) -> bool:
     "Whether h264_nvenc can really encode here (a GPU and driver are present)."
@@ -480,7 +554,7 @@ def ffmpeg_major(ffmpeg: str) -> int:
     m = re.search(r"version n?(\d+)", subprocess.run([ffmpeg, "-version"], capture_output=True, text=True).stdout)
     return int(m.group(1)) if m else 0
 
-# %% ../nbs/30_video.ipynb #c023
+# %% ../nbs/30_video.ipynb #c030
 def output_format(brief: Brief, settings: Settings) -> OutputFormat:
     "Output format from the brief's aspect and `[video]` settings."
     w, h = brief.size
@@ -546,7 +620,7 @@ def render_timeline(tl: Timeline, out: Path, settings: Settings, progress: bool 
     return Video(path=out, width=tl.format.width, height=tl.format.height, duration=round(tl.duration, 3), fps=fps,
                  encoder=enc_name, frames_encoded=frames, size_bytes=out.stat().st_size, render_seconds=round(seconds, 3))
 
-# %% ../nbs/30_video.ipynb #c031
+# %% ../nbs/30_video.ipynb #c038
 def shot_times(spans: list[tuple[float, float]], duration: float, transition: float) -> list[tuple[float, float]]:
     "(start, end) of each shot: cuts centred in the pauses between scene spans, overlapping by the transition."
     cuts = [(spans[i][1] + spans[i + 1][0]) / 2 for i in range(len(spans) - 1)]
@@ -573,14 +647,15 @@ def render_video(script: Script, narration: Narration, audio: AudioMix, subtitle
         elif sc.kind == "cta": headline, kicker = sc.on_screen, brief.brand or brief.topic
         else: headline, kicker = sc.on_screen, f"{points.index(sc) + 1} / {len(points)}"
         number = f"{points.index(sc) + 1:02d}" if sc.kind == "point" else None
-        cards.append(render_card(headline, kicker, i, len(script.scenes), brief.topic, size, pal, out_dir / "cards", settings, f"scene{i:02d}", number))
+        cards.append(render_card(headline, kicker, i, len(script.scenes), brief.topic, size, pal, out_dir / "cards", settings, f"scene{i:02d}", number,
+                                 brief.language))
     # 2. shots on the narration's scene boundaries
     times = shot_times(narration.scene_spans, audio.duration, settings.getfloat("video", "transition_seconds"))
     shots = [Shot(visual=bg, layer=layer, layer_x=x, layer_y=y, start=s, end=e, motion=motion,
                   transition=settings.get("video", "transition") if i else "none", transition_seconds=settings.getfloat("video", "transition_seconds"))
              for i, ((bg, layer, x, y), (s, e)) in enumerate(zip(cards, times))]
     # 3. captions and the mastered soundtrack
-    captions = render_captions(subtitles.cues, narration.words, size, settings, out_dir / "captions")
+    captions = render_captions(subtitles.cues, narration.words, size, settings, out_dir / "captions", brief.language)
     tl = Timeline(shots=shots, captions=captions, audio=[AudioTrack(path=audio.path, role="mix")], format=fmt, duration=audio.duration)
     write_json(out_dir / "timeline.json", tl)
     return render_timeline(tl, out_dir / "video.mp4", settings, progress=progress, log=get_logger(__name__))

