@@ -10,7 +10,7 @@ ifeq ($(WANDB_API_KEY),)
 export WANDB_MODE := offline
 endif
 
-.PHONY: setup demo test bench lint clean
+.PHONY: setup model demo test bench lint clean
 
 setup: $(VENV)/.installed
 
@@ -26,7 +26,11 @@ $(VENV)/.installed: requirements.lock pyproject.toml scripts/install-system.sh
 	@$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (ytempire)" >/dev/null
 	@touch $@
 
-demo: setup
+# the engagement model (bundled trending data, ~30 s) registered as ytempire-engagement@champion in mlruns.db, then a video
+model: setup
+	@$(VENV)/bin/ytempire engagement train
+
+demo: model
 	@$(VENV)/bin/ytempire make "How coffee roasting works" --notes examples/coffee-roasting.md --out runs/demo
 
 test: setup
@@ -36,6 +40,7 @@ test: setup
 
 bench: setup
 	@$(PY) tests/bench/render_bench.py
+	@$(PY) tests/bench/engagement_bench.py
 
 clean:
-	rm -rf build runs mlruns.db mlartifacts wandb ledger.db
+	rm -rf build runs mlruns.db mlartifacts wandb ledger.db .cache

@@ -11,7 +11,9 @@ def clean_env(**extra) -> dict:
     "An environment for subprocesses: offline tracking, no stray keys or ytempire settings from the caller."
     env = {k: v for k, v in os.environ.items() if not k.startswith("YTEMPIRE_") and not k.endswith("_API_KEY")}
     env.update(WANDB_MODE="offline", WANDB_SILENT="true", MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true",
-               PATH=f"{BIN}:{env.get('PATH', '/usr/bin:/bin')}")
+               PATH=f"{BIN}:{env.get('PATH', '/usr/bin:/bin')}",
+               # no engagement model unless a test registers one: a developer's `make demo` model must not change results
+               YTEMPIRE_ENGAGEMENT_MLFLOW_URI="sqlite:////nonexistent/ytempire-tests/mlruns.db")
     env.update({k: str(v) for k, v in extra.items()})
     return env
 

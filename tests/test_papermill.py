@@ -41,3 +41,14 @@ def test_prompt_ab_notebook_logs_comparison(tmp_path, monkeypatch):
     import pandas as pd
     df = pd.read_csv(tmp_path / "ab" / "prompt_ab.csv")
     assert set(df.version) == {"explainer@1", "explainer@2"} and len(df) == 6
+
+
+def test_calibration_notebook(tmp_path, monkeypatch):
+    "experiments/calibrate_quality.ipynb relates the quality parts to real engagement on held-out trending videos."
+    for k, v in clean_env().items(): monkeypatch.setenv(k, v)
+    pm.execute_notebook(str(ROOT / "experiments" / "calibrate_quality.ipynb"), str(tmp_path / "cal.ipynb"), cwd=str(ROOT),
+                        kernel_name="python3", progress_bar=False,
+                        parameters=dict(data="data/trending/2020_US.csv, data/trending/2020_GB.csv", epochs=2, out_dir=str(tmp_path / "cal")))
+    s = json.loads((tmp_path / "cal" / "calibration.json").read_text())
+    assert s["videos"] >= 50 and -1 <= s["spearman.overall"] <= 1 and "within_category.engagement_part" in s
+    assert (tmp_path / "cal" / "calibration.png").stat().st_size > 10_000

@@ -189,3 +189,14 @@ def test_language_only_a_cloud_writer_supports(tmp_path):
     assert s.provider == "openai" and s.language == "sw" and "in Swahili" in m.requests[0]["json"]["messages"][0]["content"]
     with pytest.raises(InputError, match="not supported by the offline writer"):
         check_script_inputs(sw, Settings(env={}))
+
+
+def test_quality_gate_rewrites_with_feedback(tmp_path):
+    from ytempire.quality import write_gated_script
+    with MockAPI(default=("ok", payload())) as m:
+        st = settings(tmp_path, m, quality__threshold=9.99, quality__regenerate=1)
+        s = write_gated_script(BRIEF, TrendReport(), st, ledger=Ledger(st.get("paths", "ledger")), run_id="g")
+    assert m.count() == 2 and s.provider == "openai"
+    first, second = (r["json"]["messages"][-1]["content"] for r in m.requests)
+    assert "fell short" not in first and "A previous draft fell short of the channel's quality bar" in second
+    assert any("rewritten 1 time(s)" in w for w in s.warnings)

@@ -10,7 +10,8 @@ import ytempire
 from .config import Settings, YtempireError, InputError, setup_logging
 
 # %% auto #0
-__all__ = ['MAX_NOTES_BYTES', 'read_notes', 'parser', 'cmd_make', 'cmd_script', 'cmd_costs', 'cmd_report', 'main']
+__all__ = ['MAX_NOTES_BYTES', 'read_notes', 'parser', 'cmd_make', 'cmd_script', 'cmd_costs', 'cmd_report', 'cmd_trends',
+           'cmd_engagement', 'main']
 
 # %% ../nbs/60_cli.ipynb #c005
 MAX_NOTES_BYTES = 200_000
@@ -80,6 +81,27 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("run_dir")
     r.add_argument("--config")
     r.add_argument("-v", "--verbose", action="store_true")
+    t = sub.add_parser("trends", help="trend detection on trending snapshots", description="Per country and category: view/like "
+                       "velocity, hours to trend, best publish hour/day (UTC) and rising keywords, from trending CSVs.")
+    t.add_argument("--country", help="two-letter country code, e.g. US (default: every country in the data)")
+    t.add_argument("--top", type=int, default=20, help="rows to show (default 20)")
+    t.add_argument("--data", nargs="+", metavar="CSV", help="trending CSVs or folders of them (default: [trends] data and data_dir)")
+    t.add_argument("--json", action="store_true", help="print JSON records")
+    t.add_argument("--config")
+    t.add_argument("-v", "--verbose", action="store_true")
+    e = sub.add_parser("engagement", help="engagement model: predict scores for a trending CSV, or train and register it")
+    esub = e.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    ep = esub.add_parser("predict", help="score every video of a trending CSV (higher = more engaging)",
+                         description="Write video_id,score for each distinct video of a trending CSV (either schema) with the champion model.")
+    ep.add_argument("csv", help="trending CSV, 2017 or 2020 Kaggle schema (like, view and comment counts are not used)")
+    ep.add_argument("--out", required=True, help="where to write video_id,score")
+    et = esub.add_parser("train", help="train, evaluate and register the engagement model (alias champion)")
+    et.add_argument("--data", nargs="+", metavar="CSV", help="trending CSVs or folders of them (default: [engagement] data)")
+    et.add_argument("--epochs", type=int, help="torch epochs (default: [engagement] epochs)")
+    et.add_argument("--no-register", action="store_true", help="evaluate and track only; leave the registry as it is")
+    for x in (ep, et):
+        x.add_argument("--config")
+        x.add_argument("-v", "--verbose", action="store_true")
     return p
 
 # %% ../nbs/60_cli.ipynb #c006
@@ -137,6 +159,24 @@ def cmd_report(a) -> str:
     record, parts = load_run(a.run_dir)
     return str(write_report(record, parts, Path(a.run_dir) / "report.html", settings))
 
+def cmd_trends(a) -> str:
+    from ytempire.trends import format_trend_report, load_trending, select_country, trend_report, trending_paths
+    settings = Settings(a.config)
+    videos = select_country(load_trending([Path(p).expanduser().resolve() for p in a.data] if a.data else trending_paths(settings)), a.country)
+    t = trend_report(videos, a.country, a.top)
+    return t.to_json(orient="records", indent=2) if a.json else format_trend_report(t, videos)
+
+def cmd_engagement(a) -> str:
+    from ytempire.models import predict_csv, train_engagement
+    settings = Settings(a.config)
+    if a.action == "predict":
+        path, n = predict_csv(a.csv, a.out, settings)
+        return f"wrote {n} scores to {path}"
+    r = train_engagement(settings, data=a.data, epochs=a.epochs, register=not a.no_register)
+    table = r.summary.round(3).to_string()
+    reg = f"registered {settings.get('engagement', 'registry_name')} version {r.version} as @{settings.get('engagement', 'alias')}" if r.version else "not registered"
+    return f"held-out Spearman on {r.videos} videos:\n{table}\nchampion: {r.champion}; {reg} in {r.uri}"
+
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `ytempire` command; returns the exit code."
     verbose = False
@@ -144,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         a = parser().parse_args(argv)
         verbose = getattr(a, "verbose", False)
         setup_logging(logging.DEBUG if verbose else logging.INFO)
-        out = {"make": cmd_make, "report": cmd_report, "script": cmd_script, "costs": cmd_costs}[a.command](a)
+        out = {"make": cmd_make, "report": cmd_report, "script": cmd_script, "costs": cmd_costs, "trends": cmd_trends, "engagement": cmd_engagement}[a.command](a)
         print(out)
         return 0
     except YtempireError as e:

@@ -16,8 +16,8 @@ from .schemas import (Brief, TrendReport, Script, QualityReport, Narration, Audi
 from .store import RunDir, check_writable, copy_file, write_json
 from .ledger import Ledger, Guard
 from .trends import research_trends
-from .scripts import write_script, check_script_inputs, youtube_metadata, provider_chain
-from .quality import score_script, enforce_gate
+from .scripts import check_script_inputs, youtube_metadata, provider_chain
+from .quality import score_script, enforce_gate, write_gated_script
 from .voice import narrate, check_voice_inputs
 from .audio import master_audio
 from .sync import make_subtitles
@@ -85,8 +85,8 @@ def run_stages(run: RunDir, brief: Brief, settings: Settings, ledger: Ledger, pr
     stage("trends", research_trends, (brief,), ("trends",), lambda r: "trending-csv")
     # the resolved writer chain (which keys are set) is part of the script stage's input: a new key writes anew
     chained = brief.model_copy(update={"providers": {**brief.providers, "text": provider_chain(brief, settings)}})
-    stage("script", partial(write_script, ledger=ledger, run_id=rid, guard=guard), (chained, p.trends),
-          ("text", "voice", "channel", "retry", "quotas", "prices"), lambda r: r.provider)
+    stage("script", partial(write_gated_script, ledger=ledger, run_id=rid, guard=guard), (chained, p.trends),
+          ("text", "voice", "channel", "retry", "quotas", "prices", "quality"), lambda r: r.provider)
     stage("quality", score_script, (p.script, brief), ("quality", "text", "voice"))
     enforce_gate(p.quality, settings, log)
     stage("narration", partial(narrate, ledger=ledger, run_id=rid), (p.script, brief), ("voice",), lambda r: f"{r.provider}:{r.voice}")
@@ -127,7 +127,7 @@ def run_warnings(p: RunParts, brief: Brief) -> list[str]:
     "Things a person should know about a finished run."
     out = list(p.script.warnings)
     miss = (p.video.duration - brief.duration) / brief.duration
-    if abs(miss) > 0.10:
+    if abs(miss) > 0.10 and abs(p.video.duration - brief.duration) > 1.5:     # a short video may run a second over
         if miss < 0 and p.script.provider == "offline-template":
             why = "the script ran out of material: give --notes with more points (or a draft), or use a cloud text provider"
         elif miss > 0 and brief.notes: why = "your notes hold more than fits: trim them or ask for a longer --duration"

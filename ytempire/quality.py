@@ -9,10 +9,12 @@ from pathlib import Path
 import numpy as np
 from .config import Settings, StageError
 from .schemas import Brief, Script, QualityPart, QualityReport
-from .scripts import word_budget
+from .scripts import word_budget, speaking_rate
+from .languages import SPACELESS, base_lang, count_units, split_sentences
 
 # %% auto #0
-__all__ = ['ramp', 'readability', 'seo', 'structure', 'score_script', 'enforce_gate']
+__all__ = ['ramp', 'readability', 'estimated_starts', 'seo', 'structure', 'script_as_video', 'engagement', 'score_script',
+           'write_gated_script', 'enforce_gate']
 
 # %% ../nbs/12_quality.ipynb #c006
 def ramp(x: float, points: list[tuple[float, float]]) -> float:
@@ -30,26 +32,43 @@ def _part(parts: dict[str, float], notes: list[str], weights: dict[str, float] |
 _TEXTSTAT_LANGS = {"en", "de", "es", "fr", "it", "nl", "ru"}
 
 def readability(text: str, lang: str = "en") -> QualityPart:
-    "Flesch reading ease, sentence length and long-sentence share as 0-10 sub-scores."
-    import textstat
-    textstat.set_lang(lang if lang in _TEXTSTAT_LANGS else "en")
-    sentences = [s for s in re.split(r"(?<=[.!?…])\s+", text.strip()) if s]
-    lengths = [len(s.split()) for s in sentences] or [0]
-    fre = textstat.flesch_reading_ease(text)
+    """Flesch reading ease (where textstat has the language's formula), sentence length and long-sentence share as
+    0-10 sub-scores. Lengths are in spoken units (words; characters for Japanese, where ~2.5 make a word)."""
+    lang = base_lang(lang)
+    scale = 2.5 if lang in SPACELESS else 1.0
+    sentences = split_sentences(text.strip(), lang)
+    lengths = [count_units(s, lang) / scale for s in sentences] or [0]
     long_share = sum(l > 25 for l in lengths) / len(lengths)
-    parts = {"reading_ease": ramp(fre, [(20, 0), (60, 10), (85, 10), (110, 7)]),
-             "sentence_length": ramp(float(np.mean(lengths)), [(4, 6), (8, 10), (18, 10), (30, 2)]),
+    parts = {"sentence_length": ramp(float(np.mean(lengths)), [(4, 6), (8, 10), (18, 10), (30, 2)]),
              "long_sentences": ramp(long_share, [(0, 10), (0.3, 3), (0.6, 0)])}
-    notes = [f"Flesch reading ease {fre:.0f}", f"{np.mean(lengths):.1f} words per sentence"]
-    if fre < 50: notes.append("hard to follow when spoken: use shorter words and sentences")
-    return _part(parts, notes, {"reading_ease": 3, "sentence_length": 1, "long_sentences": 1})
+    notes = [f"{np.mean(lengths) * scale:.1f} {'characters' if lang in SPACELESS else 'words'} per sentence"]
+    weights = {"sentence_length": 1, "long_sentences": 1}
+    if lang in _TEXTSTAT_LANGS:              # textstat's Flesch formulas; others (pt, hi, ja) are judged on length alone
+        import textstat
+        textstat.set_lang(lang)
+        fre = textstat.flesch_reading_ease(text)
+        parts["reading_ease"], weights["reading_ease"] = ramp(fre, [(20, 0), (60, 10), (85, 10), (110, 7)]), 3
+        notes.insert(0, f"Flesch reading ease {fre:.0f}")
+        if fre < 50: notes.append("hard to follow when spoken: use shorter words and sentences")
+    if long_share > 0.3: notes.append(f"{long_share:.0%} of sentences are long: split them")
+    return _part(parts, notes, weights)
 
 # %% ../nbs/12_quality.ipynb #c012
 def _keyword_words(topic: str) -> list[str]:
     return [w for w in re.findall(r"\w+", topic.lower()) if len(w) > 3] or re.findall(r"\w+", topic.lower())
 
-def seo(script: Script, topic: str) -> QualityPart:
-    "Title, description, tags and hashtags checks as 0-10 sub-scores."
+def estimated_starts(script: Script, brief: Brief, settings: Settings) -> list[float]:
+    "Scene start times estimated from the narration's length at the language's speaking rate (before any voice exists)."
+    rate = speaking_rate(settings, brief.lang)
+    pause, t, out = settings.getfloat("voice", "scene_pause"), settings.getfloat("voice", "lead_in"), []
+    for sc in script.scenes:
+        out.append(t)
+        t += count_units(sc.narration, script.language) / rate + pause
+    return out
+
+def seo(script: Script, topic: str, brief: Brief | None = None, settings: Settings | None = None) -> QualityPart:
+    """Title, description, tags and hashtags checks as 0-10 sub-scores; with the brief, chapters too (YouTube shows
+    chapters for videos with at least three of 10 s or more, so a video of a minute or more should have them)."""
     kw = _keyword_words(topic)
     title = script.title.lower()
     first = min((title.find(w) for w in kw if w in title), default=-1)
@@ -64,14 +83,19 @@ def seo(script: Script, topic: str) -> QualityPart:
     if len(script.title) > 70: notes.append(f"title is {len(script.title)} characters: it is cut off in search results after about 70")
     if tags_chars > 500: notes.append(f"tags use {tags_chars} characters, over YouTube's 500")
     if len(script.tags) < 5: notes.append(f"only {len(script.tags)} tags: add related keywords")
+    if brief is not None and settings is not None and brief.duration >= 60:
+        from ytempire.sync import chapters
+        n = len(chapters([s.on_screen for s in script.scenes], estimated_starts(script, brief, settings), brief.duration))
+        parts["chapters"] = ramp(n, [(0, 0), (3, 10)])
+        if n < 3: notes.append("no chapters: the scenes are too short or too few for YouTube's three of 10 s")
     return _part(parts, notes)
 
 # %% ../nbs/12_quality.ipynb #c014
 def structure(script: Script, brief: Brief, settings: Settings) -> QualityPart:
     "Hook, call to action, pacing and length as 0-10 sub-scores."
     budget, _ = word_budget(brief, settings)
-    rate = budget / max(1.0, brief.duration)
-    hook_s = len(script.hook.split()) / max(rate, 0.1)
+    rate = speaking_rate(settings, brief.lang)
+    hook_s = count_units(script.hook, brief.lang) / max(rate, 0.1)
     per_scene = brief.duration / max(1, len(script.scenes))
     fit = script.words / budget
     last = script.scenes[-1] if script.scenes else None
@@ -80,25 +104,101 @@ def structure(script: Script, brief: Brief, settings: Settings) -> QualityPart:
              "pacing": ramp(per_scene, [(1.5, 2), (3, 10), (10, 10), (20, 3)]),
              "length_fit": ramp(abs(fit - 1), [(0, 10), (0.15, 8), (0.4, 0)])}
     notes = [f"hook lasts about {hook_s:.1f} s", f"{len(script.scenes)} scenes, {per_scene:.1f} s each",
-             f"{script.words} words for a budget of {budget} ({fit:.0%})"]
+             f"{script.words} {'characters' if brief.lang in SPACELESS else 'words'} for a budget of {budget} ({fit:.0%})"]
     if hook_s > 5: notes.append("the hook runs past 5 s: cut it to one short sentence")
     return _part(parts, notes)
 
 # %% ../nbs/12_quality.ipynb #c016
+import functools, logging
+
+@functools.lru_cache(maxsize=4)
+def _champion(uri: str, name: str, alias: str, settings_key: str):
+    from ytempire.models import load_champion
+    return load_champion(_SETTINGS[settings_key])
+
+@functools.lru_cache(maxsize=16)
+def _reference(settings_key: str, category_id: str) -> np.ndarray:
+    "The champion's scores of the trending videos of one category (all categories when it has fewer than 20)."
+    from ytempire.models import training_csvs
+    from ytempire.trends import load_trending
+    st = _SETTINGS[settings_key]
+    rows = load_trending(training_csvs(st.getlist("engagement", "data")))
+    scored = _model(st).predict(rows)
+    cat = rows.drop_duplicates("video_id", keep="last").set_index("video_id").category_id.astype(str)
+    in_cat = scored[scored.video_id.map(cat).eq(category_id)]
+    return np.sort((in_cat if len(in_cat) >= 20 else scored).score.to_numpy())
+
+_SETTINGS: dict[str, Settings] = {}
+
+def _key(settings: Settings) -> str:
+    k = settings.fingerprint("engagement", "tracking")
+    _SETTINGS[k] = settings
+    return k
+
+def _model(settings: Settings):
+    from ytempire.models import engagement_uri
+    return _champion(engagement_uri(settings), settings.get("engagement", "registry_name"), settings.get("engagement", "alias"), _key(settings))
+
+def script_as_video(script: Script, brief: Brief, settings: Settings):
+    "The script as one normalised trending row: what the engagement model sees of a video before it is published."
+    import pandas as pd
+    now = pd.Timestamp.now(tz="UTC").floor("h")
+    return pd.DataFrame([{"video_id": "script", "title": script.title, "channel": brief.brand or settings.get("channel", "name"),
+                          "channel_id": "", "category_id": settings.get("quality", "category_id"), "category": "", "published": now,
+                          "trending_date": now, "tags": list(script.tags), "views": 0, "likes": 0, "dislikes": 0, "comments": 0,
+                          "comments_disabled": False, "ratings_disabled": False,
+                          "description": script.description + "\n" + " ".join(script.hashtags), "country": "", "schema": "script",
+                          "source": "script"}])
+
+def engagement(script: Script, brief: Brief, settings: Settings) -> QualityPart | None:
+    "The script's predicted engagement as a percentile of its category's trending videos (None without a model)."
+    from ytempire.config import ConfigError
+    try: model = _model(settings)
+    except ConfigError as e:
+        logging.getLogger("ytempire.quality").info("no engagement part in the quality score: %s", e)
+        return None
+    score = float(model.predict(script_as_video(script, brief, settings)).score.iloc[0])
+    ref = _reference(_key(settings), settings.get("quality", "category_id"))
+    pct = 100.0 * np.searchsorted(ref, score, side="right") / max(1, len(ref))
+    notes = [f"predicted engagement at the {pct:.0f}th percentile of trending videos in category {settings.get('quality', 'category_id')}"]
+    if pct < 30: notes.append("low predicted engagement: a more specific title with the keyword early, and more tags, help")
+    return QualityPart(score=round(pct / 10, 2), parts={"percentile": round(pct, 1)}, notes=notes)
+
+# %% ../nbs/12_quality.ipynb #c018
 def score_script(script: Script, brief: Brief, settings: Settings, out_dir: Path | None = None) -> QualityReport:
     "Stage 12: the weighted 0-10 quality of a script and the gate decision."
-    parts = {"readability": readability(script.narration, brief.lang), "seo": seo(script, brief.topic),
+    parts = {"readability": readability(script.narration, brief.lang), "seo": seo(script, brief.topic, brief, settings),
              "structure": structure(script, brief, settings)}
+    if settings.getfloat("quality", "weight_engagement") > 0 and (eng := engagement(script, brief, settings)) is not None:
+        parts["engagement"] = eng
     weights = {k: settings.getfloat("quality", f"weight_{k}") for k in parts}
     overall = sum(parts[k].score * w for k, w in weights.items()) / max(1e-9, sum(weights.values()))
     threshold = settings.getfloat("quality", "threshold")
     reasons = [n for p in parts.values() for n in p.notes if ":" in n or "missing" in n]
     return QualityReport(**parts, overall=round(overall, 2), threshold=threshold, passed=overall >= threshold, reasons=reasons)
 
+def write_gated_script(brief: Brief, trends, settings: Settings, out_dir: Path | None = None, ledger=None, run_id: str = "-",
+                       guard=None) -> Script:
+    """Stage 11 behind the quality gate: while the score is below `[quality] threshold`, rewrite (up to
+    `[quality] regenerate` times), telling the writer what fell short; keep the best-scoring draft."""
+    from ytempire.scripts import write_script
+    drafts, feedback = [], []
+    for attempt in range(1 + settings.getint("quality", "regenerate")):
+        script = write_script(brief, trends, settings, out_dir, ledger=ledger, run_id=run_id, guard=guard, attempt=attempt, feedback=feedback)
+        report = score_script(script, brief, settings)
+        drafts.append((report.overall, -attempt, script))
+        if report.passed: break
+        feedback = report.reasons or [f"the score was {report.overall:.1f}/10; the channel needs {report.threshold:.1f}"]
+    score, _, best = max(drafts, key=lambda d: d[:2])
+    if len(drafts) > 1:
+        best = best.model_copy(update={"warnings": best.warnings + [
+            f"script rewritten {len(drafts) - 1} time(s) by the quality gate (scores {', '.join(f'{d[0]:.1f}' for d in drafts)})"]})
+    return best
+
 def enforce_gate(report: QualityReport, settings: Settings, log=None):
     "Apply `[quality] gate`: `fail` stops the run below the threshold, `warn` logs and goes on."
     if report.passed: return
     msg = f"script quality {report.overall:.1f}/10 is below the threshold {report.threshold:.1f} ({'; '.join(report.reasons[:3]) or 'see the report'})"
     if settings.get("quality", "gate") == "fail":
-        raise StageError(f"{msg}; improve the notes or template, or lower [quality] threshold")
+        raise StageError(f"{msg}; the report is in stages/12-quality/output.json: improve the notes or template, or lower [quality] threshold")
     if log: log.warning(msg)

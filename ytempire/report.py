@@ -103,7 +103,7 @@ footer{color:var(--muted);font-size:12px;text-align:center;margin-top:24px}
 <tr><td><b>total</b></td><td></td><td></td><td class="num"><b>{{ "%.4f"|format(r.total_cost) }}</b></td><td></td></tr></table>
 <h2 style="margin-top:20px">Tracking</h2>
 <table class="small"><tr><td>MLflow run</td><td>{{ r.mlflow_run_id or "not tracked" }}</td></tr><tr><td>W&amp;B run</td><td>{{ r.wandb_run_path or "not tracked" }}</td></tr>
-<tr><td>Trends</td><td>{{ trends.videos_matched }} related of {{ trends.videos_considered }} trending videos{% if trends.keywords %}: {{ trends.keywords|join(", ") }}{% endif %}</td></tr></table></section>
+<tr><td>Trends</td><td>{{ trends.videos_matched }} related of {{ trends.videos_considered }} trending videos{% if trends.keywords %}: {{ trends.keywords|join(", ") }}{% endif %}{% if trends.relevance is not none %}<br><span class="small muted">relevance to current trends {{ "%.2f"|format(trends.relevance) }} (percentile {{ "%.0f"|format(trends.relevance_percentile) }} among trending videos){% if trends.nearest_titles %}; nearest: {{ trends.nearest_titles[:2]|join(" · ") }}{% endif %}</span>{% endif %}</td></tr></table></section>
 </div>
 <section><details><summary>Settings used</summary><pre>{{ settings_json }}</pre></details></section>
 <footer>ytempire {{ r.version }} · {% if r.total_cost > 0 %}${{ "%.4f"|format(r.total_cost) }} billed by paid providers{% else %}no paid provider billed{% endif %} · this file is self-contained</footer>

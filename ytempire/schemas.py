@@ -119,6 +119,9 @@ class TrendReport(Model):
     source: str = ""                  # where the data came from
     videos_considered: int = 0        # trending videos searched
     videos_matched: int = 0           # videos judged related to the topic
+    relevance: Optional[float] = None            # 0..1: how close the topic is in meaning to current trending videos
+    relevance_percentile: Optional[float] = None # where that stands among trending videos themselves (0..100)
+    nearest_titles: list[str] = []               # the trending videos closest in meaning (sentence embeddings)
 
 class Scene(Model):
     "One narrated beat of the video with what is on screen."

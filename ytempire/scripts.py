@@ -210,7 +210,8 @@ class OfflineTemplateWriter:
 
     paid = False
 
-    def __init__(self, settings: Settings, **_): self.settings = settings
+    def __init__(self, settings: Settings, attempt: int = 0, **_):
+        self.settings, self.attempt = settings, attempt      # a rewrite (attempt > 0) draws other phrase variants
 
     def check(self, brief: Brief):
         "Raise `InputError` if this writer cannot write the brief."
@@ -222,7 +223,8 @@ class OfflineTemplateWriter:
         self.check(brief)
         bank, tpl = BANKS[brief.lang], prompt_template(brief.template, self.settings)
         profile = ChannelProfile.from_settings(self.settings, brief)
-        rng = random.Random(hashlib.sha256(f"{brief.topic}|{brief.template}|{brief.lang}|{brief.notes}".encode()).hexdigest())
+        seed = f"{brief.topic}|{brief.template}|{brief.lang}|{brief.notes}" + (f"|{self.attempt}" if self.attempt else "")
+        rng = random.Random(hashlib.sha256(seed.encode()).hexdigest())
         decks: dict[int, list] = {}
         def pick(xs: list[str]) -> str:
             "Draw from a shuffled deck per phrase list, so variants do not repeat until all are used."
@@ -454,10 +456,17 @@ Related videos doing well right now (for angle and wording; do not copy them):
 
 The creator's notes. They are the substance of the video: use their facts, in their order, one point a scene:
 {{ notes }}
+{% endif %}
+{% if feedback %}
+
+A previous draft fell short of the channel's quality bar. Fix these problems:
+{% for f in feedback %}- {{ f }}
+{% endfor %}
 {% endif %}""")
 
-def build_prompt(brief: Brief, trends: TrendReport, settings: Settings, tpl: PromptTemplate | None = None) -> tuple[str, str]:
-    "(system, user) prompts for the brief."
+def build_prompt(brief: Brief, trends: TrendReport, settings: Settings, tpl: PromptTemplate | None = None,
+                 feedback: list[str] = ()) -> tuple[str, str]:
+    "(system, user) prompts for the brief; `feedback`: what the quality gate disliked in a previous draft."
     tpl = tpl or prompt_template(brief.template, settings)
     p = ChannelProfile.from_settings(settings, brief)
     units, scenes = word_budget(brief, settings, tpl.rules.scene_seconds)
@@ -467,7 +476,7 @@ def build_prompt(brief: Brief, trends: TrendReport, settings: Settings, tpl: Pro
     system = SYSTEM_PROMPT.render(p=p, audience=p.audience or brief.audience, language_name=language_name(brief.language))
     user = USER_PROMPT.render(t=tpl, p=p, guide=guide, primary=(brief.keywords or [brief.topic])[0], keywords=keywords,
                               related=list(dict.fromkeys(brief.related_titles + trends.related_titles))[:5], notes=brief.notes.strip(),
-                              unit_name="characters" if brief.lang in SPACELESS else "words", **ctx)
+                              unit_name="characters" if brief.lang in SPACELESS else "words", feedback=list(feedback), **ctx)
     return system, user
 
 def draft_to_script(draft: Draft, brief: Brief, provider: str, model: str, tpl: PromptTemplate, profile: ChannelProfile) -> Script:
@@ -489,9 +498,9 @@ class LLMWriter:
     paid = True
     key_env = ""
 
-    def __init__(self, settings: Settings, ledger=None, run_id: str = "-", guard=None):
+    def __init__(self, settings: Settings, ledger=None, run_id: str = "-", guard=None, attempt: int = 0, feedback: list[str] = ()):
         from ytempire.ledger import Guard, RetryPolicy, price_of
-        self.settings, self.ledger, self.run_id = settings, ledger, run_id
+        self.settings, self.ledger, self.run_id, self.feedback = settings, ledger, run_id, list(feedback)
         self.guard = guard or Guard(ledger, settings, run_id)
         self.policy = RetryPolicy.from_settings(settings)
         self.model = settings.get("text", f"{self.name}_model")
@@ -544,7 +553,7 @@ class LLMWriter:
     def write(self, brief: Brief, trends: TrendReport) -> Script:
         tpl = prompt_template(brief.template, self.settings)
         profile = ChannelProfile.from_settings(self.settings, brief)
-        system, user = build_prompt(brief, trends, self.settings, tpl)
+        system, user = build_prompt(brief, trends, self.settings, tpl, self.feedback)
         messages = [{"role": "user", "content": user}]
         max_tokens = self.max_tokens(brief, tpl)
         for round_ in (1, 2):
@@ -707,15 +716,16 @@ def check_script_inputs(brief: Brief, settings: Settings):
                              "or add offline to [text] providers")
 
 def write_script(brief: Brief, trends: TrendReport, settings: Settings, out_dir: Path | None = None, ledger=None, run_id: str = "-",
-                 guard=None) -> Script:
-    "Stage 11: a checked Script for the brief, from the first writer in the chain that delivers one."
+                 guard=None, attempt: int = 0, feedback: list[str] = ()) -> Script:
+    """Stage 11: a checked Script for the brief, from the first writer in the chain that delivers one. A rewrite
+    asked by the quality gate passes `attempt` > 0 and the gate's `feedback`."""
     from ytempire.ledger import timed_call, Guard, ProviderSkipped, classify
     from ytempire.schemas import CostRecord, Fallback
     log = get_logger("ytempire.scripts", run_id)
     guard = guard or Guard(ledger, settings, run_id)
     failed: list[tuple[str, str]] = []
     unsupported: list[InputError] = []
-    for g in text_generators(brief, settings, ledger=ledger, run_id=run_id, guard=guard):
+    for g in text_generators(brief, settings, ledger=ledger, run_id=run_id, guard=guard, attempt=attempt, feedback=feedback):
         try: g.check(brief)
         except InputError as e:                 # e.g. a language the offline writer has no phrase bank for
             unsupported.append(e); failed.append((g.name, f"unsupported: {e}")); continue
