@@ -120,6 +120,8 @@ def run_metrics(p: RunParts, timings: list[StageRun], brief: Brief) -> dict[str,
          "video.render_seconds": p.video.render_seconds, "video.render_realtime_factor": p.video.render_seconds / max(p.video.duration, 1e-3),
          "thumbnail.score": p.thumbnails.variants[p.thumbnails.chosen].score,
          "run.seconds": sum(t.seconds for t in timings)}
+    if p.quality.engagement is not None: m["quality.engagement"] = p.quality.engagement.score
+    if p.trends.relevance is not None: m["trends.relevance"] = p.trends.relevance
     m.update({f"stage_seconds.{t.stage}": t.seconds for t in timings})
     return {k: round(float(v), 4) for k, v in m.items()}
 
