@@ -78,5 +78,5 @@ def test_quality_score_uses_the_champion(trained, tmp_path):
                  env={**env, "YTEMPIRE_TRACKING_ENABLED": "false"})
     assert r.returncode == 0, r.stderr[-2000:]
     q = json.loads((tmp_path / "run" / "run.json").read_text())["quality"]
-    assert q["engagement"] is not None and 0 <= q["engagement"]["parts"]["percentile"] <= 100
+    assert q["engagement"] is not None and 0 <= q["engagement"]["parts"]["rank_in_category"] <= 10
     assert "category 27" in q["engagement"]["notes"][0]

@@ -162,7 +162,7 @@ def engagement(script: Script, brief: Brief, settings: Settings) -> QualityPart 
     pct = 100.0 * np.searchsorted(ref, score, side="right") / max(1, len(ref))
     notes = [f"predicted engagement at the {pct:.0f}th percentile of trending videos in category {settings.get('quality', 'category_id')}"]
     if pct < 30: notes.append("low predicted engagement: a more specific title with the keyword early, and more tags, help")
-    return QualityPart(score=round(pct / 10, 2), parts={"percentile": round(pct, 1)}, notes=notes)
+    return QualityPart(score=round(pct / 10, 2), parts={"rank_in_category": round(pct / 10, 2)}, notes=notes)   # 0-10 like every sub-score
 
 # %% ../nbs/12_quality.ipynb #c018
 def score_script(script: Script, brief: Brief, settings: Settings, out_dir: Path | None = None) -> QualityReport:
