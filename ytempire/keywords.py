@@ -14,9 +14,9 @@ from pydantic import BaseModel
 from .config import ConfigError
 
 # %% auto #0
-__all__ = ['KEYWORD_COLUMNS', 'MAX_TOKENS', 'words', 'guess_language', 'video_document', 'extract_keywords', 'video_keywords',
-           'keyword_table', 'sentence_model', 'embed', 'video_embeddings', 'seed_videos', 'related_keywords',
-           'TrendingMatch', 'TopicRelevance', 'topic_relevance']
+__all__ = ['LATEST_COLUMNS', 'KEYWORD_COLUMNS', 'MAX_TOKENS', 'words', 'guess_language', 'video_document', 'extract_keywords',
+           'latest_videos', 'video_keywords', 'keyword_table', 'sentence_model', 'embed', 'video_embeddings',
+           'seed_videos', 'related_keywords', 'TrendingMatch', 'TopicRelevance', 'topic_relevance']
 
 # %% ../nbs/13_keywords.ipynb #c007
 _LANGS = ("en", "fr", "de", "es", "pt", "it", "nl")  # Latin-script languages of the trending data with YAKE stopwords
@@ -92,26 +92,34 @@ def _with_tags(keywords: list[str], tags: list[str], lang: str) -> list[str]:
         if kw and len(kw.split()) <= _NGRAM and kw not in out: out.append(kw)
     return out
 
-def video_keywords(videos: pd.DataFrame, top: int = 10) -> pd.DataFrame:
-    "One row per trending video with its language, keyphrases and word n-grams; input is `load_trending`'s frame."
-    if "keywords" in videos.columns: return videos
-    cols = ["video_id", "title", "channel", "category_id", "tags", "views", "trending_days", "language", "keywords", "ngrams",
-            "document"]
-    if videos.empty: return pd.DataFrame(columns=cols)
-    # 1. latest row per video; views are cumulative, so the maximum is the latest count wherever it trended
+LATEST_COLUMNS = ["video_id", "title", "channel", "category_id", "tags", "views", "trending_days"]
+
+def latest_videos(videos: pd.DataFrame) -> pd.DataFrame:
+    """One row per trending video (sorted by id): its latest row; views are cumulative, so the maximum is the latest
+    count wherever it trended. Input: `load_trending`'s frame, or a frame this module already reduced."""
+    if "trending_days" in videos.columns: return videos
+    if videos.empty: return pd.DataFrame(columns=LATEST_COLUMNS + ["description"])
     ordered = videos.sort_values(["trending_date", "video_id"], kind="stable")
     last = ordered.groupby("video_id", sort=True).tail(1).set_index("video_id").sort_index()
     if "category_id" not in last: last["category_id"] = ""
     grouped = ordered.groupby("video_id", sort=True)
     last["views"] = grouped.views.max()
     last["trending_days"] = grouped.trending_date.agg(lambda s: frozenset(s.dropna().dt.strftime("%Y-%m-%d")))
-    # 2. language and keyphrases from the same document
+    return last.reset_index()
+
+def video_keywords(videos: pd.DataFrame, top: int = 10) -> pd.DataFrame:
+    "One row per trending video with its language, keyphrases and word n-grams; input is `load_trending`'s frame."
+    if "keywords" in videos.columns: return videos
+    cols = LATEST_COLUMNS + ["language", "keywords", "ngrams", "document"]
+    if videos.empty: return pd.DataFrame(columns=cols)
+    last = latest_videos(videos).copy()
+    # language and keyphrases from the same document
     last["document"] = [video_document(t, list(g), d) for t, g, d in zip(last.title, last.tags, last.description)]
     last["language"] = last.document.map(guess_language)
     last["keywords"] = [_with_tags(extract_keywords(doc, lang, top), tags, lang)
                         for doc, lang, tags in zip(last.document, last.language, last.tags)]
     last["ngrams"] = [_ngrams(video_document(title, list(tags))) for title, tags in zip(last.title, last.tags)]
-    return last.reset_index()[cols]
+    return last[cols]
 
 # %% ../nbs/13_keywords.ipynb #c018
 KEYWORD_COLUMNS = ["videos", "trending_days", "total_views", "median_views", "channels", "top_share", "competition",
@@ -183,7 +191,7 @@ def embed(texts: list[str]) -> np.ndarray:
 def video_embeddings(videos: pd.DataFrame, max_tags: int = 10, cache_dir: str | Path | None = None) -> np.ndarray:
     """Embeddings of each video's title and first tags, one row per video in `video_keywords` order (cached in memory,
     and on disk in `cache_dir` keyed by the texts' hash, so each run of the pipeline does not embed the same data again)."""
-    vk = video_keywords(videos)
+    vk = latest_videos(videos)            # the same order as video_keywords, without running YAKE
     texts = [f"{t}. {', '.join(list(g)[:max_tags])}" for t, g in zip(vk.title, vk.tags)]
     if cache_dir is None: return embed(texts)
     import hashlib
@@ -258,7 +266,7 @@ def _typical_scores(emb: np.ndarray, channels: np.ndarray, k: int) -> np.ndarray
 
 def topic_relevance(topic: str, videos: pd.DataFrame, k: int = 5, cache_dir: str | Path | None = None) -> TopicRelevance:
     "Relevance (0..1) of `topic` to the trending videos, its percentile among them and the nearest titles."
-    vk = video_keywords(videos)
+    vk = latest_videos(videos)
     if vk.empty or not topic.strip(): return TopicRelevance(topic=topic, relevance=0.0, percentile=0.0)
     emb = video_embeddings(vk, cache_dir=cache_dir)
     sims = emb @ embed([topic])[0]

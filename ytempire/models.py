@@ -5,7 +5,7 @@ evaluated on splits by time and by country, tracked in MLflow and W&B, registere
 
 # %% ../nbs/41_models.ipynb #c003
 from __future__ import annotations
-import copy, logging, pickle, time
+import copy, functools, logging, pickle, time
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -547,9 +547,16 @@ def load_champion(settings: Settings):
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
         raise ConfigError(f"no engagement model: MLflow database {uri[len('sqlite:///'):]} does not exist; {fix}")
     mlflow.set_tracking_uri(uri); mlflow.set_registry_uri(uri)
-    try: return mlflow.pyfunc.load_model(f"models:/{name}@{alias}")
+    try: version = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version_by_alias(name, alias).version
     except Exception as e:
         raise ConfigError(f"no engagement model {name}@{alias} in {uri} ({str(e).splitlines()[0][:120] if str(e) else e.__class__.__name__}); {fix}") from None
+    return _load_version(uri, name, str(version))
+
+@functools.lru_cache(maxsize=4)
+def _load_version(uri: str, name: str, version: str):
+    "One registered version, loaded once per process (the quality gate scores every draft with it)."
+    import mlflow
+    return mlflow.pyfunc.load_model(f"models:/{name}/{version}")
 
 def read_scoring_csv(path: str | Path) -> pd.DataFrame:
     "Normalised rows of one CSV to score: `trends.read_trending_csv`'s one-line errors, and any other failure as one line too."

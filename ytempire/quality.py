@@ -109,35 +109,23 @@ def structure(script: Script, brief: Brief, settings: Settings) -> QualityPart:
     return _part(parts, notes)
 
 # %% ../nbs/12_quality.ipynb #c016
-import functools, logging
+import logging
 
-@functools.lru_cache(maxsize=4)
-def _champion(uri: str, name: str, alias: str, settings_key: str):
-    from ytempire.models import load_champion
-    return load_champion(_SETTINGS[settings_key])
+_SCORES: dict[tuple, tuple] = {}       # (id(model), data, category) -> (model, scores): MLflow models are not hashable
 
-@functools.lru_cache(maxsize=16)
-def _reference(settings_key: str, category_id: str) -> np.ndarray:
-    "The champion's scores of the trending videos of one category (all categories when it has fewer than 20)."
+def _category_scores(model, data: tuple[str, ...], category_id: str) -> np.ndarray:
+    "The model's scores of the trending videos of one category (all categories when it has fewer than 20), sorted; once per process."
+    hit = _SCORES.get((id(model), data, category_id))
+    if hit is not None and hit[0] is model: return hit[1]
     from ytempire.models import training_csvs
     from ytempire.trends import load_trending
-    st = _SETTINGS[settings_key]
-    rows = load_trending(training_csvs(st.getlist("engagement", "data")))
-    scored = _model(st).predict(rows)
+    rows = load_trending(training_csvs(list(data)))
+    scored = model.predict(rows)
     cat = rows.drop_duplicates("video_id", keep="last").set_index("video_id").category_id.astype(str)
     in_cat = scored[scored.video_id.map(cat).eq(category_id)]
-    return np.sort((in_cat if len(in_cat) >= 20 else scored).score.to_numpy())
-
-_SETTINGS: dict[str, Settings] = {}
-
-def _key(settings: Settings) -> str:
-    k = settings.fingerprint("engagement", "tracking")
-    _SETTINGS[k] = settings
-    return k
-
-def _model(settings: Settings):
-    from ytempire.models import engagement_uri
-    return _champion(engagement_uri(settings), settings.get("engagement", "registry_name"), settings.get("engagement", "alias"), _key(settings))
+    ref = np.sort((in_cat if len(in_cat) >= 20 else scored).score.to_numpy())
+    _SCORES[(id(model), data, category_id)] = (model, ref)
+    return ref
 
 def script_as_video(script: Script, brief: Brief, settings: Settings):
     "The script as one normalised trending row: what the engagement model sees of a video before it is published."
@@ -153,12 +141,13 @@ def script_as_video(script: Script, brief: Brief, settings: Settings):
 def engagement(script: Script, brief: Brief, settings: Settings) -> QualityPart | None:
     "The script's predicted engagement as a percentile of its category's trending videos (None without a model)."
     from ytempire.config import ConfigError
-    try: model = _model(settings)
+    from ytempire.models import load_champion
+    try: model = load_champion(settings)
     except ConfigError as e:
         logging.getLogger("ytempire.quality").info("no engagement part in the quality score: %s", e)
         return None
     score = float(model.predict(script_as_video(script, brief, settings)).score.iloc[0])
-    ref = _reference(_key(settings), settings.get("quality", "category_id"))
+    ref = _category_scores(model, tuple(settings.getlist("engagement", "data")), settings.get("quality", "category_id"))
     pct = 100.0 * np.searchsorted(ref, score, side="right") / max(1, len(ref))
     notes = [f"predicted engagement at the {pct:.0f}th percentile of trending videos in category {settings.get('quality', 'category_id')}"]
     if pct < 30: notes.append("low predicted engagement: a more specific title with the keyword early, and more tags, help")

@@ -206,8 +206,6 @@ def _headline(text: str, words: int = 5) -> str:
 class OfflineTemplateWriter:
     "Embedded offline writer: deterministic template filling from topic, notes and trending keywords."
     name = "offline-template"
-    version = "offline-template/1"
-
     paid = False
 
     def __init__(self, settings: Settings, attempt: int = 0, **_):
@@ -331,10 +329,6 @@ def language_name(tag: str) -> str:
     try: return Locale.parse(tag, sep="-").english_name
     except (ValueError, UnknownLocaleError): return tag
 
-def _units(text: str, lang: str) -> int:
-    "Spoken units of `text`: words, or characters for languages written without spaces (04_languages)."
-    return count_units(text, lang)
-
 def check_script(script: Script, brief: Brief, settings: Settings, tpl: PromptTemplate | None = None,
                  profile: ChannelProfile | None = None) -> tuple[list[str], list[str]]:
     "(errors, fit problems: scene count and length) of a script against its template's rules and the channel profile."
@@ -354,12 +348,12 @@ def check_script(script: Script, brief: Brief, settings: Settings, tpl: PromptTe
     if empty: errors.append(f"scene(s) {empty} have empty narration or on-screen text")
     long_cards = [i + 1 for i, x in enumerate(sc) if len(x.on_screen) > 60]
     if long_cards: errors.append(f"on-screen text of scene(s) {long_cards} is over 60 characters")
-    hook_units = _units(script.hook, brief.lang)
+    hook_units = count_units(script.hook, brief.lang)
     if sc and hook_units > tpl.rules.hook_max_words * (3 if brief.lang in SPACELESS else 1):     # ~3 characters a word
         errors.append(f"the hook has {hook_units} {'characters' if brief.lang in SPACELESS else 'words'}; the {tpl.name} template "
                       f"allows {tpl.rules.hook_max_words * (3 if brief.lang in SPACELESS else 1)}")
     if not script.cta.strip(): errors.append("the call to action is empty")
-    units = _units(script.narration, brief.lang)
+    units = count_units(script.narration, brief.lang)
     tol = tpl.rules.length_tolerance
     if abs(units - budget) > tol * budget:
         fit.append(f"the narration has {units} {'characters' if brief.lang in SPACELESS else 'words'}; {brief.duration:g} s at this language's speaking rate needs "
@@ -730,7 +724,7 @@ def write_script(brief: Brief, trends: TrendReport, settings: Settings, out_dir:
         except InputError as e:                 # e.g. a language the offline writer has no phrase bank for
             unsupported.append(e); failed.append((g.name, f"unsupported: {e}")); continue
         try:
-            if g.paid or isinstance(g, LLMWriter): script = g.write(brief, trends)
+            if isinstance(g, LLMWriter): script = g.write(brief, trends)     # records each of its requests itself
             else:
                 with timed_call(ledger, run_id, CostRecord(provider=g.name, capability="text", unit="words")) as rec:
                     script = g.write(brief, trends)
