@@ -147,6 +147,7 @@ class Lexicon(BaseModel):
     ordinal_suffix: str = ""
     particle_readings: dict[str, str] = {}  # Japanese: particles read unlike their kana when they stand alone (は: わ)
 
+# %% ../nbs/04_languages.ipynb #c068
 def load_lexicons(folder: Path = DATA_DIR / "lexicon") -> dict[str, Lexicon]:
     "Every language's `Lexicon` from `folder/<lang>.json`; a one-line `ConfigError` naming file and key if one is broken."
     out: dict[str, Lexicon] = {}
