@@ -28,7 +28,10 @@ def _triad(root: int, degree: int) -> list[int]:
     idx = degree - 1
     return [root + _MAJOR[(idx + k) % 7] + 12 * ((idx + k) // 7) for k in (0, 2, 4)]
 
-def compose_bed(duration: float, seed: str, tempo: int = 84) -> mido.MidiFile:
+def compose_bed(duration: float,     # seconds of music at least
+                seed: str,           # the same seed always gives the same bed (the stage passes topic and template)
+                tempo: int = 84      # beats per minute
+               ) -> mido.MidiFile:
     "A MIDI music bed of at least `duration` seconds, deterministic for `seed`."
     rng = random.Random(hashlib.sha256(seed.encode()).hexdigest())
     key = rng.choice(sorted(_KEYS)); root = _KEYS[key]
@@ -70,7 +73,10 @@ def compose_bed(duration: float, seed: str, tempo: int = 84) -> mido.MidiFile:
     return mid
 
 # %% ../nbs/21_audio.ipynb #c009
-def render_bed(mid: mido.MidiFile, out: Path, settings: Settings) -> Path:
+def render_bed(mid: mido.MidiFile,
+               out: Path,           # the WAV to write; the MIDI is saved beside it (.mid)
+               settings: Settings
+              ) -> Path:
     "Render `mid` to a 48 kHz stereo WAV with FluidSynth and the configured soundfont."
     fluidsynth = find_tool(settings, "fluidsynth")
     sf2 = Path(settings.get("audio", "soundfont"))
@@ -113,7 +119,9 @@ def _gain_to_target(src: Path, dst: Path, settings: Settings, extra_db: float = 
                     "-c:a", "pcm_s16le", "-f", "wav", str(tmp)], settings, "the loudness correction")
     return gain
 
-def master_audio(narration: Narration, brief: Brief, settings: Settings, out_dir: Path | None = None) -> AudioMix:
+def master_audio(narration: Narration, brief: Brief, settings: Settings,
+                 out_dir: Path | None = None    # where music.wav and mix.wav go (default: a new temporary folder)
+                ) -> AudioMix:
     "Stage 21: compose a bed, duck it under the narration, master the mix to the target loudness."
     out_dir = Path(out_dir or tempfile.mkdtemp(prefix="ytempire-audio-"))
     sr = settings.getint("audio", "sample_rate")
@@ -143,7 +151,10 @@ def master_audio(narration: Narration, brief: Brief, settings: Settings, out_dir
     return AudioMix(path=mix, music=bed, sample_rate=sr, channels=2, duration=round(sf.info(str(mix)).duration, 3),
                     lufs=lufs, true_peak_db=peak, ducking_db=ducking_depth(refs[0], refs[1], narration))
 
-def ducking_depth(before: Path, after: Path, narration: Narration) -> float:
+def ducking_depth(before: Path,            # the music bed before ducking
+                  after: Path,             # the same bed after ducking
+                  narration: Narration     # its words mark when speech is on
+                 ) -> float:
     "dB by which the music drops while words are spoken."
     a, sr = sf.read(str(before), always_2d=True, dtype="float32"); b, _ = sf.read(str(after), always_2d=True, dtype="float32")
     mask = np.zeros(min(len(a), len(b)), bool)

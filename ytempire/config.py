@@ -77,7 +77,8 @@ class Settings:
                  config_file: str | Path | None = None, # user INI; defaults to $YTEMPIRE_CONFIG
                  env: dict | None = None,               # environment to read overrides and secrets from
                  overrides: dict | None = None,         # {"section.key": value} from flags
-                 defaults: str | Path = DEFAULT_SETTINGS):
+                 defaults: str | Path = DEFAULT_SETTINGS # the defaults INI, with every section and key
+                ):
         self.env = dict(os.environ if env is None else env)
         self._cp = _read_ini(Path(defaults))
         self.sources = [str(defaults)]
@@ -117,7 +118,9 @@ class Settings:
         self._check_known(section, key, "the command line")
         self._cp.set(section, key, str(value))
 
-    def get(self, section: str, key: str) -> str: return self._cp.get(section, key).strip()
+    def get(self, section: str, key: str) -> str:
+        "The value of `[section] key` as written, stripped."
+        return self._cp.get(section, key).strip()
 
     def _typed(self, section, key, cast, kind):
         raw = self.get(section, key)
@@ -125,9 +128,16 @@ class Settings:
         except ValueError:
             raise ConfigError(f"[{section}] {key} = {raw!r} is not {kind}; set it to {kind} in your config or YTEMPIRE_{section.upper()}_{key.upper()}") from None
 
-    def getint(self, section, key) -> int: return self._typed(section, key, int, "an integer")
-    def getfloat(self, section, key) -> float: return self._typed(section, key, float, "a number")
+    def getint(self, section, key) -> int:
+        "`[section] key` as an integer; a one-line `ConfigError` if it is not one."
+        return self._typed(section, key, int, "an integer")
+
+    def getfloat(self, section, key) -> float:
+        "`[section] key` as a number; a one-line `ConfigError` if it is not one."
+        return self._typed(section, key, float, "a number")
+
     def getbool(self, section, key) -> bool:
+        "`[section] key` as a bool (true/false, yes/no, on/off, 1/0); a one-line `ConfigError` otherwise."
         def cast(s):
             if s.lower() not in _BOOLS: raise ValueError(s)
             return _BOOLS[s.lower()]
@@ -140,8 +150,13 @@ class Settings:
             except json.JSONDecodeError: raise ConfigError(f"[{section}] {key} = {raw!r} is not a valid list; write it as a, b, c") from None
         return [x.strip() for x in raw.split(",") if x.strip()]
 
-    def section(self, section: str) -> dict[str, str]: return {k: v.strip() for k, v in self._cp.items(section, raw=True)}
-    def sections(self) -> list[str]: return self._cp.sections()
+    def section(self, section: str) -> dict[str, str]:
+        "Every key of a section with its value as written."
+        return {k: v.strip() for k, v in self._cp.items(section, raw=True)}
+
+    def sections(self) -> list[str]:
+        "The names of all sections."
+        return self._cp.sections()
 
     def fingerprint(self, *sections: str) -> str:
         "Stable hash of the given sections, for stage cache keys."
@@ -164,7 +179,10 @@ def secret_values(env: dict | None = None) -> list[str]:
     env = os.environ if env is None else env
     return sorted({env[k] for k in SECRET_ENV if env.get(k) and len(env[k]) >= 4}, key=len, reverse=True)
 
-def redact(obj, env: dict | None = None, patterns: bool = True):
+def redact(obj,                       # a str, or a dict, list or tuple holding them (nested)
+           env: dict | None = None,   # where the secret values are read from (default `os.environ`)
+           patterns: bool = True      # also mask strings shaped like API keys (sk-..., AIza...)
+          ):
     "Copy of `obj` (str, dict, list) with secret values (and, with `patterns`, key-shaped strings) replaced by `***`."
     vals = secret_values(env)
     def _s(text: str) -> str:
@@ -178,6 +196,7 @@ def redact(obj, env: dict | None = None, patterns: bool = True):
 class RedactingFilter(logging.Filter):
     "Logging filter that removes secrets from every record before it is written."
     def filter(self, record):
+        "Replace the record's message (its arguments merged in) by its redacted text; never drops a record."
         record.msg = redact(record.getMessage()); record.args = ()
         return True
 
@@ -203,7 +222,9 @@ def _check_runs(exe: str, flag: str) -> bool:
     try: return subprocess.run([exe, flag], capture_output=True, timeout=20).returncode == 0
     except (OSError, subprocess.SubprocessError): return False
 
-def find_tool(settings: Settings, name: str) -> str:
+def find_tool(settings: Settings,
+              name: str        # a key of `[tools]`: ffmpeg or fluidsynth
+             ) -> str:
     "Path of external program `name` as configured in `[tools]`; `ToolError` naming the fix if it is missing."
     want = settings.get("tools", name)
     found = None
@@ -228,9 +249,15 @@ def ffmpeg_error_line(stderr: str) -> str:
     useful = [l for l in lines if not _FF_NOISE.search(l)]
     return re.sub(r"^\[[^\]]*\]\s*", "", (useful or lines or ["no error output"])[0])[:240]
 
-def ffmpeg_disk_full(stderr: str) -> bool: return "No space left" in stderr or "File too large" in stderr
+def ffmpeg_disk_full(stderr: str) -> bool:
+    "Whether ffmpeg failed because the disk (or a file size limit) ran out."
+    return "No space left" in stderr or "File too large" in stderr
 
-def run_ffmpeg(args: list[str], settings: Settings, what: str, timeout: int = 3600) -> subprocess.CompletedProcess:
+def run_ffmpeg(args: list[str],      # ffmpeg's arguments after its global options
+               settings: Settings,
+               what: str,            # what ffmpeg makes, named in the error: "the audio mix"
+               timeout: int = 3600   # seconds
+              ) -> subprocess.CompletedProcess:
     "Run ffmpeg with `args`; a one-line `StageError` (or `DiskFullError`) naming the problem if it fails."
     ff = find_tool(settings, "ffmpeg")
     r = subprocess.run([ff, "-hide_banner", "-nostdin", "-loglevel", "error", *args], capture_output=True, text=True, timeout=timeout)
@@ -247,7 +274,9 @@ def get_logger(name: str, run_id: str = "-") -> logging.LoggerAdapter:
     "Logger for module `name` that prefixes messages with `run_id`."
     return _RunAdapter(logging.getLogger(name), {"run_id": run_id})
 
-def setup_logging(level: int = logging.INFO, file: Path | None = None):
+def setup_logging(level: int = logging.INFO,
+                  file: Path | None = None   # also log to this file
+                 ):
     "Log ytempire messages to stderr (and `file`), secrets redacted."
     root = logging.getLogger("ytempire")
     root.setLevel(level)

@@ -26,7 +26,7 @@ CREATE TABLE IF NOT EXISTS calls (
     ts          TEXT NOT NULL,      -- UTC ISO-8601
     day         TEXT NOT NULL,      -- UTC date, for daily quotas
     run_id      TEXT NOT NULL,
-    capability  TEXT NOT NULL,      -- text, voice, image, music, trends
+    capability  TEXT NOT NULL,      -- text, voice, trends
     provider    TEXT NOT NULL,
     model       TEXT NOT NULL DEFAULT '',
     units       REAL NOT NULL DEFAULT 0,
@@ -42,7 +42,7 @@ CREATE INDEX IF NOT EXISTS calls_run ON calls(run_id);
 
 class Ledger:
     "SQLite ledger of provider calls."
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path):     # the SQLite file, created (with its folder) if missing
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._db() as db: db.executescript(_SCHEMA)
@@ -64,7 +64,9 @@ class Ledger:
             raise
         finally: db.close()
 
-    def record(self, rec: CostRecord, run_id: str, when: datetime | None = None) -> CostRecord:
+    def record(self, rec: CostRecord, run_id: str,
+               when: datetime | None = None    # when the call was made (default now, UTC)
+              ) -> CostRecord:
         "Append one call."
         when = when or datetime.now(timezone.utc)
         with self._db() as db:
@@ -122,7 +124,10 @@ RETRYABLE = {"rate_limited", "timeout", "server_error", "connection", "malformed
 
 # %% ../nbs/03_ledger.ipynb #c009
 @contextmanager
-def timed_call(ledger: Ledger | None, run_id: str, rec: CostRecord) -> Iterator[CostRecord]:
+def timed_call(ledger: Ledger | None,    # None: time the call, record nothing
+               run_id: str,
+               rec: CostRecord             # the call's record; the body fills in units and cost
+              ) -> Iterator[CostRecord]:
     "Time the body, then record `rec` (its units/cost filled in by the body) with outcome ok or error."
     t0 = time.perf_counter()
     try:
@@ -143,12 +148,15 @@ class Price:
     per_unit: bool = False
 
     def cost(self, units_in: float, units_out: float = 0.0) -> float:
+        "USD for a call that billed `units_in` input and `units_out` output units."
         if self.per_unit: return round(self.input * units_in, 6)
         return round((self.input * units_in + self.output * units_out) / 1e6, 6)
 
 FREE = Price(0.0, 0.0)
 
-def price_of(settings: Settings, provider: str, model: str, per_unit: bool = False) -> Price:
+def price_of(settings: Settings, provider: str, model: str,
+             per_unit: bool = False    # the listed price is per unit (an image), not per 1M units
+            ) -> Price:
     "The listed price of `provider/model`; free providers (listed as `provider = 0`) cost nothing."
     table = settings.section("prices")
     raw = table.get(f"{provider}/{model}".lower(), table.get(provider.lower()))
@@ -164,8 +172,13 @@ class ProviderSkipped(Exception):
     "A call refused before any request (quota, budget); the next provider serves."
     outcome = "skipped"
 
-class QuotaExceeded(ProviderSkipped): outcome = "quota"
-class BudgetExceeded(ProviderSkipped): outcome = "budget"
+class QuotaExceeded(ProviderSkipped):
+    "Refused: the call could pass the provider's daily quota."
+    outcome = "quota"
+
+class BudgetExceeded(ProviderSkipped):
+    "Refused: the call could pass the run's budget."
+    outcome = "budget"
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, write_to_textfile
 
@@ -183,6 +196,7 @@ class Metrics:
         self.alerts = Counter("ytempire_alerts", "Alerts raised (quota or budget over the alert ratio)", ["kind", "provider"], registry=r)
 
     def observe(self, rec: CostRecord):
+        "Count one recorded call: its outcome, cost, units and latency."
         self.calls.labels(rec.provider, rec.capability, rec.outcome).inc()
         if rec.cost_usd: self.cost.labels(rec.provider).inc(rec.cost_usd)
         if rec.units: self.units.labels(rec.provider, rec.unit).inc(rec.units)
@@ -197,8 +211,13 @@ METRICS = Metrics()
 
 class Guard:
     "Quota and budget checks before paid calls, alerts after them, for one run."
-    def __init__(self, ledger: Ledger | None, settings: Settings, run_id: str = "-", budget: float | None = None,
-                 metrics: Metrics | None = None):
+    def __init__(self,
+                 ledger: Ledger | None,             # where usage and spend are read and refusals recorded (None: none known)
+                 settings: Settings,
+                 run_id: str = "-",
+                 budget: float | None = None,       # USD this run may spend (None: `[run] budget`)
+                 metrics: Metrics | None = None     # None: the process's `METRICS`
+                ):
         self.ledger, self.settings, self.run_id = ledger, settings, run_id
         self.budget = settings.getfloat("run", "budget") if budget is None else budget
         self.alert_ratio = settings.getfloat("quotas", "alert_ratio")
@@ -218,7 +237,10 @@ class Guard:
         self.metrics.alerts.labels(kind, provider).inc()
         self.log.warning("alert: %s", msg)
 
-    def check(self, rec: CostRecord, est_units: float, est_cost: float):
+    def check(self, rec: CostRecord,
+              est_units: float,   # the most units this call may bill: input plus the maximum output
+              est_cost: float     # the most USD it may cost
+             ):
         "Raise QuotaExceeded/BudgetExceeded (and record the refusal) if this call could pass a limit; alert near one."
         used = self.ledger.usage(rec.provider) if self.ledger else 0.0
         spent = self.ledger.spend(self.run_id) if self.ledger else 0.0
@@ -254,20 +276,26 @@ class Guard:
 # %% ../nbs/03_ledger.ipynb #c017
 @dataclass
 class RetryPolicy:
-    attempts: int = 3
-    max_seconds: float = 45.0
-    max_wait: float = 20.0
+    "How often and how long a provider call is retried (`[retry]`)."
+    attempts: int = 3           # calls in all, the first included
+    max_seconds: float = 45.0   # no retry once this much time has passed
+    max_wait: float = 20.0      # a longer Retry-After gives up at once
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "RetryPolicy":
+        "The policy `[retry]` sets."
         return cls(settings.getint("retry", "attempts"), settings.getfloat("retry", "max_seconds"), settings.getfloat("retry", "max_wait"))
 
 T = TypeVar("T")
 
-def call_with_retries(fn: Callable[[CostRecord], T], rec: CostRecord, policy: RetryPolicy, ledger: Ledger | None = None,
-                      run_id: str = "-", guard: Guard | None = None) -> T:
-    """Call `fn(rec)` (it fills in units and cost) with retries; every attempt is recorded in the ledger.
-    Raises the last exception when retries are exhausted or the failure is not transient."""
+def call_with_retries(fn: Callable[[CostRecord], T],  # makes the call and fills in the record's units and cost
+                      rec: CostRecord,                 # the call's record; each attempt gets a copy
+                      policy: RetryPolicy,
+                      ledger: Ledger | None = None,    # None: attempts are not recorded
+                      run_id: str = "-",
+                      guard: Guard | None = None       # updates metrics and alerts after each attempt
+                     ) -> T:
+    "`fn(rec)`, retried on transient failures with every attempt in the ledger; the last error is raised when retries end."
     import tenacity
     t0 = time.monotonic()
     def wait(state: tenacity.RetryCallState) -> float:

