@@ -48,4 +48,4 @@ bench: setup
 	@$(PY) tests/bench/engagement_bench.py
 
 clean:
-	rm -rf build runs mlruns.db mlartifacts wandb ledger.db .cache
+	rm -rf build runs mlruns.db mlruns.db.lock mlartifacts wandb ledger.db .cache
