@@ -1,7 +1,7 @@
 """Records tell the truth and survive tracking: three `ytempire make` started at once in a fresh folder all finish with
 run.json, report.html and their own MLflow run (the store is created once, under a lock); retraining the engagement
 model rewrites and rescores a resumed run; a half-migrated store is repaired or refused in one line."""
-import json, sqlite3, subprocess, sys, textwrap
+import json, logging, logging.handlers, sqlite3, subprocess, sys
 import pytest
 from conftest import BIN, clean_env
 
@@ -116,16 +116,18 @@ def test_store_created_once_when_three_trackers_start_together(tmp_path):
 
 def test_half_migrated_store_is_repaired_then_tracked(tmp_path):
     "What an older version's race left behind: schema short of the head, a leftover alembic table, no runs."
+    from ytempire.config import Settings
+    from ytempire.tracking import Tracker
     with sqlite3.connect(tmp_path / "mlruns.db") as db:
         db.executescript("CREATE TABLE alembic_version (version_num TEXT); INSERT INTO alembic_version VALUES ('4465047574b1');"
                          "CREATE TABLE experiments (experiment_id INTEGER); CREATE TABLE _alembic_tmp_tags (key TEXT);")
-    code = textwrap.dedent("""
-        from ytempire.config import Settings
-        from ytempire.tracking import Tracker
-        with Tracker(Settings(env={}, overrides={"tracking.wandb": "false"}), "after-repair") as tr: tr.log_metrics({"x": 1.0})
-        print(tr.mlflow_run_id)""")
-    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert "half-migrated" in r.stderr and len(list(tmp_path.glob("mlruns.db.broken-*"))) == 1
+    seen = logging.handlers.BufferingHandler(100)
+    logging.getLogger("ytempire.tracking").addHandler(seen)
+    try:
+        with Tracker(Settings(env={}, overrides={"tracking.wandb": "false"}), "after-repair", cwd=tmp_path) as tr:
+            tr.log_metrics({"x": 1.0})
+    finally: logging.getLogger("ytempire.tracking").removeHandler(seen)
+    assert any("half-migrated" in r.getMessage() for r in seen.buffer), [r.getMessage() for r in seen.buffer]
+    assert len(list(tmp_path.glob("mlruns.db.broken-*"))) == 1
     with sqlite3.connect(tmp_path / "mlruns.db") as db:
-        assert db.execute("SELECT run_uuid FROM runs").fetchall() == [(r.stdout.split()[-1],)]
+        assert db.execute("SELECT run_uuid, status FROM runs").fetchall() == [(tr.mlflow_run_id, "FINISHED")]

@@ -130,8 +130,13 @@ class RunDir:
         self.log = get_logger("ytempire.store", self.run_id)
         self._lock = None
 
-    def stage_dir(self, stage: str) -> Path: return self.root / "stages" / stage
-    def path(self, name: str) -> Path: return self.root / name
+    def stage_dir(self, stage: str) -> Path:
+        "Where a stage keeps its output.json and files: `stages/<stage>/`."
+        return self.root / "stages" / stage
+
+    def path(self, name: str) -> Path:
+        "A file at the top of the run directory."
+        return self.root / name
 
     def create(self) -> "RunDir":
         "Create the directory and take an exclusive lock, so two processes never write one run."

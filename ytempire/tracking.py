@@ -52,8 +52,8 @@ def _check_schema(db: Path, uri: str, log) -> None:
     if rev == head: return
     if kept:
         import mlflow
-        raise StageError(f"MLflow store {db} has schema {rev or 'none'}, not {head} as MLflow {mlflow.__version__} writes (an older "
-                         f"MLflow, or a first start that was interrupted); back it up, then run `mlflow db upgrade {uri}`, "
+        raise StageError(f"MLflow store {db} has schema {rev or 'none'}, not {head} as MLflow {mlflow.__version__} writes (made by "
+                         f"another MLflow version, or left half-migrated); back it up, then run `mlflow db upgrade {uri}`, "
                          "or move it aside to start a new store")
     aside = db.with_name(f"{db.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
     os.replace(db, aside)
@@ -111,6 +111,7 @@ class Tracker:
             if self.use_wandb: self._start_wandb()
         except Exception as e:
             self.__exit__(type(e), e, None)
+            if isinstance(e, StageError): raise                 # already one line that names the fix
             raise StageError(f"tracking could not start ({error_line(e)}); "
                              "fix [tracking] in your config or set YTEMPIRE_TRACKING_ENABLED=false") from None
         return self
