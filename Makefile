@@ -33,9 +33,14 @@ model: setup
 demo: model
 	@$(VENV)/bin/ytempire make "How coffee roasting works" --notes examples/coffee-roasting.md --out runs/demo
 
+# coverage of ytempire/ follows the child processes too ([tool.coverage.run] patch = subprocess); the per-file table is in
+# build/test/coverage.txt. The last line is the summary `N passed, N failed, N skipped` that CI reads.
+test: export COVERAGE_FILE := $(CURDIR)/build/test/.coverage
 test: setup
 	@rm -rf build/test && mkdir -p build/test
-	@$(PY) -m pytest tests --junitxml=build/test/junit.xml $(PYTEST_ARGS); status=$$?; \
+	@$(PY) -m pytest tests --junitxml=build/test/junit.xml --cov --cov-report= --durations=10 $(PYTEST_ARGS); status=$$?; \
+	  $(PY) -m coverage report --skip-empty > build/test/coverage.txt 2>&1; \
+	  echo "coverage of ytempire/: $$($(PY) -m coverage report --format=total 2>/dev/null || echo ?)% of lines (by file: build/test/coverage.txt)"; \
 	  $(PY) tests/summary.py build/test/junit.xml; exit $$status
 
 bench: setup
@@ -43,4 +48,4 @@ bench: setup
 	@$(PY) tests/bench/engagement_bench.py
 
 clean:
-	rm -rf build runs mlruns.db mlartifacts wandb ledger.db .cache
+	rm -rf build runs mlruns.db mlruns.db.lock mlartifacts wandb ledger.db .cache

@@ -49,7 +49,10 @@ def test_make_in_language(tmp_path, lang):
     # 3. the voice really speaks the text (a Japanese kanji read as "Chinese letter" takes about a second)
     speech = sum(b - a for a, b in parts.narration.scene_spans)
     assert speech / count_units(parts.script.narration, lang) < (0.3 if lang == "ja" else 0.8)
-    # 4. the video: audio as long as the picture, near the asked duration
+    # 4. the video: audio as long as the picture, as long as the record says, and a miss of the asked duration is reported
     d = stream_durations(out / "video.mp4")
     assert abs(d["audio"] - d["video"]) < 0.5, d
-    assert DURATION * 0.6 <= d["format"] <= DURATION * 3, d
+    assert abs(d["format"] - parts.video.duration) < 0.25 and DURATION * 0.6 <= d["format"] <= DURATION * 3, d
+    missed = abs(parts.video.duration - DURATION) > max(0.1 * DURATION, 1.5)
+    warnings = json.loads((out / "run.json").read_text())["warnings"]
+    assert missed == any(w.startswith("the video runs") for w in warnings), (parts.video.duration, warnings)

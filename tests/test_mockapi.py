@@ -187,7 +187,7 @@ def test_request_log_has_auth_headers_and_body():
         assert a["headers"].get("x-api-key") == "sk-ant-test" or a["headers"].get("authorization") == "Bearer sk-ant-test"
         assert "anthropic-version" in a["headers"]
         assert a["json"] == {"model": "claude-test", "max_tokens": 256, "messages": MSGS}
-        assert all(isinstance(r["time"], float) for r in m.requests)
+        assert all(isinstance(r["time"], float) for r in m.requests) and o["time"] <= a["time"] <= time.time()
         assert m.count("/v1/messages") == 1 and m.count("/v1/") == 2
 
 

@@ -62,6 +62,7 @@ def _brief_args(m: argparse.ArgumentParser):
     m.add_argument("-v", "--verbose", action="store_true", help="debug logging and tracebacks")
 
 def parser() -> argparse.ArgumentParser:
+    "The `ytempire` command line: one subcommand per task."
     p = _Parser(prog="ytempire", description="Turn a topic into a finished, measured YouTube video.")
     p.add_argument("--version", action="version", version=f"ytempire {ytempire.__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -117,6 +118,7 @@ def _brief(a):
     return settings, brief
 
 def cmd_make(a) -> str:
+    "`ytempire make`: a finished video; returns the run directory."
     from ytempire.pipeline import make_video
     settings, brief = _brief(a)
     record = make_video(brief, settings, a.out, progress=not a.no_progress and sys.stderr.isatty())
@@ -145,6 +147,7 @@ def cmd_script(a) -> str:
     return "\n".join(lines)
 
 def cmd_costs(a) -> str:
+    "`ytempire costs`: spend and quota use per provider and day, as a table or JSON."
     from ytempire.ledger import Ledger, costs_table
     settings = Settings(a.config)
     t = costs_table(Ledger.from_settings(settings), settings, a.since)
@@ -153,6 +156,7 @@ def cmd_costs(a) -> str:
     return t.to_string(index=False) + f"\n\ntotal ${t.usd.sum():.4f}; prices as listed on {settings.get('prices', 'date')}"
 
 def cmd_report(a) -> str:
+    "`ytempire report`: re-render a finished run's report; returns its path."
     from ytempire.pipeline import load_run
     from ytempire.report import write_report
     settings = Settings(a.config)
@@ -160,6 +164,7 @@ def cmd_report(a) -> str:
     return str(write_report(record, parts, Path(a.run_dir) / "report.html", settings))
 
 def cmd_trends(a) -> str:
+    "`ytempire trends`: trend detection per country and category, as a table or JSON."
     from ytempire.trends import format_trend_report, load_trending, select_country, trend_report, trending_paths
     settings = Settings(a.config)
     videos = select_country(load_trending([Path(p).expanduser().resolve() for p in a.data] if a.data else trending_paths(settings)), a.country)

@@ -10,7 +10,8 @@ from datetime import date
 from functools import partial
 from pathlib import Path
 import ytempire
-from .config import Settings, InputError, find_tool, offline_env, get_logger, RedactingFilter
+from .config import (Settings, ConfigError, DiskFullError, InputError, YtempireError, find_tool, offline_env, get_logger,
+                             RedactingFilter)
 from .schemas import (Brief, TrendReport, Script, QualityReport, Narration, AudioMix, Subtitles, Video, Thumbnails,
                               RunRecord, StageRun, CostRecord)
 from .store import RunDir, check_writable, copy_file, write_json
@@ -23,11 +24,11 @@ from .audio import master_audio
 from .sync import make_subtitles
 from .video import render_video, encoder_args, output_format
 from .thumbnails import make_thumbnails
-from .tracking import Tracker
+from .tracking import Tracker, error_line
 
 # %% auto #0
-__all__ = ['PARTS', 'slugify', 'default_out', 'preflight', 'RunParts', 'run_stages', 'publish', 'run_metrics', 'run_warnings',
-           'make_video', 'load_run']
+__all__ = ['PARTS', 'slugify', 'default_out', 'preflight', 'champion_version', 'RunParts', 'run_stages', 'publish', 'run_metrics',
+           'run_warnings', 'write_records', 'track_run', 'make_video', 'load_run']
 
 # %% ../nbs/50_pipeline.ipynb #c006
 def slugify(text: str, max_len: int = 48) -> str:
@@ -52,6 +53,16 @@ def preflight(brief: Brief, settings: Settings, out: Path) -> Path:
     if budget < 0: raise InputError(f"budget {budget:g} USD is negative; pass --budget 0 or more")
     return check_writable(out)
 
+# %% ../nbs/50_pipeline.ipynb #c010b
+def champion_version(settings: Settings) -> str | None:
+    "The engagement model the quality score would use (its run and logged-model id), or None when it uses none."
+    from ytempire.models import load_champion
+    if settings.getfloat("quality", "weight_engagement") <= 0: return None
+    try: model = load_champion(settings)
+    except ConfigError: return None
+    name, alias = settings.get("engagement", "registry_name"), settings.get("engagement", "alias")
+    return f"{name}@{alias}: run {model.metadata.run_id}, model {model.metadata.model_uuid}"
+
 # %% ../nbs/50_pipeline.ipynb #c011
 PARTS = {  # RunParts field: (stage directory, output type)
     "trends": ("10-trends", TrendReport), "script": ("11-script", Script), "quality": ("12-quality", QualityReport),
@@ -75,9 +86,9 @@ def run_stages(run: RunDir, brief: Brief, settings: Settings, ledger: Ledger, pr
     "Run (or reuse) every stage; returns their outputs and how each went."
     p, timings, rid = RunParts(), [], run.run_id
     guard = guard or Guard(ledger, settings, rid)
-    def stage(field, fn, inputs, sections, provider=lambda r: ""):
+    def stage(field, fn, inputs, sections, provider=lambda r: "", depends=None):
         name, out_type = PARTS[field]
-        result, seconds, cached = run.run_stage(name, fn, inputs, settings, sections, out_type)
+        result, seconds, cached = run.run_stage(name, fn, inputs, settings, sections, out_type, depends)
         timings.append(StageRun(stage=name, seconds=round(seconds, 3), cached=cached, provider=provider(result)))
         log.info("%-13s %s in %.1f s", name, "cached" if cached else "done", seconds)
         setattr(p, field, result)
@@ -85,9 +96,10 @@ def run_stages(run: RunDir, brief: Brief, settings: Settings, ledger: Ledger, pr
     stage("trends", research_trends, (brief,), ("trends",), lambda r: "trending-csv")
     # the resolved writer chain (which keys are set) is part of the script stage's input: a new key writes anew
     chained = brief.model_copy(update={"providers": {**brief.providers, "text": provider_chain(brief, settings)}})
+    scoring = {"engagement_model": champion_version(settings)}       # drafts are scored with it: retraining rescores
     stage("script", partial(write_gated_script, ledger=ledger, run_id=rid, guard=guard), (chained, p.trends),
-          ("text", "voice", "channel", "retry", "quotas", "prices", "quality"), lambda r: r.provider)
-    stage("quality", score_script, (p.script, brief), ("quality", "text", "voice"))
+          ("text", "voice", "channel", "retry", "quotas", "prices", "quality", "engagement"), lambda r: r.provider, scoring)
+    stage("quality", score_script, (p.script, brief), ("quality", "text", "voice", "channel", "engagement"), depends=scoring)
     enforce_gate(p.quality, settings, log)
     stage("narration", partial(narrate, ledger=ledger, run_id=rid), (p.script, brief), ("voice",), lambda r: f"{r.provider}:{r.voice}")
     stage("audio", master_audio, (p.narration, brief), ("audio", "tools"), lambda r: "fluidsynth-fluidr3")
@@ -139,9 +151,34 @@ def run_warnings(p: RunParts, brief: Brief) -> list[str]:
         out.append(f"script quality {p.quality.overall:.1f}/10 is below the threshold {p.quality.threshold:.1f}: {'; '.join(p.quality.reasons[:2])}")
     return out
 
+def write_records(run: RunDir, record: RunRecord, parts: RunParts, settings: Settings) -> None:
+    "Write report.html, then run.json (which marks the run finished), both atomically."
+    from ytempire.report import write_report
+    record.outputs["report"] = write_report(record, parts, run.path("report.html"), settings)
+    record.outputs["run"] = run.path("run.json")
+    write_json(run.path("run.json"), record, root=run.root)
+
+def track_run(run: RunDir, record: RunRecord, parts: RunParts, settings: Settings) -> str | None:
+    "Log a finished run to MLflow and W&B and rewrite its records with their ids; a warning if that failed, else None."
+    brief = record.brief
+    try:
+        with Tracker(settings, run.run_id, tags={"template": brief.template, "language": brief.language, "aspect": brief.aspect,
+                                                 "cached_stages": sum(t.cached for t in record.stages)}) as tr:
+            record.mlflow_run_id, record.wandb_run_path = tr.mlflow_run_id, tr.wandb_run_path
+            tr.log_params({"brief": brief.model_dump(exclude={"notes"}), "providers": record.providers, "settings": settings.as_dict()})
+            tr.log_metrics(record.metrics)
+            write_records(run, record, parts, settings)
+            for f in ("run.json", "report.html", "thumbnail.png", "subtitles.srt"): tr.log_artifact(run.path(f))
+            if settings.getbool("tracking", "log_video"): tr.log_artifact(run.path("video.mp4"))
+        return None
+    except (DiskFullError, InputError): raise          # the run's own files could not be written: not a tracking problem
+    except Exception as e:
+        record.mlflow_run_id = record.wandb_run_path = None
+        why = str(e) if isinstance(e, YtempireError) else error_line(e)
+        return f"not tracked in MLflow/W&B ({why}); the run itself is complete: run the same `ytempire make` with --out {run.root} again to log it"
+
 def make_video(brief: Brief, settings: Settings, out: str | Path | None = None, progress: bool = True) -> RunRecord:
     "Make a finished video for `brief` in `out` (resuming a run that was interrupted there)."
-    from ytempire.report import write_report
     offline_env()
     out = preflight(brief, settings, Path(out) if out else default_out(brief, settings))
     run = RunDir(out).create()
@@ -170,16 +207,11 @@ def make_video(brief: Brief, settings: Settings, out: str | Path | None = None, 
         record.outputs["metrics"] = run.path("metrics.prom")
         guard.metrics.write(run.path("metrics.prom"))
         if settings.get("paths", "prometheus_textfile"): guard.metrics.write(Path(settings.get("paths", "prometheus_textfile")).expanduser())
-        with Tracker(settings, run.run_id, tags={"template": brief.template, "language": brief.language, "aspect": brief.aspect,
-                                                 "cached_stages": sum(t.cached for t in timings)}) as tr:
-            record.mlflow_run_id, record.wandb_run_path = tr.mlflow_run_id, tr.wandb_run_path
-            tr.log_params({"brief": brief.model_dump(exclude={"notes"}), "providers": record.providers, "settings": settings.as_dict()})
-            tr.log_metrics(record.metrics)
-            record.outputs["report"] = write_report(record, parts, run.path("report.html"), settings)
-            record.outputs["run"] = run.path("run.json")
-            write_json(run.path("run.json"), record, root=run.root)
-            for f in ("run.json", "report.html", "thumbnail.png", "subtitles.srt"): tr.log_artifact(run.path(f))
-            if settings.getbool("tracking", "log_video"): tr.log_artifact(run.path("video.mp4"))
+        write_records(run, record, parts, settings)          # the run is complete whatever tracking does
+        if (problem := track_run(run, record, parts, settings)) is not None:
+            log.warning(problem)
+            record.warnings.append(problem)
+            write_records(run, record, parts, settings)
         log.info("finished in %.1f s: %s", time.perf_counter() - t0, run.root)
         return record
     finally:

@@ -14,7 +14,7 @@ from .sync import timestamp
 from .scripts import description_with_chapters
 
 # %% auto #0
-__all__ = ['TEMPLATE', 'data_uri', 'render_report', 'write_report']
+__all__ = ['TEMPLATE', 'data_uri', 'tracking_status', 'render_report', 'write_report']
 
 # %% ../nbs/52_report.ipynb #c005
 TEMPLATE = r"""<!doctype html>
@@ -102,7 +102,7 @@ footer{color:var(--muted);font-size:12px;text-align:center;margin-top:24px}
 {% for c in r.costs %}<tr><td>{{ c.capability }} · {{ c.provider }}{% if c.model %} · {{ c.model }}{% endif %}</td><td class="num">{{ "%.0f"|format(c.units) }} {{ c.unit }}</td><td class="num">{{ "%.2f"|format(c.latency_s) }} s</td><td class="num">{{ "%.4f"|format(c.cost_usd) }}</td><td>{{ c.outcome }}</td></tr>{% endfor %}
 <tr><td><b>total</b></td><td></td><td></td><td class="num"><b>{{ "%.4f"|format(r.total_cost) }}</b></td><td></td></tr></table>
 <h2 style="margin-top:20px">Tracking</h2>
-<table class="small"><tr><td>MLflow run</td><td>{{ r.mlflow_run_id or "not tracked" }}</td></tr><tr><td>W&amp;B run</td><td>{{ r.wandb_run_path or "not tracked" }}</td></tr>
+<table class="small"><tr><td>MLflow run</td><td>{{ r.mlflow_run_id or untracked("mlflow") }}</td></tr><tr><td>W&amp;B run</td><td>{{ r.wandb_run_path or untracked("wandb") }}</td></tr>
 <tr><td>Trends</td><td>{{ trends.videos_matched }} related of {{ trends.videos_considered }} trending videos{% if trends.keywords %}: {{ trends.keywords|join(", ") }}{% endif %}{% if trends.relevance is not none %}<br><span class="small muted">relevance to current trends {{ "%.2f"|format(trends.relevance) }} (percentile {{ "%.0f"|format(trends.relevance_percentile) }} among trending videos){% if trends.nearest_titles %}; nearest: {{ trends.nearest_titles[:2]|join(" · ") }}{% endif %}</span>{% endif %}</td></tr></table></section>
 </div>
 <section><details><summary>Settings used</summary><pre>{{ settings_json }}</pre></details></section>
@@ -113,6 +113,12 @@ footer{color:var(--muted);font-size:12px;text-align:center;margin-top:24px}
 def data_uri(path: Path, mime: str) -> str:
     "The file as a base64 data URI."
     return f"data:{mime};base64," + base64.b64encode(Path(path).read_bytes()).decode()
+
+def tracking_status(record: RunRecord, settings: Settings, backend: str) -> str:
+    "What the report says for a backend (`mlflow` or `wandb`) that holds no run of this record."
+    if not (settings.getbool("tracking", "enabled") and settings.getbool("tracking", backend)): return "not tracked (switched off in [tracking])"
+    if any(w.startswith("not tracked") for w in record.warnings): return "not logged: tracking failed (see Warnings); run the same `ytempire make` again to log it"
+    return "not logged yet: run the same `ytempire make` again to log it"
 
 def render_report(record: RunRecord, parts, settings: Settings) -> str:
     "The report as an HTML string."
@@ -133,7 +139,7 @@ def render_report(record: RunRecord, parts, settings: Settings) -> str:
         thumbs=[dict(src=src, name=t.variant, score=t.score, chosen=i == th.chosen) for i, (t, src) in enumerate(zip(th.variants, thumb_srcs))],
         scenes=scenes, description=description_with_chapters(s, n), target_lufs=settings.get("audio", "target_lufs"),
         max_stage=max([t.seconds for t in record.stages] + [1e-3]), total_seconds=sum(t.seconds for t in record.stages),
-        settings_json=json.dumps(settings.as_dict(), indent=1))
+        settings_json=json.dumps(settings.as_dict(), indent=1), untracked=lambda backend: tracking_status(record, settings, backend))
     return redact(html_text, patterns=False)   # exact secret values only: key-shaped patterns could hit base64 media
 
 def write_report(record: RunRecord, parts, path: Path, settings: Settings) -> Path:

@@ -100,10 +100,11 @@ def code_version(fn: Callable) -> str:
         except (TypeError, OSError): src = fn.__qualname__.encode()
     return f"{ytempire.__version__}+{hashlib.sha256(src).hexdigest()[:12]}"
 
-def input_hash(stage: str, inputs, settings_fp: str, code: str, root=None) -> str:
+def input_hash(stage: str, inputs, settings_fp: str, code: str, root=None, depends: dict | None = None) -> str:
     "Cache key of a stage run."
-    blob = json.dumps({"stage": stage, "inputs": _canonical(inputs, root), "settings": settings_fp, "code": code},
-                      sort_keys=True, default=str)
+    key = {"stage": stage, "inputs": _canonical(inputs, root), "settings": settings_fp, "code": code}
+    if depends: key["depends"] = _canonical(depends, root)      # absent when empty: keys of older runs stay valid
+    blob = json.dumps(key, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 # %% ../nbs/02_store.ipynb #c014
@@ -129,8 +130,13 @@ class RunDir:
         self.log = get_logger("ytempire.store", self.run_id)
         self._lock = None
 
-    def stage_dir(self, stage: str) -> Path: return self.root / "stages" / stage
-    def path(self, name: str) -> Path: return self.root / name
+    def stage_dir(self, stage: str) -> Path:
+        "Where a stage keeps its output.json and files: `stages/<stage>/`."
+        return self.root / "stages" / stage
+
+    def path(self, name: str) -> Path:
+        "A file at the top of the run directory."
+        return self.root / name
 
     def create(self) -> "RunDir":
         "Create the directory and take an exclusive lock, so two processes never write one run."
@@ -149,6 +155,7 @@ class RunDir:
         return self
 
     def release(self):
+        "Let another process write this run."
         if self._lock: self._lock.close(); self._lock = None
 
     def load(self, stage: str, out_type: Type[M]) -> M | None:
@@ -177,9 +184,10 @@ class RunDir:
                   settings,                      # Settings
                   sections: tuple[str, ...],     # the settings sections it reads
                   out_type: Type[M],             # its output model type
+                  depends: dict | None = None,   # anything else its output depends on, e.g. the model it scores with
                   ) -> tuple[M, float, bool]:
         "Run a stage or reuse its cached output: (output, seconds, cached)."
-        key = input_hash(stage, inputs, settings.fingerprint(*sections), code_version(fn), self.root)
+        key = input_hash(stage, inputs, settings.fingerprint(*sections), code_version(fn), self.root, depends)
         t0 = time.perf_counter()
         hit = self.cached(stage, key, out_type)
         if hit is not None:

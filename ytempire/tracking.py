@@ -4,14 +4,19 @@
 
 # %% ../nbs/40_tracking.ipynb #c003
 from __future__ import annotations
-import logging, os, warnings
+import contextlib, logging, os, sqlite3, time, warnings
 from pathlib import Path
 from .config import Settings, StageError, offline_env, redact, get_logger
 
 # %% auto #0
-__all__ = ['flatten', 'Tracker']
+__all__ = ['error_line', 'flatten', 'sqlite_path', 'store_state', 'prepare_mlflow_store', 'ensure_experiment', 'Tracker']
 
 # %% ../nbs/40_tracking.ipynb #c005
+def error_line(e: BaseException) -> str:
+    "An exception as one redacted line, `Class: first line` (at most 160 characters of message), for warnings and errors."
+    text = redact(str(e)).strip()
+    return f"{e.__class__.__name__}: {text.splitlines()[0][:160]}" if text else e.__class__.__name__
+
 def flatten(d: dict, prefix: str = "") -> dict[str, str]:
     "Nested dict as `a.b.c` keys with string values (MLflow params are strings, max 6000 chars)."
     out = {}
@@ -20,6 +25,63 @@ def flatten(d: dict, prefix: str = "") -> dict[str, str]:
         if isinstance(v, dict): out.update(flatten(v, key + "."))
         else: out[key] = str(v)[:6000]
     return out
+
+# %% ../nbs/40_tracking.ipynb #c006b
+def sqlite_path(uri: str) -> Path | None:
+    "The database file of a `sqlite:///` MLflow URI, or None for any other store."
+    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+
+def store_state(db: Path) -> tuple[str | None, int]:
+    "The schema revision of an MLflow SQLite store (None without one) and how many runs and registered models it holds."
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as con:
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        rev = con.execute("SELECT version_num FROM alembic_version").fetchone() if "alembic_version" in tables else None
+        kept = sum(con.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("runs", "registered_models") if t in tables)
+    return (rev[0] if rev else None), kept
+
+# %% ../nbs/40_tracking.ipynb #c006d
+def _head_revision() -> str:
+    "The schema revision this MLflow writes."
+    from mlflow.store.db.utils import _get_latest_schema_revision      # MLflow has no public name for it
+    return _get_latest_schema_revision()
+
+def _check_schema(db: Path, uri: str, log) -> None:
+    "Move aside a store at another schema revision that holds nothing; refuse one that holds runs (one line, with the fix)."
+    rev, kept = store_state(db)
+    head = _head_revision()
+    if rev == head: return
+    if kept:
+        import mlflow
+        raise StageError(f"MLflow store {db} has schema {rev or 'none'}, not {head} as MLflow {mlflow.__version__} writes (made by "
+                         f"another MLflow version, or left half-migrated); back it up, then run `mlflow db upgrade {uri}`, "
+                         "or move it aside to start a new store")
+    aside = db.with_name(f"{db.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
+    os.replace(db, aside)
+    log.warning("MLflow store %s was half-migrated (schema %s, not %s) and held no runs: moved to %s, creating a new one",
+                db, rev or "none", head, aside.name)
+
+def prepare_mlflow_store(uri: str, log=None) -> None:
+    "Create or migrate a SQLite MLflow store once, under an inter-process lock; other stores are left to MLflow."
+    db = sqlite_path(uri)
+    if db is None: return
+    import mlflow
+    from filelock import FileLock
+    log = log or get_logger(__name__)
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{db}.lock", timeout=600):
+        if db.exists() and db.stat().st_size: _check_schema(db, uri, log)
+        mlflow.MlflowClient(tracking_uri=uri).search_experiments(max_results=1)   # builds the store: tables made here, once
+
+# %% ../nbs/40_tracking.ipynb #c006h
+def ensure_experiment(client, name: str, artifact_location: str) -> str:
+    "The id of MLflow experiment `name`, created if missing; a concurrent creator winning the race is no error."
+    from mlflow.exceptions import MlflowException
+    exp = client.get_experiment_by_name(name)
+    if exp is not None: return exp.experiment_id
+    try: return client.create_experiment(name, artifact_location=artifact_location)
+    except MlflowException as e:
+        if e.error_code != "RESOURCE_ALREADY_EXISTS": raise
+        return client.get_experiment_by_name(name).experiment_id
 
 # %% ../nbs/40_tracking.ipynb #c008
 class Tracker:
@@ -36,6 +98,7 @@ class Tracker:
         self.log = get_logger(__name__, run_name)
 
     def _mlflow_uri(self) -> str:
+        "`[tracking] mlflow_uri`, a relative sqlite path resolved against `cwd`."
         uri = self.settings.get("tracking", "mlflow_uri")
         if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
             uri = "sqlite:///" + str((self.cwd / uri[len("sqlite:///"):]).resolve())
@@ -48,21 +111,19 @@ class Tracker:
             if self.use_wandb: self._start_wandb()
         except Exception as e:
             self.__exit__(type(e), e, None)
-            raise StageError(f"tracking could not start ({e.__class__.__name__}: {redact(str(e))[:160]}); "
+            if isinstance(e, StageError): raise                 # already one line that names the fix
+            raise StageError(f"tracking could not start ({error_line(e)}); "
                              "fix [tracking] in your config or set YTEMPIRE_TRACKING_ENABLED=false") from None
         return self
 
     def _start_mlflow(self):
         import mlflow
         for noisy in ("alembic", "mlflow"): logging.getLogger(noisy).setLevel(logging.WARNING)
-        mlflow.set_tracking_uri(self._mlflow_uri()); mlflow.set_registry_uri(self._mlflow_uri())
-        name = self.settings.get("tracking", "experiment")
-        client = mlflow.MlflowClient()
-        exp = client.get_experiment_by_name(name)
-        if exp is None:
-            art = (self.cwd / self.settings.get("tracking", "mlflow_artifacts")).resolve()
-            exp_id = client.create_experiment(name, artifact_location=art.as_uri())
-        else: exp_id = exp.experiment_id
+        uri = self._mlflow_uri()
+        prepare_mlflow_store(uri, self.log)
+        mlflow.set_tracking_uri(uri); mlflow.set_registry_uri(uri)
+        art = (self.cwd / self.settings.get("tracking", "mlflow_artifacts")).resolve()
+        exp_id = ensure_experiment(mlflow.MlflowClient(), self.settings.get("tracking", "experiment"), art.as_uri())
         run = mlflow.start_run(experiment_id=exp_id, run_name=self.run_name, tags=redact(self.tags))
         self.mlflow_run_id = run.info.run_id
 
