@@ -122,7 +122,7 @@ def tracking_status(record: RunRecord, settings: Settings, backend: str) -> str:
 
 def render_report(record: RunRecord, parts, settings: Settings) -> str:
     "The report as an HTML string."
-    from ytempire.video import palette_for
+    from ytempire.design import palette_for
     s, n, v, th = parts.script, parts.narration, parts.video, parts.thumbnails
     _, pal = palette_for(record.brief.topic)
     limit = settings.getfloat("report", "embed_video_mb") * 1e6
