@@ -496,7 +496,7 @@ def encoder_args(fmt: OutputFormat, ffmpeg: str) -> tuple[str, list[str]]:
     if fmt.hwaccel in ("auto", "nvenc") and nvenc_works(ffmpeg, gpu):
         return gpu, ["-c:v", gpu, "-preset", "p5", "-tune", "hq", "-rc", "vbr", "-cq", str(fmt.crf + 2), "-b:v", "0", *common]
     if fmt.hwaccel == "nvenc":
-        raise ToolError(f"[video] hwaccel = nvenc, but NVENC ({gpu}) does not work here (no NVIDIA GPU or driver); set [video] hwaccel = auto or none")
+        raise ToolError(f"[video] hwaccel = nvenc, but NVENC does not work here ({gpu}: no NVIDIA GPU or driver); set [video] hwaccel = auto or none")
     if cpu not in ffmpeg_encoders(ffmpeg):
         raise ToolError(f"this ffmpeg has no {cpu} encoder for [video] codec = {fmt.codec}; set codec = h264 or use an ffmpeg built with {cpu}")
     quiet = ["-x265-params", "log-level=error"] if cpu == "libx265" else []
@@ -590,10 +590,13 @@ def shot_times(spans: list[tuple[float, float]], # (start, end) of each scene's 
 
 # %% ../nbs/30_video.ipynb #c068
 def plan_video(script: Script, narration: Narration, audio: AudioMix, subtitles: Subtitles, brief: Brief,
-               settings: Settings, out_dir: Path) -> Timeline:
+               settings: Settings, out_dir: Path,
+               size: tuple[int, int] | None = None # (width, height) of the frame; default: the brief's aspect at 1080p
+              ) -> Timeline:
     "Cards, captions and the mastered soundtrack of a video placed on a Timeline (also written to `timeline.json`)."
     check_video_inputs(settings)
-    size, fmt = brief.size, output_format(brief, settings)
+    size = size or brief.size
+    fmt = output_format(brief, settings).model_copy(update={"width": size[0], "height": size[1]})
     _, pal = palette_for(brief.topic)
     motion, transition = settings.get("video", "motion"), settings.get("video", "transition")
     x = settings.getfloat("video", "transition_seconds") if transition != "none" else 0.0
