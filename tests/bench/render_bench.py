@@ -30,7 +30,7 @@ Settings come from the usual layers (settings.ini, YTEMPIRE_CONFIG, YTEMPIRE_<SE
 Usage: .venv/bin/python tests/bench/render_bench.py [--duration 60] [--size 1080x1920]   (duration: the brief's target)
 Last line: speedup_vs_moviepy_cfr=X speedup_vs_moviepy_vfr=Y render_realtime_factor=Z peak_rss_mb=M
 """
-import argparse, os, resource, subprocess, sys, tempfile, time
+import argparse, importlib, os, resource, subprocess, sys, tempfile, time
 from pathlib import Path
 
 os.environ.setdefault("WANDB_MODE", "offline"); os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -89,7 +89,7 @@ def render_moviepy(tl: Timeline, out: Path, encoder: str) -> Path:
     video.write_videofile(str(out), fps=fmt.fps, codec=encoder, audio_codec="aac", audio_bitrate=fmt.audio_bitrate, preset=fmt.preset,
                           ffmpeg_params=["-crf", str(fmt.crf), "-vf", "scale=out_color_matrix=bt709:out_range=tv",
                                          "-force_key_frames", "expr:gte(t,n_forced*2)", *COLOR_ARGS],
-                          threads=os.cpu_count(), logger=None)
+                          threads=os.cpu_count(), temp_audiofile_path=str(out.parent), logger=None)
     return out
 
 
@@ -99,7 +99,7 @@ def render_ytempire(tl: Timeline, out: Path, st: Settings):
 
 
 class PeakMemory:
-    "Peak resident memory of this process and all its children together (sampled every 20 ms), in MB."
+    "Peak resident memory of this process and all its children together (sampled every 100 ms), in MB."
     def __enter__(self):
         import threading
         self.peak, self._stop = 0.0, threading.Event()
@@ -114,15 +114,15 @@ class PeakMemory:
                 try: total += p.memory_info().rss
                 except psutil.Error: pass                             # it ended between listing and reading
             self.peak = max(self.peak, total / 2**20)
-            self._stop.wait(0.02)
+            self._stop.wait(0.1)
     def __exit__(self, *exc):
         self._stop.set(); self._thread.join()
 
 
 def _run(kind: str, tl_json: str, out: str, st: Settings, vfr: bool, encoder: str):
     "In a fresh process: import the renderer, then time it; returns (seconds, result, peak RSS in MB, CPU seconds)."
-    if kind == "moviepy": import moviepy, numpy                       # imports stay outside the timer
-    else: import ytempire.video
+    for m in ("moviepy", "numpy") if kind == "moviepy" else ("ytempire.video",):
+        importlib.import_module(m)                                    # imports stay outside the timer
     tl = Timeline.model_validate_json(Path(tl_json).read_text())
     tl = tl.model_copy(update={"format": tl.format.model_copy(update={"vfr": vfr})})
     def cpu():
