@@ -98,22 +98,28 @@ def render_ytempire(tl: Timeline, out: Path, st: Settings):
     return render_timeline(tl, out, st, progress=False)
 
 
+def tree_rss_mb(pid: int) -> float:
+    "Resident memory of a process and all its descendants, in MB (Linux /proc)."
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            total += int(next(l for l in open(f"/proc/{p}/status") if l.startswith("VmRSS")).split()[1])
+            for t in os.listdir(f"/proc/{p}/task"): todo += [int(c) for c in open(f"/proc/{p}/task/{t}/children").read().split()]
+        except (OSError, StopIteration): pass                          # it ended while being read
+    return total / 1024
+
+
 class PeakMemory:
-    "Peak resident memory of this process and all its children together (sampled every 100 ms), in MB."
+    "Peak resident memory of this process and its children together (sampled every 100 ms), in MB."
     def __enter__(self):
         import threading
         self.peak, self._stop = 0.0, threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True); self._thread.start()
         return self
     def _sample(self):
-        import psutil
-        me = psutil.Process()
         while not self._stop.is_set():
-            total = 0
-            for p in [me, *me.children(recursive=True)]:
-                try: total += p.memory_info().rss
-                except psutil.Error: pass                             # it ended between listing and reading
-            self.peak = max(self.peak, total / 2**20)
+            self.peak = max(self.peak, tree_rss_mb(os.getpid()))
             self._stop.wait(0.1)
     def __exit__(self, *exc):
         self._stop.set(); self._thread.join()
