@@ -44,10 +44,11 @@ def test_nvenc_required_without_gpu_fails_before_writing(tmp_path):
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not _gpu(), reason="needs an NVIDIA GPU")
-def test_nvenc_render_on_gpu(tmp_path):
+@pytest.mark.parametrize("codec,encoder", [("h264", "h264_nvenc"), ("hevc", "hevc_nvenc")])
+def test_nvenc_render_on_gpu(tmp_path, codec, encoder):
     r = ytempire("make", "Why the sky is blue", "--duration", "10", "--out", tmp_path / "run", "--no-progress",
-                 cwd=tmp_path, env=clean_env(YTEMPIRE_VIDEO_HWACCEL="nvenc"))
+                 cwd=tmp_path, env=clean_env(YTEMPIRE_VIDEO_HWACCEL="nvenc", YTEMPIRE_VIDEO_CODEC=codec))
     assert r.returncode == 0, r.stderr[-1500:]
     import json
     rec = json.loads((tmp_path / "run" / "run.json").read_text())
-    assert rec["providers"]["encoder"] == "h264_nvenc"
+    assert rec["providers"]["encoder"] == encoder

@@ -22,7 +22,7 @@ from .quality import score_script, enforce_gate, write_gated_script
 from .voice import narrate, check_voice_inputs
 from .audio import master_audio
 from .sync import make_subtitles
-from .video import render_video, encoder_args, output_format
+from .video import render_video, encoder_args, output_format, check_video_inputs
 from .thumbnails import make_thumbnails
 from .tracking import Tracker, error_line
 
@@ -47,6 +47,7 @@ def preflight(brief: Brief, settings: Settings, out: Path) -> Path:
     ffmpeg = find_tool(settings, "ffmpeg")
     find_tool(settings, "fluidsynth")
     encoder_args(output_format(brief, settings), ffmpeg)       # `[video] hwaccel = nvenc` without a GPU fails here
+    check_video_inputs(settings)                               # [video] codec, transition, motion
     check_script_inputs(brief, settings)
     check_voice_inputs(brief, settings)
     budget = settings.getfloat("run", "budget")
@@ -129,6 +130,7 @@ def run_metrics(p: RunParts, timings: list[StageRun], brief: Brief) -> dict[str,
          "audio.ducking_db": p.audio.ducking_db, "subtitles.cues": len(p.subtitles.cues),
          "video.seconds": p.video.duration, "video.duration_error": abs(p.video.duration - brief.duration) / brief.duration,
          "video.frames_encoded": p.video.frames_encoded, "video.megabytes": p.video.size_bytes / 1e6,
+         "video.vfr": float(bool(p.video.vfr)),                                  # 1: variable frame rate, 0: constant
          "video.render_seconds": p.video.render_seconds, "video.render_realtime_factor": p.video.render_seconds / max(p.video.duration, 1e-3),
          "thumbnail.score": p.thumbnails.variants[p.thumbnails.chosen].score,
          "run.seconds": sum(t.seconds for t in timings)}

@@ -232,7 +232,7 @@ class Shot(Model):
     start: float
     end: float
     motion: Literal["none", "rise", "pan"] = "none"
-    transition: Literal["none", "fade"] = "fade"   # transition into this shot from the previous one
+    transition: str = "fade"              # ffmpeg xfade transition into this shot from the previous one; none: a cut
     transition_seconds: float = 0.5
 
 class TimedImage(Model):
@@ -259,11 +259,11 @@ class OutputFormat(Model):
     width: int
     height: int
     fps: int = 30
-    codec: str = "libx264"
+    codec: str = "h264"                     # h264 or hevc (the encoder follows from it and hwaccel)
     preset: str = "veryfast"
     crf: int = 21
     audio_bitrate: str = "192k"
-    vfr: bool = True
+    vfr: bool = False                        # variable frame rate: encode only the frames that change
     hwaccel: str = "auto"
 
 class Timeline(Model):
@@ -283,6 +283,7 @@ class Video(Model):
     fps: int
     encoder: str
     frames_encoded: int
+    vfr: Optional[bool] = None               # variable frame rate (True), constant (False), not recorded (None)
     size_bytes: int
     render_seconds: float
 

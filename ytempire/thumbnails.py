@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw
 from .config import Settings
 from .schemas import Brief, Script, Thumbnail, Thumbnails
 from .store import atomic_path
-from .video import palette_for, rgb, font, font_for, draw_text, fit_text, _gradient, _glow
+from .design import palette_for, rgb, font, font_for, draw_text, fit_text, gradient, glow
 from .languages import base_lang, script_font, font_for_text, short_headline, words_of, SPACELESS
 
 # %% auto #0
@@ -39,7 +39,9 @@ def punchline(topic: str, max_words: int = 3, lang: str = "en") -> str:
     words = [w for w in re.findall(r"[^\s,.:;!?।\"“”()]+", topic) if w.lower() not in _STOP]
     return " ".join(words[:max_words]) or topic
 
+# %% ../nbs/31_thumbnails.ipynb #c007b
 def tagline(script: Script, brief: Brief) -> str:
+    "The tag line under the punchline, from the template and the number of points, in the brief's language."
     lang = brief.lang if brief.lang in _TAGLINE["explainer"] else "en"
     points = sum(s.kind == "point" for s in script.scenes)
     return _TAGLINE.get(brief.template, _TAGLINE["explainer"])[lang].format(n=points)
@@ -68,9 +70,10 @@ def legibility(img: Image.Image, text_box: tuple, text_color: str, cap_height: i
 
 # %% ../nbs/31_thumbnails.ipynb #c012
 def _base(w, h, pal) -> Image.Image:
+    "The shared background: the palette's gradient and one glow in the accent colour."
     top, bottom, accent = pal[:3]
-    img = _gradient(w, h, top, bottom).convert("RGBA")
-    _glow(img, w * 0.8, h * 0.3, h * 0.75, accent, 70)
+    img = gradient(w, h, top, bottom).convert("RGBA")
+    glow(img, w * 0.8, h * 0.3, h * 0.75, accent, 70)
     return img
 
 def _headline_block(d: ImageDraw.ImageDraw, f, lines: list[str], lh: int, x: float | None, y: int, color, width: int,
@@ -90,7 +93,12 @@ def _fonts(lang: str) -> tuple[str, str, str, float, float]:
     f = script_font(lang)
     return (f, "Bold", f, 0.6, 1.3) if f else ("Bebas Neue", "Regular", "Inter", 1.0, 0.92)
 
-def layout_bold(w, h, pal, headline, tag, brand, lang="en"):
+# %% ../nbs/31_thumbnails.ipynb #c013a
+def layout_bold(w: int, h: int, pal: tuple[str, ...], # thumbnail size and palette (5 hex colours)
+                headline: str, tag: str, # the punchline and the tagline
+                brand: str | None, # channel or brand name
+                lang: str = "en"):
+    "A huge headline on the left under an accent tag, a big faint mark on the right."
     top, bottom, accent, text, muted = pal
     hfam, hstyle, tfam, k, sp = _fonts(lang)
     img = _base(w, h, pal)
@@ -106,7 +114,12 @@ def layout_bold(w, h, pal, headline, tag, brand, lang="en"):
     box = _headline_block(d, f, lines, lh, x, y + round(h * 0.14), rgb(text, 255), w)
     return img.convert("RGB"), box, text, f.size
 
-def layout_split(w, h, pal, headline, tag, brand, lang="en"):
+# %% ../nbs/31_thumbnails.ipynb #c013c
+def layout_split(w: int, h: int, pal: tuple[str, ...], # thumbnail size and palette (5 hex colours)
+                headline: str, tag: str, # the punchline and the tagline
+                brand: str | None, # channel or brand name (its initial is the mark; else the headline's)
+                lang: str = "en"):
+    "Dark headline on an accent panel, the brand's initial large beside it."
     top, bottom, accent, text, muted = pal
     hfam, hstyle, tfam, k, sp = _fonts(lang)
     img = _base(w, h, pal)
@@ -123,11 +136,16 @@ def layout_split(w, h, pal, headline, tag, brand, lang="en"):
     d.text((pw + (w - pw - big.getlength(mark)) / 2, h * 0.02), mark, font=big, fill=rgb(text, 235))
     return img.convert("RGB"), box, top, f.size
 
-def layout_center(w, h, pal, headline, tag, brand, lang="en"):
+# %% ../nbs/31_thumbnails.ipynb #c013e
+def layout_center(w: int, h: int, pal: tuple[str, ...], # thumbnail size and palette (5 hex colours)
+                headline: str, tag: str, # the punchline and the tagline
+                brand: str | None, # channel or brand name
+                lang: str = "en"):
+    "One centred punchline over a spotlight, the tagline and a bar under it."
     top, bottom, accent, text, muted = pal
     hfam, hstyle, tfam, k, sp = _fonts(lang)
     img = Image.new("RGBA", (w, h), rgb(top, 255))
-    _glow(img, w / 2, h * 0.55, h * 0.7, accent, 95)
+    glow(img, w / 2, h * 0.55, h * 0.7, accent, 95)
     f, lines, lh = fit_text(headline.upper(), hfam, hstyle, round(w * 0.84), round(h * 0.58), round(h * 0.36 * k), sp)
     d = ImageDraw.Draw(img)
     box = _headline_block(d, f, lines, lh, None, round((h - len(lines) * lh) / 2) - round(h * 0.05), rgb(text, 255), w)

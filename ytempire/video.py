@@ -4,172 +4,48 @@
 
 # %% ../nbs/30_video.ipynb #c003
 from __future__ import annotations
-import hashlib, math, re, shutil, subprocess, tempfile, time
+import math, re, shutil, subprocess, tempfile, time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-import numpy as np
-from PIL import Image, ImageDraw, ImageFilter, ImageFont
-from .config import Settings, StageError, ToolError, DiskFullError, find_tool, get_logger, ffmpeg_error_line, ffmpeg_disk_full, run_ffmpeg
+from PIL import Image, ImageDraw
+from .config import (Settings, ConfigError, StageError, ToolError, DiskFullError, find_tool, get_logger,
+                             ffmpeg_error_line, ffmpeg_disk_full, run_ffmpeg)
 from .schemas import (Brief, Script, Narration, AudioMix, Subtitles, Cue, Word, Shot, TimedImage, CaptionTrack,
                               AudioTrack, OutputFormat, Timeline, Video)
 from .store import atomic_path, write_json
 from .sync import caption_style, words_in, cue_line_words
-from .languages import SCRIPT_FONTS, script_font, writing_system, words_of
+from .languages import script_font, writing_system
+from .design import palette_for, rgb, font, font_for, draw_text, fit_text, gradient, glow, MixedFont
 from .audio import duck_filter
 
 # %% auto #0
-__all__ = ['PALETTES', 'RISE_SECONDS', 'palette_for', 'rgb', 'font_match', 'font_file', 'font', 'MixedFont', 'font_for',
-           'draw_text', 'card_fonts', 'wrap_units', 'wrap', 'fit_text', 'render_card', 'compose_card', 'caption_size',
-           'render_captions', 'Piece', 'Plan', 'GraphBuilder', 'nvenc_works', 'encoder_args', 'ffmpeg_major',
-           'output_format', 'render_timeline', 'shot_times', 'render_video']
+__all__ = ['CODECS', 'MOTIONS', 'RISE_SECONDS', 'COLOR_ARGS', 'card_fonts', 'card_background', 'title_layer', 'render_card',
+           'compose_card', 'draw_caption', 'caption_size', 'render_captions', 'xfade_transitions', 'check_video_inputs',
+           'segments', 'Piece', 'Plan', 'Graph', 'add_shot_sources', 'still', 'rise', 'shot_range',
+           'write_caption_list', 'overlay_captions', 'mix_audio', 'frame_runs', 'keep_expr', 'render_args', 'mux_args',
+           'ffmpeg_encoders', 'nvenc_works', 'encoder_args', 'ffmpeg_major', 'output_format', 'render_timeline',
+           'shot_times', 'plan_video', 'render_video']
 
-# %% ../nbs/30_video.ipynb #c006
-PALETTES = {  # name: (background top, background bottom, accent, text, muted)
-    "midnight": ("#0B1120", "#1E293B", "#38BDF8", "#F8FAFC", "#94A3B8"),
-    "ember":    ("#1A120E", "#3F2A1F", "#FB923C", "#FFF7ED", "#D6B8A0"),
-    "forest":   ("#04190F", "#134E35", "#A3E635", "#F0FDF4", "#9FC5AE"),
-    "plum":     ("#1E0B3A", "#45206E", "#F0ABFC", "#FAF5FF", "#C4B0DD"),
-    "ocean":    ("#041C2E", "#0C4A6E", "#FACC15", "#F0F9FF", "#9CC3DB"),
-    "crimson":  ("#2A0707", "#6B1A1A", "#FDE68A", "#FFF5F5", "#E0AFAF"),
-    "graphite": ("#0E0F12", "#2A2D34", "#34D399", "#F4F4F5", "#A1A1AA"),
-    "espresso": ("#17100B", "#3B2A20", "#E9B872", "#FBF4EA", "#C8B29B"),
-}
-
-def palette_for(topic: str) -> tuple[str, tuple[str, ...]]:
-    "(name, colours) of the palette for a topic."
-    names = sorted(PALETTES)
-    name = names[int(hashlib.sha256(topic.lower().encode()).hexdigest(), 16) % len(names)]
-    return name, PALETTES[name]
-
-def rgb(hex_color: str, alpha: int | None = None) -> tuple:
-    v = tuple(int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
-    return v if alpha is None else v + (alpha,)
-
-@lru_cache(maxsize=None)
-def font_match(family: str, style: str = "Regular") -> tuple[str, int]:
-    "(path, face index in a collection) of an installed font via fontconfig, or DejaVu Sans as the fallback."
-    fc = shutil.which("fc-match")
-    if fc:
-        r = subprocess.run([fc, "-f", "%{file}|%{index}|%{family}", f"{family}:style={style}"], capture_output=True, text=True)
-        path, index, fam = (r.stdout.split("|", 2) + ["", ""])[:3]
-        if r.returncode == 0 and family.lower() in fam.lower() and Path(path).exists(): return path, int(index or 0)
-        get_logger(__name__).warning("font %s %s not found, using a fallback; install it with scripts/install-system.sh "
-                                     "(fonts-inter fonts-bebas-neue fonts-noto-core fonts-noto-cjk)", family, style)
-    for p in ("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"):
-        if Path(p).exists(): return p, 0
-    raise ToolError("no usable font found; install them with `apt-get install fonts-inter fonts-bebas-neue fonts-dejavu-core fontconfig`")
-
-def font_file(family: str, style: str = "Regular") -> str:
-    "Path of an installed font via fontconfig, or DejaVu Sans as the fallback."
-    return font_match(family, style)[0]
-
-@lru_cache(maxsize=64)
-def font(family: str, style: str, size: int) -> ImageFont.FreeTypeFont:
-    path, index = font_match(family, style)
-    return ImageFont.truetype(path, size, index=index)
-
-# %% ../nbs/30_video.ipynb #c008
-class MixedFont:
-    "A script font with a Latin font for the words it has no glyphs for (Noto Sans Devanagari has no Latin letters)."
-    def __init__(self, main: ImageFont.FreeTypeFont, latin: ImageFont.FreeTypeFont):
-        self.main, self.latin, self.size = main, latin, main.size
-    def _runs(self, text: str):
-        for part in re.split(r"(\s+)", text):
-            if part: yield part, self.latin if re.search(r"[A-Za-zÀ-ÿ]", part) and writing_system(part) == "latin" else self.main
-    def getlength(self, text: str) -> float: return sum(f.getlength(t) for t, f in self._runs(text))
-    def draw(self, d: ImageDraw.ImageDraw, xy, text: str, **kw):
-        x, y = xy
-        base = y + self.main.getmetrics()[0]
-        for t, f in self._runs(text):
-            if not t.isspace(): d.text((x, base), t, font=f, anchor="ls", **kw)
-            x += f.getlength(t)
-
-def font_for(family: str, style: str, size: int, latin: tuple[str, str] = ("Inter", "Bold")):
-    "The font to draw text of `family` with: a `MixedFont` for Devanagari (Latin words in `latin`)."
-    f = font(family, style, size)
-    return MixedFont(f, font(*latin, size)) if family == SCRIPT_FONTS["devanagari"] else f
-
-def draw_text(d: ImageDraw.ImageDraw, xy, text: str, fnt, **kw):
-    "`d.text` for a font or a `MixedFont`."
-    if isinstance(fnt, MixedFont): fnt.draw(d, xy, text, **kw)
-    else: d.text(xy, text, font=fnt, **kw)
-
+# %% ../nbs/30_video.ipynb #c011
 def card_fonts(settings: Settings, lang: str = "en") -> tuple[str, str, str, str]:
     "(title family, title style, body family, body style) for cards in `lang`."
     f = script_font(lang)
     if f: return f, "Bold", f, "Bold"
     return settings.get("video", "title_font"), "Regular", settings.get("video", "body_font"), "SemiBold"
 
-# %% ../nbs/30_video.ipynb #c011
-def _gradient(w: int, h: int, top: str, bottom: str) -> Image.Image:
-    t = np.linspace(0, 1, h)[:, None, None] ** 1.2
-    x = np.linspace(0, 1, w)[None, :, None]
-    mix = np.clip(t * 0.85 + x * 0.15, 0, 1)
-    arr = np.array(rgb(top), float) * (1 - mix) + np.array(rgb(bottom), float) * mix
-    return Image.fromarray(arr.astype(np.uint8), "RGB")
-
-def _glow(img: Image.Image, cx: float, cy: float, r: float, color: str, alpha: int):
-    "Composite a soft radial glow (drawn small, blurred, scaled up: cheap)."
-    w, h = img.size; k = 8
-    small = Image.new("RGBA", (w // k, h // k), (0, 0, 0, 0))
-    ImageDraw.Draw(small).ellipse([(cx - r) / k, (cy - r) / k, (cx + r) / k, (cy + r) / k], fill=rgb(color, alpha))
-    small = small.filter(ImageFilter.GaussianBlur(r / k / 2.2))
-    img.alpha_composite(small.resize((w, h), Image.BILINEAR))
-
-_NO_LINE_START = set("、。，．！？!?：:；;…ー」』）)】〉》ぁぃぅぇぉっゃゅょゎァィゥェォッャュョヮ")
-_NO_LINE_END = set("「『（(【〈《")
-
-def _char_units(text: str) -> list[str]:
-    "Characters a Japanese line may break between (Latin runs whole; no line starts with closing punctuation)."
-    units: list[str] = []
-    for m in re.finditer(r"[A-Za-z0-9][A-Za-z0-9.,%'’-]*|\s+|.", text):
-        u = m.group()
-        if units and (u[0] in _NO_LINE_START or units[-1][-1] in _NO_LINE_END): units[-1] += u
-        else: units.append(u)
-    return units
-
-def wrap_units(text: str, fnt=None, max_w: int | None = None) -> tuple[list[str], str]:
-    "(units a line may break between, separator): words and ' ', or for Japanese its words, split into characters where one is wider than a line, and ''."
-    if writing_system(text) != "cjk": return text.split(), " "
-    cuts = [0] + [o for _, o in words_of(text, "ja")][1:] + [len(text)]
-    units = []
-    for a, b in zip(cuts, cuts[1:]):
-        u = text[a:b]
-        units += _char_units(u) if fnt is not None and fnt.getlength(u.strip()) > max_w else [u]
-    return units, ""
-
-def wrap(text: str, fnt, max_w: int) -> list[str]:
-    "Greedy wrap to a pixel width: by word, or for Japanese by word and where needed by character."
-    units, sep = wrap_units(text, fnt, max_w)
-    lines, cur = [], ""
-    for u in units:
-        trial = f"{cur}{sep}{u}" if cur else u
-        if fnt.getlength(trial) <= max_w or not cur.strip(): cur = trial
-        else: lines.append(cur.strip()); cur = u.lstrip()
-    return lines + [cur.strip()] if cur.strip() else lines
-
-def fit_text(text: str, family: str, style: str, max_w: int, max_h: int, size: int, spacing: float = 1.0, min_size: int = 24):
-    "(font, lines, line height) of the largest size <= `size` at which `text` fits the box."
-    while True:
-        f = font_for(family, style, size)
-        lines = wrap(text, f, max_w)
-        lh = round(size * spacing)
-        if (len(lines) * lh <= max_h and all(f.getlength(l) <= max_w for l in lines)) or size <= min_size: return f, lines, lh
-        size = int(size * 0.92)
-
-def render_card(headline: str, kicker: str, index: int, total: int, topic: str, size: tuple[int, int],
-                palette: tuple[str, ...], out_dir: Path, settings: Settings, stem: str, number: str | None = None,
-                lang: str = "en") -> tuple[Path, Path, int, int]:
-    "Write a card's background and title layer; returns (background, layer, layer x, layer y)."
+def card_background(size: tuple[int, int], palette: tuple[str, ...], topic: str,
+                    index: int, total: int, # the scene's position, for the progress bar
+                    number: str | None, # big faint scene number ("02"), or None
+                    settings: Settings, lang: str = "en") -> Image.Image:
+    "A card's background: gradient, two glows, the scene number, the topic in a corner, a progress bar."
     w, h = size
     top, bottom, accent, text, muted = palette
-    portrait, u = h > w, min(w, h) / 1080
-    title_family, title_style, body_family, body_style = card_fonts(settings, lang)
-    # 1. background: gradient, glows, big faint number, topic label
-    bg = _gradient(w, h, top, bottom).convert("RGBA")
-    _glow(bg, w * 0.85, h * 0.18, min(w, h) * 0.55, accent, 46)
-    _glow(bg, w * 0.1, h * 0.95, min(w, h) * 0.45, accent, 28)
+    u = min(w, h) / 1080
+    _, _, body_family, body_style = card_fonts(settings, lang)
+    bg = gradient(w, h, top, bottom).convert("RGBA")
+    glow(bg, w * 0.85, h * 0.18, min(w, h) * 0.55, accent, 46)
+    glow(bg, w * 0.1, h * 0.95, min(w, h) * 0.45, accent, 28)
     deco = Image.new("RGBA", (w, h), (0, 0, 0, 0))      # ImageDraw replaces pixels: draw translucent parts apart, then composite
     d = ImageDraw.Draw(deco)
     m = round(64 * u)
@@ -182,35 +58,51 @@ def render_card(headline: str, kicker: str, index: int, total: int, topic: str, 
         d.rounded_rectangle([m, y1, w - m, y2], 3, fill=rgb(muted, 45))
         d.rounded_rectangle([m, y1, m + round((w - 2 * m) * (index + 1) / total), y2], 3, fill=rgb(accent, 230))
     bg.alpha_composite(deco)
-    # 2. title layer: kicker, headline, accent bar, on a transparent canvas
-    box_w = round(w * (0.84 if portrait else 0.62))
-    box_h = round(h * (0.30 if portrait else 0.42))
+    return bg.convert("RGB")
+
+# %% ../nbs/30_video.ipynb #c013
+def title_layer(headline: str, kicker: str, size: tuple[int, int], palette: tuple[str, ...], settings: Settings,
+                lang: str = "en") -> tuple[Image.Image, int, int]:
+    "A card's title layer (kicker, headline, accent bar) cropped to its content, and the (x, y) it goes at."
+    w, h = size
+    accent, text = palette[2], palette[3]
+    portrait, u = h > w, min(w, h) / 1080
+    title_family, title_style, body_family, body_style = card_fonts(settings, lang)
+    box_w, box_h = round(w * (0.84 if portrait else 0.62)), round(h * (0.30 if portrait else 0.42))
     spaced = writing_system(headline) == "latin"       # Devanagari and CJK glyphs sit higher and wider: a little more leading
-    hf, lines, lh = fit_text(headline.upper(), title_family, title_style, box_w, box_h, round((190 if portrait else 200) * u * (1 if spaced else 0.62)),
-                             0.98 if spaced else 1.3)
+    hf, lines, lh = fit_text(headline.upper(), title_family, title_style, box_w, box_h,
+                             round((190 if portrait else 200) * u * (1 if spaced else 0.62)), 0.98 if spaced else 1.3)
     kf = font_for(body_family, body_style, round(34 * u))
     layer = Image.new("RGBA", (w, h), (0, 0, 0, 0))
     ld = ImageDraw.Draw(layer)
     block_h = round(60 * u) + len(lines) * lh + round(50 * u)
-    x0 = round(w * 0.08) if not portrait else None
+    x0 = round(w * 0.08) if not portrait else None      # landscape: flush left; portrait: centred
     y0 = round(h * 0.40) - block_h // 2
-    kx = x0 if x0 is not None else (w - kf.getlength(kicker.upper())) / 2
-    draw_text(ld, (kx, y0), kicker.upper(), kf, fill=rgb(accent, 255))
+    draw_text(ld, (x0 if x0 is not None else (w - kf.getlength(kicker.upper())) / 2, y0), kicker.upper(), kf, fill=rgb(accent, 255))
     y = y0 + round(60 * u)
     for line in lines:
-        lx = x0 if x0 is not None else (w - hf.getlength(line)) / 2
-        draw_text(ld, (lx, y), line, hf, fill=rgb(text, 255))
+        draw_text(ld, (x0 if x0 is not None else (w - hf.getlength(line)) / 2, y), line, hf, fill=rgb(text, 255))
         y += lh
     bw = round(140 * u)
     bx = x0 if x0 is not None else (w - bw) // 2
     ld.rounded_rectangle([bx, y + round(18 * u), bx + bw, y + round(30 * u)], 6, fill=rgb(accent, 255))
-    # 3. crop the layer to its content (the renderer animates a small image) and save both
+    # crop on even coordinates: the renderer animates this small image over a 4:2:0 background
     bbox = layer.getbbox() or (0, 0, 2, 2)
     bbox = (bbox[0] // 2 * 2, bbox[1] // 2 * 2, min(w, bbox[2] + 2), min(h, bbox[3] + 2))
-    bg_path, layer_path = out_dir / f"{stem}-bg.png", out_dir / f"{stem}-title.png"
-    with atomic_path(bg_path) as tmp: bg.convert("RGB").save(tmp, "PNG", compress_level=3)
-    with atomic_path(layer_path) as tmp: layer.crop(bbox).save(tmp, "PNG", compress_level=3)
-    return bg_path, layer_path, bbox[0], bbox[1]
+    return layer.crop(bbox), bbox[0], bbox[1]
+
+# %% ../nbs/30_video.ipynb #c015
+def render_card(headline: str, kicker: str, index: int, total: int, topic: str, size: tuple[int, int],
+                palette: tuple[str, ...], out_dir: Path, settings: Settings,
+                stem: str, # file name stem of the two PNGs
+                number: str | None = None, lang: str = "en") -> tuple[Path, Path, int, int]:
+    "Write a card's background and title layer as PNGs; returns (background, layer, layer x, layer y)."
+    bg = card_background(size, palette, topic, index, total, number, settings, lang)
+    layer, x, y = title_layer(headline, kicker, size, palette, settings, lang)
+    bg_path, layer_path = Path(out_dir) / f"{stem}-bg.png", Path(out_dir) / f"{stem}-title.png"
+    with atomic_path(bg_path) as tmp: bg.save(tmp, "PNG", compress_level=3)
+    with atomic_path(layer_path) as tmp: layer.save(tmp, "PNG", compress_level=3)
+    return bg_path, layer_path, x, y
 
 def compose_card(bg: Path, layer: Path | None, x: int, y: int) -> Image.Image:
     "The card as it looks once its title has landed (for previews and thumbnails)."
@@ -218,7 +110,7 @@ def compose_card(bg: Path, layer: Path | None, x: int, y: int) -> Image.Image:
     if layer: img.alpha_composite(Image.open(layer).convert("RGBA"), (x, y))
     return img.convert("RGB")
 
-# %% ../nbs/30_video.ipynb #c017
+# %% ../nbs/30_video.ipynb #c020
 def _caption_font(st: dict, size: int):
     return font_for(st["font"], "Bold", size, (st["latin_font"], "Bold"))
 
@@ -226,8 +118,10 @@ def _glyph_height(f) -> int:
     "Ascent + descent (Noto CJK and Devanagari reach much further below the baseline than Inter)."
     return sum((f.main if isinstance(f, MixedFont) else f).getmetrics())
 
-def _draw_caption(lines: list[list[str]], active: int, w: int, band_h: int, st: dict, size: int) -> Image.Image:
-    "Caption image of the lines (their words), word `active` highlighted."
+def draw_caption(lines: list[list[str]], # the words of each line
+                 active: int, # index of the highlighted word over all lines (-1: none)
+                 w: int, band_h: int, st: dict, size: int) -> Image.Image:
+    "Caption image of the lines, word `active` highlighted, the last line at the bottom of the band."
     img = Image.new("RGBA", (w, band_h), (0, 0, 0, 0))
     d = ImageDraw.Draw(img)
     f, sep = _caption_font(st, size), st.get("sep", " ")
@@ -249,13 +143,15 @@ def caption_size(lines: list[str], st: dict) -> int:
     while size > 12 and max(_caption_font(st, size).getlength(l) for l in lines) > st["max_width"]: size = int(size * 0.93)
     return size
 
+# %% ../nbs/30_video.ipynb #c022
 def render_captions(cues: list[Cue], words: list[Word], size: tuple[int, int], settings: Settings, out_dir: Path,
                     lang: str = "en") -> CaptionTrack:
     "Caption images for every caption state, and where they go."
     w, h = size
     st = caption_style(w, h, settings, lang)
     line_h = round(st["size"] * 1.22)
-    band_h = max(line_h, _glyph_height(_caption_font(st, st["size"]))) + line_h * (settings.getint("subtitles", "max_lines") - 1) + 2 * st["outline"] + 8
+    band_h = (max(line_h, _glyph_height(_caption_font(st, st["size"]))) + line_h * (settings.getint("subtitles", "max_lines") - 1)
+              + 2 * st["outline"] + 8)
     out_dir.mkdir(parents=True, exist_ok=True)
     highlight = settings.getbool("subtitles", "highlight_words")
     images, cache = [], {}
@@ -263,7 +159,7 @@ def render_captions(cues: list[Cue], words: list[Word], size: tuple[int, int], s
         key = ("\n".join("\t".join(l) for l in lines), active)
         if key not in cache:
             p = out_dir / f"cap-{len(cache):04d}.png"
-            with atomic_path(p) as tmp: _draw_caption(lines, active, w, band_h, st, size).save(tmp, "PNG", compress_level=1)
+            with atomic_path(p) as tmp: draw_caption(lines, active, w, band_h, st, size).save(tmp, "PNG", compress_level=1)
             cache[key] = p
         return cache[key]
     for c in cues:
@@ -278,13 +174,40 @@ def render_captions(cues: list[Cue], words: list[Word], size: tuple[int, int], s
             images.append(TimedImage(image=image_for(lines, k), start=round(s, 3), end=round(e, 3)))
     return CaptionTrack(images=images, x=0, y=h - st["margin_v"] - band_h)
 
-# %% ../nbs/30_video.ipynb #c025
-RISE_SECONDS = 0.7
+# %% ../nbs/30_video.ipynb #c030
+CODECS = {"h264": ("libx264", "h264_nvenc"), "hevc": ("libx265", "hevc_nvenc")}    # codec: (CPU encoder, NVENC encoder)
+MOTIONS = ("rise", "pan", "none")
+
+@lru_cache(maxsize=None)
+def xfade_transitions(ffmpeg: str) -> tuple[str, ...]:
+    "The transitions this ffmpeg's `xfade` filter knows (`custom` needs expressions: left out)."
+    out = subprocess.run([ffmpeg, "-hide_banner", "-h", "filter=xfade"], capture_output=True, text=True).stdout
+    names, inside = [], False
+    for line in out.splitlines():
+        if re.match(r"^ {3}\S", line): inside = line.split()[0] == "transition"; continue     # an option
+        m = re.match(r"^ {5}(\w+)\s+-?\d+", line)                                           # one of its values
+        if inside and m and m.group(1) != "custom": names.append(m.group(1))
+    return tuple(names)
+
+def check_video_inputs(settings: Settings):
+    "Fail in one line on `[video]` settings the renderer cannot honour."
+    v = lambda k: settings.get("video", k)
+    if v("codec") not in CODECS:
+        raise ConfigError(f"[video] codec = {v('codec')!r} is not supported; set it to one of: {', '.join(CODECS)}")
+    if v("motion") not in MOTIONS:
+        raise ConfigError(f"[video] motion = {v('motion')!r} is unknown; set it to one of: {', '.join(MOTIONS)}")
+    names = xfade_transitions(find_tool(settings, "ffmpeg"))
+    if v("transition") != "none" and v("transition") not in names:
+        raise ConfigError(f"[video] transition = {v('transition')!r} is not an ffmpeg xfade transition; "
+                          f"set it to none (cuts) or one of: {', '.join(names)}")
+
+# %% ../nbs/30_video.ipynb #c033
+RISE_SECONDS = 0.7          # how long a card's title takes to rise into place
 
 def _frames(t: float, fps: int) -> int: return int(round(t * fps))
 
-def _segments(tl: Timeline) -> list[dict]:
-    "Per shot: frame counts of head (incoming transition), body and tail (outgoing transition)."
+def segments(tl: Timeline) -> list[dict]:
+    "Per shot, frame counts: `n` in all, `head` inside the incoming transition, `body`, `tail` inside the outgoing one."
     fps, out = tl.format.fps, []
     for i, s in enumerate(tl.shots):
         n = _frames(s.end, fps) - _frames(s.start, fps)     # rounded on the global frame grid: totals add up
@@ -292,31 +215,20 @@ def _segments(tl: Timeline) -> list[dict]:
         nxt = tl.shots[i + 1] if i + 1 < len(tl.shots) else None
         head = max(0, _frames(prev.end, fps) - _frames(s.start, fps)) if prev is not None else 0
         tail = max(0, _frames(s.end, fps) - _frames(nxt.start, fps)) if nxt is not None else 0
-        if n - head - tail < 1: raise StageError(f"shot {i} lasts {s.end - s.start:.2f} s, shorter than its transitions; shorten [video] transition_seconds")
+        if head and s.transition == "none":
+            raise StageError(f"shot {i} overlaps the previous one but its transition is none; make the shots abut or name a transition")
+        if n - head - tail < 1:
+            raise StageError(f"shot {i} lasts {s.end - s.start:.2f} s, shorter than its transitions; shorten [video] transition_seconds")
         out.append(dict(n=n, head=head, tail=tail, body=n - head - tail))
     return out
 
-def _keep_expr(runs: list[tuple[int, int]]) -> str:
-    "A select expression true on the given frame runs, as a balanced tree of `if(lt(n,...))` (log depth)."
-    if len(runs) == 1:
-        a, b = runs[0]
-        return f"between(n,{a},{b})"
-    m = len(runs) // 2
-    return f"if(lt(n,{runs[m][0]}),{_keep_expr(runs[:m])},{_keep_expr(runs[m:])})"
-
-def _runs(frames: set[int]) -> list[tuple[int, int]]:
-    runs = []
-    for k in sorted(frames):
-        if runs and runs[-1][1] == k - 1: runs[-1][1] = k
-        else: runs.append([k, k])
-    return [tuple(r) for r in runs]
-
+# %% ../nbs/30_video.ipynb #c036
 @dataclass
 class Piece:
-    "A run of output frames: part of one shot, or a crossfade from shot `shot` into the next."
+    "A run of output frames: part of one shot, or a transition from shot `shot` into the next."
     kind: str          # "shot" or "xfade"
     shot: int
-    a: int             # shot-local frames [a, b) (for a crossfade: the outgoing shot's tail)
+    a: int             # shot-local frames [a, b) (for a transition: the outgoing shot's tail)
     b: int
     start: int         # first output frame
 
@@ -327,7 +239,7 @@ class Plan:
         self.pieces, self.keep, frame = [], set(), 0
         rise = _frames(RISE_SECONDS, fps)
         self.static_from = {}                                # shot -> first output frame of its still hold
-        for i, sg in enumerate(_segments(tl)):
+        for i, sg in enumerate(segments(tl)):
             shot = tl.shots[i]
             self.pieces.append(Piece("shot", i, sg["head"], sg["head"] + sg["body"], frame))
             self.keep.add(frame)
@@ -354,21 +266,21 @@ class Plan:
                 cuts.append((hold_from + end) // 2); count = 0
         return list(zip(cuts, cuts[1:] + [self.total]))
 
-class GraphBuilder:
-    "Builds the filtergraph and input list of one render."
-    def __init__(self, tl: Timeline, settings: Settings, plan: "Plan | None" = None):
-        self.tl, self.settings, self.fps = tl, settings, tl.format.fps
-        self.plan = plan or Plan(tl)
-        self.w, self.h = tl.format.width, tl.format.height
+# %% ../nbs/30_video.ipynb #c040
+class Graph:
+    "An ffmpeg filtergraph under construction: inputs, filter chains, and single-frame sources shared by several streams."
+    def __init__(self):
         self.inputs: list[list[str]] = []
         self.parts: list[str] = []
-        self.sources: dict[str, tuple[str, list[str]]] = {}   # name -> (filter chain producing it, labels of its uses)
+        self.sources: dict[str, tuple[str, list[str]]] = {}   # name -> (chain producing it, labels of its uses)
         self.n = 0
 
     def label(self, prefix: str) -> str:
+        "A new, unique stream label."
         self.n += 1; return f"{prefix}{self.n}"
 
     def input(self, args: list[str]) -> int:
+        "Add an input given by its ffmpeg arguments; returns its index."
         self.inputs.append(args); return len(self.inputs) - 1
 
     def source(self, name: str, chain: str):
@@ -376,185 +288,227 @@ class GraphBuilder:
         self.sources[name] = (chain, [])
 
     def use(self, name: str) -> str:
+        "A new label carrying source `name`."
         lab = self.label("u"); self.sources[name][1].append(lab); return lab
 
-    def _loop(self, src: str, frames: int) -> str:
-        return f"[{src}]loop=loop={frames - 1}:size=1:start=0,settb=1/{self.fps},setpts=N"
-
-    def still(self, name: str, a: int, b: int, shot: Shot) -> str:
-        "Frames [a, b) of a held (or panned) still."
-        out = self.label("s")
-        chain = self._loop(self.use(name), b - a)
-        if shot.motion == "pan":
-            n = max(1, _frames(shot.end - shot.start, self.fps))
-            chain += f",crop={self.w}:{self.h}:x='(iw-ow)*(n+{a})/{n}':y='(ih-oh)/2'"
-        self.parts.append(chain + f"[{out}]")
-        return out
-
-    def rise(self, i: int, a: int, b: int) -> str:
-        "Frames [a, b) of the title animation of shot i (the whole animation is built, then trimmed)."
-        shot, na = self.tl.shots[i], _frames(RISE_SECONDS, self.fps)
-        bg, layer, out = self.label("s"), self.label("l"), self.label("r")
-        drop = round(self.h * 0.035)
-        ease = f"pow(1-min(t/{RISE_SECONDS},1),3)"
-        self.parts.append(self._loop(self.use(f"bg{i}"), na) + f"[{bg}]")
-        self.parts.append(self._loop(self.use(f"layer{i}"), na) + f",fade=t=in:st=0:d={RISE_SECONDS * 0.8:.3f}:alpha=1[{layer}]")
-        self.parts.append(f"[{bg}][{layer}]overlay=x={shot.layer_x}:y='{shot.layer_y}+{drop}*{ease}':format=yuv420:eval=frame,"
-                          f"trim=start_frame={a}:end_frame={b},setpts=PTS-STARTPTS[{out}]")
-        return out
-
-    def shot_range(self, i: int, a: int, b: int) -> str:
-        "Frames [a, b) of shot i as one labelled stream."
-        shot = self.tl.shots[i]
-        if f"card{i}" not in self.sources: self._add_shot_sources(i, shot)    # only the shots a chunk shows become inputs
-        if shot.motion != "rise" or shot.layer is None: return self.still(f"card{i}", a, b, shot)
-        na = _frames(RISE_SECONDS, self.fps)
-        pieces = ([self.rise(i, a, min(b, na))] if a < na else []) + ([self.still(f"card{i}", max(a, na), b, shot)] if b > na else [])
-        if len(pieces) == 1: return pieces[0]
-        out = self.label("c")
-        self.parts.append(f"[{pieces[0]}][{pieces[1]}]concat=n=2:v=1:a=0[{out}]")
-        return out
-
-    def _add_shot_sources(self, i: int, shot: Shot):
-        "Inputs of a shot: its background (BT.709 YUV, covering the frame) and title layer, and the card they make."
-        scale = 1.08 if shot.motion == "pan" else 1.0
-        bw, bh = round(self.w * scale) // 2 * 2, round(self.h * scale) // 2 * 2
-        bg = self.input(["-framerate", str(self.fps), "-i", str(shot.visual)])
-        self.source(f"bg{i}", f"[{bg}:v]scale={bw}:{bh}:force_original_aspect_ratio=increase:out_color_matrix=bt709:out_range=tv,"
-                              f"crop={bw}:{bh},format=yuv420p")
-        if shot.layer is None:
-            self.sources[f"card{i}"] = self.sources.pop(f"bg{i}"); return
-        ly = self.input(["-framerate", str(self.fps), "-i", str(shot.layer)])
-        self.source(f"layer{i}", f"[{ly}:v]format=rgba")
-        dx, dy = (bw - self.w) // 2, (bh - self.h) // 2
-        self.source(f"card{i}", f"[{self.use(f'bg{i}')}][{self.use(f'layer{i}')}]overlay=x={shot.layer_x + dx}:y={shot.layer_y + dy}:format=yuv420")
-
-    def build(self, out_path: Path, encoder: list[str], frames: tuple[int, int] | None = None, audio: bool = True,
-              container: str = "mp4") -> list[str]:
-        "ffmpeg arguments (inputs, graph, maps, encoding) rendering output frames `frames` (default: all); no output path."
-        tl, fps, plan = self.tl, self.fps, self.plan
-        f0, f1 = frames or (0, plan.total)
-        # 1. the pieces in range (chunks are cut only inside still holds), concatenated
-        streams = []
-        for p in plan.pieces:
-            n = p.b - p.a
-            if p.start + n <= f0 or p.start >= f1: continue
-            if p.kind == "xfade":
-                a, b, out = self.shot_range(p.shot, p.a, p.b), self.shot_range(p.shot + 1, 0, n), self.label("x")
-                self.parts.append(f"[{a}][{b}]xfade=transition=fade:duration={n / fps:.4f}:offset=0[{out}]")
-                streams.append(out)
-            else: streams.append(self.shot_range(p.shot, p.a + max(0, f0 - p.start), p.b - max(0, p.start + n - f1)))
-        video = self.label("base")
-        self.parts.append("".join(f"[{x}]" for x in streams) + f"concat=n={len(streams)}:v=1:a=0[{video}]")
-        # 2. keep only frames that change (variable frame rate): transitions, animations, caption changes
-        keep = {k - f0 for k in plan.keep if f0 <= k < f1} | {0, f1 - f0 - 1}
-        if tl.format.vfr:
-            sel = self.label("sel")
-            self.parts.append(f"[{video}]select='{_keep_expr(_runs(keep))}'[{sel}]"); video = sel
-        # 3. captions: a variable-rate stream of same-size images, overlaid at their position
-        t0, t1 = f0 / fps, f1 / fps
-        caps = [c.model_copy(update={"start": max(c.start, t0) - t0, "end": min(c.end, t1) - t0})
-                for c in (tl.captions.images if tl.captions else []) if c.end > t0 and c.start < t1]
-        if caps:
-            concat_file = out_path.parent / f".{out_path.stem}.captions.ffconcat"
-            self._write_caption_list(caps, concat_file, t1 - t0)
-            idx = self.input(["-f", "concat", "-safe", "0", "-i", str(concat_file)])
-            cap, out = self.label("cap"), self.label("v")
-            self.parts.append(f"[{idx}:v]format=yuva420p[{cap}];[{video}][{cap}]overlay=x={tl.captions.x}:y={tl.captions.y}:"
-                              f"format=yuv420:eof_action=repeat[{out}]")
-            video = out
-        sound = self._audio() if audio else None
-        timing = ["-fps_mode", "passthrough"] if tl.format.vfr else ["-fps_mode", "cfr", "-r", str(fps)]
-        return [*self._inputs_and_graph(), "-map", f"[{video}]", *(self._audio_out(sound) if sound else []),
-                *timing, "-force_key_frames", "expr:gte(t,n_forced*2)", *encoder,
-                "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
-                "-t", f"{(f1 - f0) / fps:.3f}", *(["-movflags", "+faststart", "-f", "mp4"] if container == "mp4" else ["-f", container])]
-
-    def build_mux(self, chunk_list: Path) -> list[str]:
-        "ffmpeg arguments joining rendered chunks (listed in an ffconcat file) without re-encoding, with the audio mixed."
-        sound = self._audio()
-        video = self.input(["-f", "concat", "-safe", "0", "-i", str(chunk_list)])
-        head = self._inputs_and_graph() if sound else [a for inp in self.inputs for a in inp]
-        return [*head, "-map", f"{video}:v", "-c:v", "copy", *(self._audio_out(sound) if sound else []),
-                "-t", f"{self.tl.duration:.3f}", "-movflags", "+faststart", "-f", "mp4"]
-
-    def _audio_out(self, label: str) -> list[str]:
-        return ["-map", f"[{label}]", "-c:a", "aac", "-aac_coder", "fast", "-b:a", self.tl.format.audio_bitrate, "-ar", "48000"]
-
-    def _inputs_and_graph(self) -> list[str]:
-        "The inputs and the graph, every source emitted once and split once per use."
+    def args(self) -> list[str]:
+        "The inputs and the `-filter_complex` graph, every source emitted once and split once per use."
         pre = []
-        for name, (chain, labels) in self.sources.items():
+        for chain, labels in self.sources.values():
             if not labels: continue
             pre.append(chain + (f"[{labels[0]}]" if len(labels) == 1 else f",split={len(labels)}" + "".join(f"[{l}]" for l in labels)))
         return [*[a for inp in self.inputs for a in inp], "-filter_complex", ";".join(pre + self.parts)]
 
-    def _write_caption_list(self, images: list[TimedImage], path: Path, duration: float):
-        "ffconcat list: each caption image with its duration, a blank image in the gaps."
-        blank = path.with_suffix(".blank.png")
-        Image.new("RGBA", Image.open(images[0].image).size, (0, 0, 0, 0)).save(blank)
-        lines, t = ["ffconcat version 1.0"], 0.0
-        def add(p, d): lines.extend([f"file '{p}'", f"duration {d:.4f}"])
-        for c in images:
-            if c.start > t + 1e-3: add(blank, c.start - t)
-            add(c.image, max(1e-3, c.end - max(c.start, t))); t = max(t, c.end)
-        add(blank, max(0.1, duration - t)); lines.append(f"file '{blank}'")
-        path.write_text("\n".join(lines) + "\n")
+# %% ../nbs/30_video.ipynb #c043
+def _loop(src: str, frames: int, fps: int) -> str:
+    return f"[{src}]loop=loop={frames - 1}:size=1:start=0,settb=1/{fps},setpts=N"
 
-    def _audio(self) -> str | None:
-        "Mix the audio tracks; a track with `duck_under` is compressed by the first track of that role."
-        tracks = self.tl.audio
-        if not tracks: return None
-        labs = []
-        for t in tracks:
-            idx, lab = self.input(["-i", str(t.path)]), self.label("a")
-            self.parts.append(f"[{idx}:a]aresample=48000,aformat=sample_fmts=fltp:channel_layouts=stereo,volume={t.gain_db}dB[{lab}]")
-            labs.append(lab)
-        keyed: dict[int, list[int]] = {}
-        for i, t in enumerate(tracks):
-            if not t.duck_under: continue
-            k = next((j for j, u in enumerate(tracks) if u.role == t.duck_under), None)
-            if k is None: raise StageError(f"audio track {t.path.name} ducks under '{t.duck_under}', but no track has that role; fix the timeline")
-            keyed.setdefault(k, []).append(i)
-        final = list(labs)
-        for k, users in keyed.items():
-            outs = [self.label("k") for _ in range(len(users) + 1)]
-            self.parts.append(f"[{labs[k]}]asplit={len(outs)}" + "".join(f"[{o}]" for o in outs))
-            final[k] = outs[0]
-            for o, i in zip(outs[1:], users):
-                d = self.label("d")
-                self.parts.append(f"[{labs[i]}][{o}]{duck_filter(self.settings)}[{d}]")
-                final[i] = d
-        out = self.label("aout")
-        if len(final) == 1: self.parts.append(f"[{final[0]}]anull[{out}]")
-        else: self.parts.append("".join(f"[{o}]" for o in final) + f"amix=inputs={len(final)}:normalize=0:duration=longest[{out}]")
-        return out
+def add_shot_sources(g: Graph, tl: Timeline, i: int):
+    "Inputs of shot i: its background (BT.709 YUV, covering the frame), its title layer, and the card they make."
+    shot, fps, w, h = tl.shots[i], tl.format.fps, tl.format.width, tl.format.height
+    scale = 1.08 if shot.motion == "pan" else 1.0
+    bw, bh = round(w * scale) // 2 * 2, round(h * scale) // 2 * 2
+    bg = g.input(["-framerate", str(fps), "-i", str(shot.visual)])
+    g.source(f"bg{i}", f"[{bg}:v]scale={bw}:{bh}:force_original_aspect_ratio=increase:out_color_matrix=bt709:out_range=tv,"
+                       f"crop={bw}:{bh},format=yuv420p")
+    if shot.layer is None:
+        g.sources[f"card{i}"] = g.sources.pop(f"bg{i}"); return
+    ly = g.input(["-framerate", str(fps), "-i", str(shot.layer)])
+    g.source(f"layer{i}", f"[{ly}:v]format=rgba")
+    dx, dy = (bw - w) // 2, (bh - h) // 2
+    g.source(f"card{i}", f"[{g.use(f'bg{i}')}][{g.use(f'layer{i}')}]overlay=x={shot.layer_x + dx}:y={shot.layer_y + dy}:format=yuv420")
 
-# %% ../nbs/30_video.ipynb #c027
+def still(g: Graph, tl: Timeline, i: int, a: int, b: int) -> str:
+    "Frames [a, b) of shot i's card, held (or panned)."
+    shot, fps, out = tl.shots[i], tl.format.fps, g.label("s")
+    chain = _loop(g.use(f"card{i}"), b - a, fps)
+    if shot.motion == "pan":
+        n = max(1, _frames(shot.end - shot.start, fps))
+        chain += f",crop={tl.format.width}:{tl.format.height}:x='(iw-ow)*(n+{a})/{n}':y='(ih-oh)/2'"
+    g.parts.append(chain + f"[{out}]")
+    return out
+
+def rise(g: Graph, tl: Timeline, i: int, a: int, b: int) -> str:
+    "Frames [a, b) of shot i's title animation (the whole animation is built, then trimmed)."
+    shot, fps = tl.shots[i], tl.format.fps
+    bg, layer, out = g.label("s"), g.label("l"), g.label("r")
+    drop, na = round(tl.format.height * 0.035), _frames(RISE_SECONDS, fps)
+    ease = f"pow(1-min(t/{RISE_SECONDS},1),3)"
+    g.parts.append(_loop(g.use(f"bg{i}"), na, fps) + f"[{bg}]")
+    g.parts.append(_loop(g.use(f"layer{i}"), na, fps) + f",fade=t=in:st=0:d={RISE_SECONDS * 0.8:.3f}:alpha=1[{layer}]")
+    g.parts.append(f"[{bg}][{layer}]overlay=x={shot.layer_x}:y='{shot.layer_y}+{drop}*{ease}':format=yuv420:eval=frame,"
+                   f"trim=start_frame={a}:end_frame={b},setpts=PTS-STARTPTS[{out}]")
+    return out
+
+def shot_range(g: Graph, tl: Timeline, i: int, a: int, b: int) -> str:
+    "Frames [a, b) of shot i as one labelled stream (the shot's inputs are added on first use)."
+    shot = tl.shots[i]
+    if f"card{i}" not in g.sources: add_shot_sources(g, tl, i)      # only the shots a chunk shows become inputs
+    if shot.motion != "rise" or shot.layer is None: return still(g, tl, i, a, b)
+    na = _frames(RISE_SECONDS, tl.format.fps)
+    parts = ([rise(g, tl, i, a, min(b, na))] if a < na else []) + ([still(g, tl, i, max(a, na), b)] if b > na else [])
+    if len(parts) == 1: return parts[0]
+    out = g.label("c")
+    g.parts.append(f"[{parts[0]}][{parts[1]}]concat=n=2:v=1:a=0[{out}]")
+    return out
+
+# %% ../nbs/30_video.ipynb #c046
+def write_caption_list(images: list[TimedImage], path: Path, duration: float) -> Path:
+    "An ffconcat list showing each caption image for its time and a blank image in the gaps, for `duration` seconds."
+    blank = path.with_suffix(".blank.png")
+    Image.new("RGBA", Image.open(images[0].image).size, (0, 0, 0, 0)).save(blank)
+    lines, t = ["ffconcat version 1.0"], 0.0
+    def add(p, d): lines.extend([f"file '{p}'", f"duration {d:.4f}"])
+    for c in images:
+        if c.start > t + 1e-3: add(blank, c.start - t)
+        add(c.image, max(1e-3, c.end - max(c.start, t))); t = max(t, c.end)
+    add(blank, max(0.1, duration - t)); lines.append(f"file '{blank}'")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+def overlay_captions(g: Graph, tl: Timeline, video: str,
+                     t0: float, t1: float, # the time range being rendered, in seconds
+                     listing: Path # where to write the ffconcat list
+                    ) -> str:
+    "Overlay the captions shown between t0 and t1 on stream `video`; returns the label of the result."
+    caps = [c.model_copy(update={"start": max(c.start, t0) - t0, "end": min(c.end, t1) - t0})
+            for c in (tl.captions.images if tl.captions else []) if c.end > t0 and c.start < t1]
+    if not caps: return video
+    idx = g.input(["-f", "concat", "-safe", "0", "-i", str(write_caption_list(caps, listing, t1 - t0))])
+    cap, out = g.label("cap"), g.label("v")
+    g.parts.append(f"[{idx}:v]format=yuva420p[{cap}];[{video}][{cap}]overlay=x={tl.captions.x}:y={tl.captions.y}:"
+                   f"format=yuv420:eof_action=repeat[{out}]")
+    return out
+
+def mix_audio(g: Graph, tracks: list[AudioTrack], settings: Settings) -> str | None:
+    "Mix the audio tracks (a track with `duck_under` compressed by the first track of that role); the mix's label."
+    if not tracks: return None
+    labs = []
+    for t in tracks:
+        idx, lab = g.input(["-i", str(t.path)]), g.label("a")
+        g.parts.append(f"[{idx}:a]aresample=48000,aformat=sample_fmts=fltp:channel_layouts=stereo,volume={t.gain_db}dB[{lab}]")
+        labs.append(lab)
+    keyed: dict[int, list[int]] = {}
+    for i, t in enumerate(tracks):
+        if not t.duck_under: continue
+        k = next((j for j, u in enumerate(tracks) if u.role == t.duck_under), None)
+        if k is None: raise StageError(f"audio track {t.path.name} ducks under '{t.duck_under}', but no track has that role; fix the timeline")
+        keyed.setdefault(k, []).append(i)
+    final = list(labs)
+    for k, users in keyed.items():
+        outs = [g.label("k") for _ in range(len(users) + 1)]
+        g.parts.append(f"[{labs[k]}]asplit={len(outs)}" + "".join(f"[{o}]" for o in outs))
+        final[k] = outs[0]
+        for o, i in zip(outs[1:], users):
+            d = g.label("d")
+            g.parts.append(f"[{labs[i]}][{o}]{duck_filter(settings)}[{d}]")
+            final[i] = d
+    out = g.label("aout")
+    if len(final) == 1: g.parts.append(f"[{final[0]}]anull[{out}]")
+    else: g.parts.append("".join(f"[{o}]" for o in final) + f"amix=inputs={len(final)}:normalize=0:duration=longest[{out}]")
+    return out
+
+# %% ../nbs/30_video.ipynb #c049
+COLOR_ARGS = ["-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv"]
+
+def frame_runs(frames: set[int]) -> list[tuple[int, int]]:
+    "Frame numbers as sorted (first, last) runs of consecutive frames."
+    runs = []
+    for k in sorted(frames):
+        if runs and runs[-1][1] == k - 1: runs[-1][1] = k
+        else: runs.append([k, k])
+    return [tuple(r) for r in runs]
+
+def keep_expr(runs: list[tuple[int, int]]) -> str:
+    "A `select` expression true on the given frame runs, as a balanced tree of `if(lt(n,...))` (log depth)."
+    if len(runs) == 1: return f"between(n,{runs[0][0]},{runs[0][1]})"
+    m = len(runs) // 2
+    return f"if(lt(n,{runs[m][0]}),{keep_expr(runs[:m])},{keep_expr(runs[m:])})"
+
+def _audio_out(label: str, fmt: OutputFormat) -> list[str]:
+    return ["-map", f"[{label}]", "-c:a", "aac", "-aac_coder", "fast", "-b:a", fmt.audio_bitrate, "-ar", "48000"]
+
+def _container(container: str) -> list[str]:
+    return ["-movflags", "+faststart", "-f", "mp4"] if container == "mp4" else ["-f", container]
+
+def render_args(tl: Timeline, settings: Settings, plan: Plan, encoder: list[str], work: Path,
+                frames: tuple[int, int] | None = None, # output frames [f0, f1) to render (default: all)
+                audio: bool = True, container: str = "mp4") -> list[str]:
+    "ffmpeg arguments (inputs, graph, maps, encoding; no output path) rendering output frames `frames`."
+    g, fps = Graph(), tl.format.fps
+    f0, f1 = frames or (0, plan.total)
+    # 1. the pieces in range (chunks are cut only inside still holds), concatenated
+    streams = []
+    for p in plan.pieces:
+        n = p.b - p.a
+        if p.start + n <= f0 or p.start >= f1: continue
+        if p.kind == "xfade":
+            a, b, out = shot_range(g, tl, p.shot, p.a, p.b), shot_range(g, tl, p.shot + 1, 0, n), g.label("x")
+            g.parts.append(f"[{a}][{b}]xfade=transition={tl.shots[p.shot + 1].transition}:duration={n / fps:.4f}:offset=0[{out}]")
+            streams.append(out)
+        else: streams.append(shot_range(g, tl, p.shot, p.a + max(0, f0 - p.start), p.b - max(0, p.start + n - f1)))
+    video = g.label("base")
+    g.parts.append("".join(f"[{x}]" for x in streams) + f"concat=n={len(streams)}:v=1:a=0[{video}]")
+    # 2. variable frame rate: keep only frames that change (transitions, animations, caption changes)
+    if tl.format.vfr:
+        keep, sel = {k - f0 for k in plan.keep if f0 <= k < f1} | {0, f1 - f0 - 1}, g.label("sel")
+        g.parts.append(f"[{video}]select='{keep_expr(frame_runs(keep))}'[{sel}]"); video = sel
+    # 3. captions, audio, encoding
+    video = overlay_captions(g, tl, video, f0 / fps, f1 / fps, work / f"captions-{f0}.ffconcat")
+    sound = mix_audio(g, tl.audio, settings) if audio else None
+    timing = ["-fps_mode", "passthrough"] if tl.format.vfr else ["-fps_mode", "cfr", "-r", str(fps)]
+    return [*g.args(), "-map", f"[{video}]", *(_audio_out(sound, tl.format) if sound else []), *timing,
+            "-force_key_frames", "expr:gte(t,n_forced*2)", *encoder, *COLOR_ARGS, "-t", f"{(f1 - f0) / fps:.3f}", *_container(container)]
+
+def mux_args(tl: Timeline, settings: Settings, chunk_list: Path) -> list[str]:
+    "ffmpeg arguments joining rendered chunks (listed in an ffconcat file) without re-encoding, with the audio mixed."
+    g = Graph()
+    video = g.input(["-f", "concat", "-safe", "0", "-i", str(chunk_list)])
+    sound = mix_audio(g, tl.audio, settings)
+    head = g.args() if sound else [a for inp in g.inputs for a in inp]
+    tag = ["-tag:v", "hvc1"] if tl.format.codec == "hevc" else []
+    return [*head, "-map", f"{video}:v", "-c:v", "copy", *tag, *(_audio_out(sound, tl.format) if sound else []),
+            "-t", f"{tl.duration:.3f}", *_container("mp4")]
+
+# %% ../nbs/30_video.ipynb #c052
 @lru_cache(maxsize=None)
-def nvenc_works(ffmpeg: str) -> bool:
-    "Whether h264_nvenc can really encode here (a GPU and driver are present)."
+def ffmpeg_encoders(ffmpeg: str) -> frozenset[str]:
+    "Names of the video encoders compiled into this ffmpeg."
+    out = subprocess.run([ffmpeg, "-hide_banner", "-encoders"], capture_output=True, text=True).stdout
+    return frozenset(m.group(1) for m in re.finditer(r"^ V\S{5} (\S+)", out, re.M))
+
+@lru_cache(maxsize=None)
+def nvenc_works(ffmpeg: str, encoder: str = "h264_nvenc") -> bool:
+    "Whether an NVENC encoder can really encode here (a GPU and driver are present)."
+    if encoder not in ffmpeg_encoders(ffmpeg): return False
     r = subprocess.run([ffmpeg, "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "color=s=256x256:d=0.2",
-                        "-c:v", "h264_nvenc", "-f", "null", "-"], capture_output=True, timeout=60)
+                        "-c:v", encoder, "-f", "null", "-"], capture_output=True, timeout=60)
     return r.returncode == 0
 
 def encoder_args(fmt: OutputFormat, ffmpeg: str) -> tuple[str, list[str]]:
     "(encoder name, ffmpeg arguments) for the output format."
+    if fmt.codec not in CODECS: raise ConfigError(f"[video] codec = {fmt.codec!r} is not supported; set it to one of: {', '.join(CODECS)}")
+    cpu, gpu = CODECS[fmt.codec]
+    common = ["-pix_fmt", "yuv420p", "-profile:v", "high" if fmt.codec == "h264" else "main"]
     # variable frame rate goes without B-frames: with them the MP4 muxer shortens the video track by the reorder delay
-    no_b = ["-bf", "0"] if fmt.vfr else []
-    if fmt.hwaccel in ("auto", "nvenc") and nvenc_works(ffmpeg):
-        return "h264_nvenc", ["-c:v", "h264_nvenc", "-preset", "p5", "-tune", "hq", "-rc", "vbr", "-cq", str(fmt.crf + 2),
-                              "-b:v", "0", "-pix_fmt", "yuv420p", "-profile:v", "high", *no_b]
+    common += ["-bf", "0"] if fmt.vfr else []
+    common += ["-tag:v", "hvc1"] if fmt.codec == "hevc" else []
+    if fmt.hwaccel in ("auto", "nvenc") and nvenc_works(ffmpeg, gpu):
+        return gpu, ["-c:v", gpu, "-preset", "p5", "-tune", "hq", "-rc", "vbr", "-cq", str(fmt.crf + 2), "-b:v", "0", *common]
     if fmt.hwaccel == "nvenc":
-        raise ToolError("[video] hwaccel = nvenc, but NVENC does not work here (no NVIDIA GPU or driver); set [video] hwaccel = auto or none")
-    return "libx264", ["-c:v", "libx264", "-preset", fmt.preset, "-crf", str(fmt.crf), "-pix_fmt", "yuv420p", "-profile:v", "high", *no_b]
+        raise ToolError(f"[video] hwaccel = nvenc, but NVENC does not work here ({gpu}: no NVIDIA GPU or driver); set [video] hwaccel = auto or none")
+    if cpu not in ffmpeg_encoders(ffmpeg):
+        raise ToolError(f"this ffmpeg has no {cpu} encoder for [video] codec = {fmt.codec}; set codec = h264 or use an ffmpeg built with {cpu}")
+    quiet = ["-x265-params", "log-level=error"] if cpu == "libx265" else []
+    return cpu, ["-c:v", cpu, "-preset", fmt.preset, "-crf", str(fmt.crf), *common, *quiet]
 
 @lru_cache(maxsize=None)
 def ffmpeg_major(ffmpeg: str) -> int:
+    "The major version of an ffmpeg binary (0 when it does not say)."
     m = re.search(r"version n?(\d+)", subprocess.run([ffmpeg, "-version"], capture_output=True, text=True).stdout)
     return int(m.group(1)) if m else 0
 
-# %% ../nbs/30_video.ipynb #c030
+# %% ../nbs/30_video.ipynb #c055
 def output_format(brief: Brief, settings: Settings) -> OutputFormat:
     "Output format from the brief's aspect and `[video]` settings."
     w, h = brief.size
@@ -583,6 +537,7 @@ def _run_with_progress(ff: str, args: list[str], out: Path, graph_file: Path, ba
             raise StageError(f"ffmpeg could not render the video: {ffmpeg_error_line(text)}; the graph is in {graph_file}")
     return frames
 
+# %% ../nbs/30_video.ipynb #c056
 def render_timeline(tl: Timeline, out: Path, settings: Settings, progress: bool = True, log=None) -> Video:
     """Render a Timeline to an MP4 (atomic: `out` appears only when complete).
 
@@ -600,28 +555,29 @@ def render_timeline(tl: Timeline, out: Path, settings: Settings, progress: bool 
     work.mkdir(exist_ok=True)
     with tqdm(total=round(tl.duration, 1), unit="s", desc="render", disable=not progress, leave=False) as bar, atomic_path(out) as tmp:
         if len(chunks) == 1:
-            frames = _run_with_progress(ff, GraphBuilder(tl, settings, plan).build(out, enc), tmp, work / "graph.txt", bar, 0)
+            frames = _run_with_progress(ff, render_args(tl, settings, plan, enc, work), tmp, work / "graph.txt", bar, 0)
         else:
             parts = []
             for k, (f0, f1) in enumerate(chunks):
                 seg = work / f"chunk{k:03d}.ts"
-                frames += _run_with_progress(ff, GraphBuilder(tl, settings, plan).build(seg, enc, (f0, f1), audio=False, container="mpegts"),
-                                             seg, work / f"chunk{k:03d}.txt", bar, f0 / fps)
+                args = render_args(tl, settings, plan, enc, work, (f0, f1), audio=False, container="mpegts")
+                frames += _run_with_progress(ff, args, seg, work / f"chunk{k:03d}.txt", bar, f0 / fps)
                 parts.append((seg, (f1 - f0) / fps))
             listing = work / "chunks.ffconcat"
             listing.write_text("ffconcat version 1.0\n" + "".join(f"file '{p}'\nduration {d:.6f}\n" for p, d in parts))
-            args = GraphBuilder(tl, settings, plan).build_mux(listing)
+            args = mux_args(tl, settings, listing)
             if "-filter_complex" in args: _run_with_progress(ff, args, tmp, work / "mux.txt", bar, 0)
             else: run_ffmpeg(["-y", *args, str(tmp)], settings, "the final mux")
     shutil.rmtree(work, ignore_errors=True)
     seconds = time.perf_counter() - t0
-    if log: log.info("rendered %s in %d chunk(s): %d frames encoded (%d in the timeline) in %.1f s with %s",
-                     out.name, len(chunks), frames, plan.total, seconds, enc_name)
+    if log: log.info("rendered %s in %d chunk(s): %d frames encoded (%d in the timeline, %s frame rate) in %.1f s with %s",
+                     out.name, len(chunks), frames, plan.total, "variable" if tl.format.vfr else "constant", seconds, enc_name)
     return Video(path=out, width=tl.format.width, height=tl.format.height, duration=round(tl.duration, 3), fps=fps,
-                 encoder=enc_name, frames_encoded=frames, size_bytes=out.stat().st_size, render_seconds=round(seconds, 3))
+                 encoder=enc_name, frames_encoded=frames, vfr=tl.format.vfr, size_bytes=out.stat().st_size, render_seconds=round(seconds, 3))
 
-# %% ../nbs/30_video.ipynb #c038
-def shot_times(spans: list[tuple[float, float]], duration: float, transition: float) -> list[tuple[float, float]]:
+# %% ../nbs/30_video.ipynb #c066
+def shot_times(spans: list[tuple[float, float]], # (start, end) of each scene's narration, in seconds
+               duration: float, transition: float) -> list[tuple[float, float]]:
     "(start, end) of each shot: cuts centred in the pauses between scene spans, overlapping by the transition."
     cuts = [(spans[i][1] + spans[i + 1][0]) / 2 for i in range(len(spans) - 1)]
     bounds = [0.0] + cuts + [duration]
@@ -632,13 +588,18 @@ def shot_times(spans: list[tuple[float, float]], duration: float, transition: fl
         out.append((round(max(0, bounds[i] - x_in / 2), 3), round(min(duration, bounds[i + 1] + x_out / 2), 3)))
     return out
 
-def render_video(script: Script, narration: Narration, audio: AudioMix, subtitles: Subtitles, brief: Brief,
-                 settings: Settings, out_dir: Path | None = None, progress: bool = True) -> Video:
-    "Stage 30: cards, captions and soundtrack on a Timeline, rendered to video.mp4."
-    out_dir = Path(out_dir or tempfile.mkdtemp(prefix="ytempire-video-"))
-    size, fmt = brief.size, output_format(brief, settings)
+# %% ../nbs/30_video.ipynb #c068
+def plan_video(script: Script, narration: Narration, audio: AudioMix, subtitles: Subtitles, brief: Brief,
+               settings: Settings, out_dir: Path,
+               size: tuple[int, int] | None = None # (width, height) of the frame; default: the brief's aspect at 1080p
+              ) -> Timeline:
+    "Cards, captions and the mastered soundtrack of a video placed on a Timeline (also written to `timeline.json`)."
+    check_video_inputs(settings)
+    size = size or brief.size
+    fmt = output_format(brief, settings).model_copy(update={"width": size[0], "height": size[1]})
     _, pal = palette_for(brief.topic)
-    motion = settings.get("video", "motion")
+    motion, transition = settings.get("video", "motion"), settings.get("video", "transition")
+    x = settings.getfloat("video", "transition_seconds") if transition != "none" else 0.0
     # 1. one card per scene
     points = [s for s in script.scenes if s.kind == "point"]
     cards = []
@@ -647,15 +608,22 @@ def render_video(script: Script, narration: Narration, audio: AudioMix, subtitle
         elif sc.kind == "cta": headline, kicker = sc.on_screen, brief.brand or brief.topic
         else: headline, kicker = sc.on_screen, f"{points.index(sc) + 1} / {len(points)}"
         number = f"{points.index(sc) + 1:02d}" if sc.kind == "point" else None
-        cards.append(render_card(headline, kicker, i, len(script.scenes), brief.topic, size, pal, out_dir / "cards", settings, f"scene{i:02d}", number,
-                                 brief.language))
+        cards.append(render_card(headline, kicker, i, len(script.scenes), brief.topic, size, pal, out_dir / "cards", settings,
+                                 f"scene{i:02d}", number, brief.language))
     # 2. shots on the narration's scene boundaries
-    times = shot_times(narration.scene_spans, audio.duration, settings.getfloat("video", "transition_seconds"))
-    shots = [Shot(visual=bg, layer=layer, layer_x=x, layer_y=y, start=s, end=e, motion=motion,
-                  transition=settings.get("video", "transition") if i else "none", transition_seconds=settings.getfloat("video", "transition_seconds"))
-             for i, ((bg, layer, x, y), (s, e)) in enumerate(zip(cards, times))]
+    times = shot_times(narration.scene_spans, audio.duration, x)
+    shots = [Shot(visual=bg, layer=layer, layer_x=lx, layer_y=ly, start=s, end=e, motion=motion,
+                  transition=transition if i else "none", transition_seconds=x)
+             for i, ((bg, layer, lx, ly), (s, e)) in enumerate(zip(cards, times))]
     # 3. captions and the mastered soundtrack
     captions = render_captions(subtitles.cues, narration.words, size, settings, out_dir / "captions", brief.language)
     tl = Timeline(shots=shots, captions=captions, audio=[AudioTrack(path=audio.path, role="mix")], format=fmt, duration=audio.duration)
     write_json(out_dir / "timeline.json", tl)
+    return tl
+
+def render_video(script: Script, narration: Narration, audio: AudioMix, subtitles: Subtitles, brief: Brief,
+                 settings: Settings, out_dir: Path | None = None, progress: bool = True) -> Video:
+    "Stage 30: cards, captions and soundtrack on a Timeline, rendered to video.mp4."
+    out_dir = Path(out_dir or tempfile.mkdtemp(prefix="ytempire-video-"))
+    tl = plan_video(script, narration, audio, subtitles, brief, settings, out_dir)
     return render_timeline(tl, out_dir / "video.mp4", settings, progress=progress, log=get_logger(__name__))
