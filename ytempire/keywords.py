@@ -14,9 +14,10 @@ from pydantic import BaseModel
 from .config import ConfigError
 
 # %% auto #0
-__all__ = ['LATEST_COLUMNS', 'KEYWORD_COLUMNS', 'MAX_TOKENS', 'words', 'guess_language', 'video_document', 'extract_keywords',
-           'latest_videos', 'video_keywords', 'keyword_table', 'sentence_model', 'embed', 'video_embeddings',
-           'seed_videos', 'related_keywords', 'TrendingMatch', 'TopicRelevance', 'topic_relevance']
+__all__ = ['LATEST_COLUMNS', 'KEYWORD_COLUMNS', 'MAX_TOKENS', 'stopwords', 'words', 'guess_language', 'video_document',
+           'extract_keywords', 'latest_videos', 'video_keywords', 'keyword_table', 'sentence_model', 'embed',
+           'video_embeddings', 'seed_videos', 'related_keywords', 'TrendingMatch', 'TopicRelevance', 'topic_relevance',
+           'keyword_relevance', 'threshold_for_precision', 'core_phrase']
 
 # %% ../nbs/13_keywords.ipynb #c007
 _LANGS = ("en", "fr", "de", "es", "pt", "it", "nl")  # Latin-script languages of the trending data with YAKE stopwords
@@ -31,7 +32,8 @@ _PROMO = {  # words of channel boilerplate, not of topics: a keyphrase containin
     "abonnieren", "abonniere", "canal", "chaîne", "kanal", "new", "hd", "full", "episode", "ep"}
 
 @lru_cache(maxsize=None)
-def _stopwords(lang: str) -> frozenset[str]:
+def stopwords(lang: str) -> frozenset[str]:
+    "YAKE's stop words for `lang` (ISO 639-1), empty when YAKE has no list for it."
     import yake
     path = Path(yake.__file__).parent / "core" / "StopwordsList" / f"stopwords_{lang}.txt"
     return frozenset(path.read_text(encoding="utf-8", errors="ignore").split()) if path.is_file() else frozenset()
@@ -44,7 +46,7 @@ def guess_language(text: str) -> str:
     "ISO 639-1 code of `text`'s language among the trending data's languages; 'en' when unsure."
     if re.search(r"[\u0900-\u097f]", text): return "hi"
     toks = words(text)
-    hits = {lang: sum(t in _stopwords(lang) for t in toks) for lang in _LANGS}
+    hits = {lang: sum(t in stopwords(lang) for t in toks) for lang in _LANGS}
     return max(_LANGS, key=lambda lang: (hits[lang], lang == "en"))
 
 # %% ../nbs/13_keywords.ipynb #c010
@@ -61,7 +63,7 @@ def _extractor(lang: str, top: int):
 def _clean_phrase(phrase: str, lang: str) -> str | None:
     toks = words(phrase)
     if not toks or any(t in _PROMO for t in toks) or all(t.isdigit() for t in toks): return None
-    if len(toks) == 1 and (len(toks[0]) < 3 or toks[0] in _stopwords(lang)): return None
+    if len(toks) == 1 and (len(toks[0]) < 3 or toks[0] in stopwords(lang)): return None
     return " ".join(toks)
 
 def extract_keywords(text: str, lang: str | None = None, top: int = 10) -> list[str]:
@@ -277,3 +279,40 @@ def topic_relevance(topic: str, videos: pd.DataFrame, k: int = 5, cache_dir: str
                              similarity=round(float(sims[i]), 4)) for i in order]
     return TopicRelevance(topic=topic, relevance=round(relevance, 4), percentile=round(100 * float((typical <= relevance).mean()), 1),
                           nearest=nearest, videos_considered=len(vk))
+
+# %% ../nbs/13_keywords.ipynb #c043
+def keyword_relevance(topic: str, keywords: list[str]) -> np.ndarray:
+    "Relevance of each keyword to `topic`: mean cosine of the keyword, and of its words outside the topic, with the topic."
+    if not keywords: return np.zeros(0, dtype=np.float32)
+    own = set(words(topic))
+    added = [" ".join(w for w in words(k) if w not in own) or k for k in keywords]
+    t = embed([topic])[0]
+    return (embed(list(keywords)) @ t + embed(added) @ t) / 2
+
+# %% ../nbs/13_keywords.ipynb #c046
+def threshold_for_precision(scores: np.ndarray, labels: np.ndarray,
+                            precision: float = 0.95) -> float:  # the share of kept items that must be relevant
+    "The lowest score threshold whose kept items (score ≥ threshold) reach `precision`, halfway to the next score down."
+    from sklearn.metrics import precision_recall_curve
+    scores, labels = np.asarray(scores, dtype=float), np.asarray(labels, dtype=int)
+    prec, _, ths = precision_recall_curve(labels, scores)
+    ok = ths[prec[:-1] >= precision]
+    if not len(ok): return float(scores.max()) + 1e-6
+    lower = scores[scores < ok.min()]
+    return float((ok.min() + lower.max()) / 2) if len(lower) else float(ok.min())
+
+# %% ../nbs/13_keywords.ipynb #c053
+def core_phrase(topic: str, lang: str,
+                min_relevance: float) -> str:  # `[trends] min_keyword_relevance`
+    "The topic without the stop words and the words that do not carry it at either end ('How coffee roasting works' -> 'coffee roasting')."
+    from ytempire.languages import SPACELESS
+    toks = topic.split()
+    if lang in SPACELESS or len(toks) < 2: return topic
+    keys = [" ".join(words(t)) for t in toks]
+    scored = sorted({k for k in keys if k})
+    rel = dict(zip(scored, keyword_relevance(topic, scored)))
+    weak = lambda k: not k or k in stopwords(lang) or rel[k] < min_relevance
+    lo, hi = 0, len(toks)
+    while lo < hi and weak(keys[lo]): lo += 1
+    while hi > lo and weak(keys[hi - 1]): hi -= 1
+    return " ".join(toks[lo:hi]).strip(" ,.:;!?")
