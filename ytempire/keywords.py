@@ -177,15 +177,23 @@ def sentence_model():
     model.max_seq_length = MAX_TOKENS
     return model
 
+from collections import OrderedDict
+_VECTORS: OrderedDict[str, np.ndarray] = OrderedDict()   # per text: a batch that repeats known sentences embeds only the new ones
+_MAX_VECTORS = 20_000                                     # ~30 MB of 384-d float32 vectors
+
 @lru_cache(maxsize=16)
 def _embed(texts: tuple[str, ...]) -> np.ndarray:
-    out = sentence_model().encode(list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True,
-                                  show_progress_bar=False).astype(np.float32)
+    missing = list(dict.fromkeys(t for t in texts if t not in _VECTORS))
+    new = dict(zip(missing, sentence_model().encode(missing, batch_size=64, normalize_embeddings=True, convert_to_numpy=True,
+                                                    show_progress_bar=False).astype(np.float32))) if missing else {}
+    out = np.stack([new[t] if t in new else _VECTORS[t] for t in texts])
+    _VECTORS.update(new)
+    while len(_VECTORS) > _MAX_VECTORS: _VECTORS.popitem(last=False)
     out.setflags(write=False)
     return out
 
 def embed(texts: list[str]) -> np.ndarray:
-    "Unit-length 384-d embeddings of `texts` (rows); repeated calls with the same texts are served from memory."
+    "Unit-length 384-d embeddings of `texts` (rows); texts already embedded in this process are served from memory."
     if not texts: return np.zeros((0, 384), dtype=np.float32)
     return _embed(tuple(texts))
 
@@ -295,6 +303,7 @@ def threshold_for_precision(scores: np.ndarray, labels: np.ndarray,
     "The lowest score threshold whose kept items (score ≥ threshold) reach `precision`, halfway to the next score down."
     from sklearn.metrics import precision_recall_curve
     scores, labels = np.asarray(scores, dtype=float), np.asarray(labels, dtype=int)
+    if not labels.any(): return float(scores.max()) + 1e-6        # nothing is relevant: keep nothing
     prec, _, ths = precision_recall_curve(labels, scores)
     ok = ths[prec[:-1] >= precision]
     if not len(ok): return float(scores.max()) + 1e-6

@@ -17,10 +17,10 @@ from .languages import BANKS, LANGUAGES, SPACELESS, count_units, split_sentences
 # %% auto #0
 __all__ = ['TEMPLATES', 'PROMPTS', 'DEFAULT_VERSION', 'NO_KNOWLEDGE', 'DRAFT_SCHEMA', 'SYSTEM_PROMPT', 'USER_PROMPT', 'WRITERS',
            'TextGenerator', 'parse_notes', 'Rules', 'PromptTemplate', 'prompt_template', 'ChannelProfile',
-           'apply_brand_terms', 'profile_problems', 'speaking_rate', 'word_budget', 'topic_in_sentence',
-           'OfflineTemplateWriter', 'language_name', 'check_script', 'DraftScene', 'Draft', 'build_prompt',
-           'draft_to_script', 'InvalidOutput', 'LLMWriter', 'OpenAIWriter', 'LocalWriter', 'AnthropicWriter',
-           'tags_chars', 'is_search_phrase', 'optimise_seo', 'description_with_chapters', 'youtube_metadata',
+           'apply_brand_terms', 'profile_problems', 'speaking_rate', 'word_budget', 'topic_in_sentence', 'tags_chars',
+           'OfflineTemplateWriter', 'language_name', 'check_script', 'DraftScene', 'Draft', 'strict_schema',
+           'build_prompt', 'draft_to_script', 'InvalidOutput', 'LLMWriter', 'OpenAIWriter', 'LocalWriter',
+           'AnthropicWriter', 'is_search_phrase', 'optimise_seo', 'description_with_chapters', 'youtube_metadata',
            'provider_chain', 'text_generators', 'check_script_inputs', 'write_script']
 
 # %% ../nbs/11_scripts.ipynb #c006
@@ -196,6 +196,10 @@ NO_KNOWLEDGE = ("the offline writer had no knowledge source: without --notes FIL
                 "not facts about it; give --notes FILE with your points, or configure a provider")
 
 def _cap(s: str) -> str: return s[:1].upper() + s[1:]
+
+def tags_chars(tags: list[str]) -> int:
+    "Characters YouTube counts for a tag list."
+    return sum(len(t) + (2 if " " in t else 0) for t in tags) + max(0, len(tags) - 1)
 
 def _headline(text: str, words: int = 5) -> str:
     "A short card headline from a sentence: its first clause, at most `words` words, without a dangling small word."
@@ -387,7 +391,7 @@ class Draft(BaseModel):
     hashtags: list[str]
     scenes: list[DraftScene]
 
-def _strict(schema: dict) -> dict:
+def strict_schema(schema: dict) -> dict:
     "Pydantic's JSON schema inlined and made strict (every property required, no extra ones), as OpenAI's strict mode wants."
     defs = schema.pop("$defs", {})
     def walk(x):
@@ -402,7 +406,7 @@ def _strict(schema: dict) -> dict:
         return x
     return walk(schema)
 
-DRAFT_SCHEMA = _strict(Draft.model_json_schema())
+DRAFT_SCHEMA = strict_schema(Draft.model_json_schema())
 
 _ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False)
 SYSTEM_PROMPT = _ENV.from_string("""\
@@ -649,10 +653,6 @@ def _cut(text: str, n: int) -> str:
     if len(text) <= n: return text
     cut = text[:n + 1].rsplit(" ", 1)[0] if " " in text[:n + 1] else text[:n]
     return cut.rstrip(" ,;:—–-|")
-
-def tags_chars(tags: list[str]) -> int:
-    "Characters YouTube counts for a tag list."
-    return sum(len(t) + (2 if " " in t else 0) for t in tags) + max(0, len(tags) - 1)
 
 def is_search_phrase(tag: str, lang: str) -> bool:
     "A tag someone could type into a search box: not only stop words, digits or punctuation (`into`, `2020`, `--`)."
