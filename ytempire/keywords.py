@@ -96,9 +96,8 @@ def _with_tags(keywords: list[str], tags: list[str], lang: str) -> list[str]:
 
 LATEST_COLUMNS = ["video_id", "title", "channel", "category_id", "tags", "views", "trending_days"]
 
-def latest_videos(videos: pd.DataFrame) -> pd.DataFrame:
-    """One row per trending video (sorted by id): its latest row; views are cumulative, so the maximum is the latest
-    count wherever it trended. Input: `load_trending`'s frame, or a frame this module already reduced."""
+def latest_videos(videos: pd.DataFrame) -> pd.DataFrame:  # `load_trending`'s frame, or one this module already reduced
+    "One row per trending video (sorted by id): its latest row, with the maximum views seen (views are cumulative)."
     if "trending_days" in videos.columns: return videos
     if videos.empty: return pd.DataFrame(columns=LATEST_COLUMNS + ["description"])
     ordered = videos.sort_values(["trending_date", "video_id"], kind="stable")
@@ -198,9 +197,9 @@ def embed(texts: list[str]) -> np.ndarray:
     return _embed(tuple(texts))
 
 # %% ../nbs/13_keywords.ipynb #c029
-def video_embeddings(videos: pd.DataFrame, max_tags: int = 10, cache_dir: str | Path | None = None) -> np.ndarray:
-    """Embeddings of each video's title and first tags, one row per video in `video_keywords` order (cached in memory,
-    and on disk in `cache_dir` keyed by the texts' hash, so each run of the pipeline does not embed the same data again)."""
+def video_embeddings(videos: pd.DataFrame, max_tags: int = 10,
+                     cache_dir: str | Path | None = None) -> np.ndarray:  # keyed by the texts' hash: runs reuse it
+    "Embeddings of each video's title and first tags, in `video_keywords` order (cached in memory and in `cache_dir`)."
     vk = latest_videos(videos)            # the same order as video_keywords, without running YAKE
     texts = [f"{t}. {', '.join(list(g)[:max_tags])}" for t, g in zip(vk.title, vk.tags)]
     if cache_dir is None: return embed(texts)
@@ -313,10 +312,9 @@ def threshold_for_precision(scores: np.ndarray, labels: np.ndarray,
 # %% ../nbs/13_keywords.ipynb #c053
 def core_phrase(topic: str, lang: str,
                 min_relevance: float) -> str:  # `[trends] min_keyword_relevance`
-    "The topic without the stop words and the words that do not carry it at either end ('How coffee roasting works' -> 'coffee roasting')."
-    from ytempire.languages import SPACELESS
+    "The topic without the stop words and loose words at either end: 'How coffee roasting works' -> 'coffee roasting'."
     toks = topic.split()
-    if lang in SPACELESS or len(toks) < 2: return topic
+    if lang != "en" or len(toks) < 2: return topic     # MiniLM is English: elsewhere it cannot tell a loose word
     keys = [" ".join(words(t)) for t in toks]
     scored = sorted({k for k in keys if k})
     rel = dict(zip(scored, keyword_relevance(topic, scored)))

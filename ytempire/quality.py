@@ -158,8 +158,7 @@ def engagement(script: Script, brief: Brief, settings: Settings) -> QualityPart 
 JUDGED_MIN_WORDS = 9   # shorter sentences are transitions ("Here is why it matters.") or asides, too short to be about anything
 
 def sentence_fit(script: Script, brief: Brief):
-    """Each judged sentence (9+ words, hook and points) with its relevance to the brief (topic or closest notes point), its
-    mean similarity to the judged sentences next to it, and its fit (the larger of the two): a DataFrame."""
+    "Judged sentences (9+ words; hook, points): relevance to topic or closest note, similarity to neighbours, fit (the larger)."
     import pandas as pd
     from ytempire.keywords import embed
     from ytempire.scripts import parse_notes
@@ -202,7 +201,8 @@ def judge_prompt(brief: Brief, sentences: list[str]) -> str:
             "whole reads as one explanation; lower for jumps and filler.\nList in off_topic the numbers of the sentences that are not "
             "about the topic. In comment, say in one sentence what the main problem is, or what works.")
 
-def judge_script(script: Script, brief: Brief, settings: Settings, ledger=None, run_id: str = "-", guard=None) -> QualityPart | None:
+def judge_script(script: Script, brief: Brief, settings: Settings, ledger=None, run_id: str = "-",
+                 guard=None) -> QualityPart | None:
     "An LLM's rubric (focus, flow, off-topic sentences) from the first configured text provider that answers; None without one."
     from ytempire.config import get_logger
     from ytempire.ledger import ProviderSkipped, classify
@@ -225,8 +225,10 @@ def judge_script(script: Script, brief: Brief, settings: Settings, ledger=None, 
             failed.append(f"{n} {e.outcome if isinstance(e, ProviderSkipped) else classify(e)}")
             continue
         on, co = (float(min(10, max(0, x))) for x in (j.on_topic, j.coherence))
-        notes = [f"LLM judge ({n} {w.model}): {j.comment.strip()}" if min(on, co) < 7 else f"LLM judge ({n} {w.model}) rates focus {on:g} and flow {co:g} of 10"]
-        notes += [f"the LLM judge finds sentence {i} off-topic: “{sentences[i - 1]}”" for i in j.off_topic if 1 <= i <= len(sentences)][:3]
+        who = f"LLM judge ({n} {w.model})"
+        notes = [f"{who}: {j.comment.strip()}" if min(on, co) < 7 else f"{who} rates focus {on:g} and flow {co:g} of 10"]
+        notes += [f"the LLM judge finds sentence {i} off-topic: “{sentences[i - 1]}”"
+                  for i in j.off_topic if 1 <= i <= len(sentences)][:3]
         _JUDGED[key] = QualityPart(score=round((on + co) / 2, 2), parts={"judge_on_topic": on, "judge_coherence": co}, notes=notes)
         return _JUDGED[key]
     log.warning("no LLM judge for the quality score (%s); the coherence part uses the embeddings only", "; ".join(failed))
@@ -240,7 +242,8 @@ def coherence(script: Script, brief: Brief, settings: Settings, ledger=None, run
         from ytempire.scripts import parse_notes
         fit = sentence_fit(script, brief)
         if len(fit):
-            off = fit[fit.fit < settings.getfloat("quality", "coherence_min_fit_notes" if parse_notes(brief.notes) else "coherence_min_fit")]
+            floor = settings.getfloat("quality", "coherence_min_fit_notes" if parse_notes(brief.notes) else "coherence_min_fit")
+            off = fit[fit.fit < floor]
             parts["on_topic"] = 10.0 * (1 - len(off) / len(fit))
             notes.append(f"{len(fit) - len(off)} of {len(fit)} sentences are about the topic or carry on from their neighbours")
             about = "the topic and notes" if brief.notes.strip() else "the topic"

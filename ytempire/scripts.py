@@ -27,7 +27,8 @@ __all__ = ['TEMPLATES', 'PROMPTS', 'DEFAULT_VERSION', 'NO_KNOWLEDGE', 'DRAFT_SCH
 class TextGenerator(Protocol):
     "Writes a Script for a brief. Implementations: the offline template writer here; cloud and local LLMs later."
     name: str
-    def write(self, brief: Brief, trends: TrendReport) -> Script: ...
+    def write(self, brief: Brief, trends: TrendReport) -> Script:
+        "A Script for `brief`, with the trending context `trends`."
 
 # %% ../nbs/11_scripts.ipynb #c008
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
@@ -80,13 +81,16 @@ class Rules:
 
 @dataclass(frozen=True)
 class PromptTemplate:
+    "One version of a template: its prompt guide and its structure rules."
     name: str
     version: str
     label: str                        # what the video type is, for the prompt
     guide: str                        # Jinja2: template-specific instructions
     rules: Rules = Rules()
     @property
-    def id(self) -> str: return f"{self.name}@{self.version}"
+    def id(self) -> str:
+        "`name@version`, as scripts record it."
+        return f"{self.name}@{self.version}"
 
 _GUIDES = {
  "explainer": ("explainer", "Explain {{ topic }} so that a newcomer understands it. Go from what it is, to why it matters, to how it "
@@ -128,6 +132,7 @@ def prompt_template(template: str, settings: Settings, version: str | None = Non
 # %% ../nbs/11_scripts.ipynb #c014
 @dataclass
 class ChannelProfile:
+    "The channel's voice and rules (`[channel]`, the brief's brand and persona first)."
     name: str = ""
     persona: str = ""
     tone: str = ""
@@ -141,6 +146,7 @@ class ChannelProfile:
 
     @classmethod
     def from_settings(cls, settings: Settings, brief: Brief | None = None) -> "ChannelProfile":
+        "The profile from `[channel]`, with the brief's brand, persona and audience where given."
         g = lambda k: settings.get("channel", k)
         return cls(name=(brief.brand if brief and brief.brand else g("name")), persona=(brief.persona if brief and brief.persona else g("persona")),
                    tone=g("tone"), audience=g("audience") or (brief.audience if brief else ""),
@@ -224,6 +230,7 @@ class OfflineTemplateWriter:
         prompt_template(brief.template, self.settings)
 
     def write(self, brief: Brief, trends: TrendReport) -> Script:
+        "A deterministic Script for the brief: its notes as the points, the relevant trending keywords as tags."
         self.check(brief)
         bank, tpl = BANKS[brief.lang], prompt_template(brief.template, self.settings)
         profile = ChannelProfile.from_settings(self.settings, brief)
@@ -250,10 +257,12 @@ class OfflineTemplateWriter:
         scenes = [Scene(narration=hook, on_screen=pick(bank["hook_card"]), visual=brief.topic, kind="hook")]
         # 2. one scene per point: a lead-in by role, then the user's point or a generic line
         counters: dict[str, int] = {}
+        leads: set[str] = set()                 # lead-ins of the user's points: cut before the points when the narration runs long
         for i, role in enumerate(roles):
             counters[role] = counters.get(role, 0) + 1
             n = i + 1 if role == "item" else counters[role]
             lead = pick(bank["lead"][role]).format(n=n, **fmt)
+            if i < len(notes): leads.add(lead)
             label, body = notes[i] if i < len(notes) else ("", pick(bank["generic"][role]).format(**fmt))
             narration = join_sentences([lead, body[0].lower() + body[1:] if lead.endswith(",") else body], brief.lang)
             if i < len(notes): card = label or self._headline(body, brief.lang)
@@ -268,7 +277,7 @@ class OfflineTemplateWriter:
             sc.narration = join_sentences(kept, brief.lang) or sents[0]
         # 4. fit the word budget: trim from the end of the points, or add short bridges
         bridges = [b for b in bank["bridge"] if not any(_word_re(w).search(b) for w in profile.banned_words)] or bank["bridge"]
-        self._fit(scenes, budget, lambda: pick(bridges), brief.lang)
+        self._fit(scenes, budget, lambda: pick(bridges), brief.lang, frozenset(leads))
         for sc in scenes: sc.narration, sc.on_screen = apply_brand_terms(sc.narration, profile), apply_brand_terms(sc.on_screen, profile)
         title = self._title(brief, bank, n_points)
         summary = join_sentences([s.narration for s in scenes[1:3]], brief.lang)
@@ -293,10 +302,18 @@ class OfflineTemplateWriter:
         return _headline(text) if lang == "en" else short_headline(text, lang)
 
     @staticmethod
-    def _fit(scenes: list[Scene], budget: int, bridge, lang: str = "en"):
+    def _fit(scenes: list[Scene], budget: int, bridge, lang: str = "en",
+             fillers: frozenset[str] = frozenset()):  # sentences that carry no content (lead-ins): cut before any other
         "Bring the narration within ±10 % of `budget` units (words; characters for Japanese)."
         units = lambda: sum(count_units(s.narration, lang) for s in scenes)
-        # too long: drop trailing sentences of point scenes, longest first, keeping one sentence each
+        # too long: first the lead-ins of the longest point scenes, so that the user's points stay
+        while units() > budget * 1.1:
+            padded = [s for s in scenes[1:-1] if len(split_sentences(s.narration, lang)) > 1 and
+                      any(p in fillers for p in split_sentences(s.narration, lang))]
+            if not padded: break
+            longest = max(padded, key=lambda s: count_units(s.narration, lang))
+            longest.narration = join_sentences([p for p in split_sentences(longest.narration, lang) if p not in fillers], lang)
+        # then trailing sentences of point scenes, longest first, keeping one sentence each
         while units() > budget * 1.1:
             longest = max(scenes[1:-1], key=lambda s: count_units(s.narration, lang))
             parts = split_sentences(longest.narration, lang)
@@ -376,6 +393,7 @@ import jinja2
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 class DraftScene(BaseModel):
+    "One scene as an LLM writer returns it."
     model_config = ConfigDict(extra="forbid")
     kind: Literal["hook", "point", "cta"]
     narration: str
@@ -508,14 +526,19 @@ class LLMWriter:
 
     @classmethod
     def configured(cls, settings: Settings) -> bool:
+        "Whether its API key is in the environment."
         return bool(settings.env.get(cls.key_env))
 
     def base_url(self) -> str | None:
+        "`[text] <name>_base_url`, or None for the SDK's own (or its environment variable)."
         return self.settings.get("text", f"{self.name}_base_url") or None
 
-    def check(self, brief: Brief): prompt_template(brief.template, self.settings)
+    def check(self, brief: Brief):
+        "Raise `InputError` if the brief's template (or pinned version) does not exist."
+        prompt_template(brief.template, self.settings)
 
     def max_tokens(self, brief: Brief, tpl: PromptTemplate) -> int:
+        "Output tokens to ask for: room for the script's units, capped by `[text] max_output_tokens`."
         units, _ = word_budget(brief, self.settings, tpl.rules.scene_seconds)
         return min(self.settings.getint("text", "max_output_tokens"), 800 + 4 * units)
 
@@ -562,6 +585,7 @@ class LLMWriter:
         return out
 
     def write(self, brief: Brief, trends: TrendReport) -> Script:
+        "A Script from the model: one request, and one repair round when the output fails validation."
         tpl = prompt_template(brief.template, self.settings)
         profile = ChannelProfile.from_settings(self.settings, brief)
         system, user = build_prompt(brief, trends, self.settings, tpl, self.feedback)
@@ -591,6 +615,7 @@ class OpenAIWriter(LLMWriter):
     name, key_env = "openai", "OPENAI_API_KEY"
 
     def client(self):
+        "An OpenAI SDK client at the configured base URL, its own retries off."
         import openai
         return openai.OpenAI(api_key=self.settings.env.get(self.key_env) or "not-needed", base_url=self.base_url(),
                              max_retries=0, timeout=self.timeout)
@@ -618,7 +643,9 @@ class LocalWriter(OpenAIWriter):
     paid = False
 
     @classmethod
-    def configured(cls, settings: Settings) -> bool: return bool(settings.get("text", "local_base_url"))
+    def configured(cls, settings: Settings) -> bool:
+        "Whether `[text] local_base_url` is set."
+        return bool(settings.get("text", "local_base_url"))
     def _max_tokens_arg(self, n: int) -> dict: return {"max_tokens": n}     # what llama.cpp, vLLM and Ollama all accept
 
 class AnthropicWriter(LLMWriter):
@@ -627,6 +654,7 @@ class AnthropicWriter(LLMWriter):
     TOOL = "write_video_script"
 
     def client(self):
+        "An Anthropic SDK client at the configured base URL, its own retries off."
         import anthropic
         return anthropic.Anthropic(api_key=self.settings.env.get(self.key_env), base_url=self.base_url(), max_retries=0, timeout=self.timeout)
 
@@ -730,9 +758,9 @@ def check_script_inputs(brief: Brief, settings: Settings):
                              "or add offline to [text] providers")
 
 def write_script(brief: Brief, trends: TrendReport, settings: Settings, out_dir: Path | None = None, ledger=None, run_id: str = "-",
-                 guard=None, attempt: int = 0, feedback: list[str] = ()) -> Script:
-    """Stage 11: a checked Script for the brief, from the first writer in the chain that delivers one. A rewrite
-    asked by the quality gate passes `attempt` > 0 and the gate's `feedback`."""
+                 guard=None, attempt: int = 0,
+                 feedback: list[str] = ()) -> Script:  # a rewrite asked by the quality gate: attempt > 0 and what fell short
+    "Stage 11: a checked Script for the brief, from the first writer in the chain that delivers one."
     from ytempire.ledger import timed_call, Guard, ProviderSkipped, classify
     from ytempire.schemas import CostRecord, Fallback
     log = get_logger("ytempire.scripts", run_id)

@@ -219,8 +219,10 @@ def trending_paths(settings: Settings) -> list[Path]:
 class TrendSource(Protocol):
     "Where trending videos come from."
     name: str
-    def videos(self, country: str | None = None) -> pd.DataFrame: ...       # normalised rows (`COLUMNS`)
-    def categories(self, country: str | None = None) -> dict[int, str]: ...  # category id → name
+    def videos(self, country: str | None = None) -> pd.DataFrame:
+        "The country's trending videos as normalised rows (`COLUMNS`)."
+    def categories(self, country: str | None = None) -> dict[int, str]:
+        "Category id → name for the country."
 
 def select_country(videos: pd.DataFrame, country: str | None) -> pd.DataFrame:
     "The rows of one country (all when `country` is empty); an unknown one is an `InputError` listing those there are."
@@ -238,7 +240,9 @@ class CsvTrendSource:
         self.paths, self._frame = csv_files(paths), None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "CsvTrendSource": return cls(trending_paths(settings))
+    def from_settings(cls, settings: Settings) -> "CsvTrendSource":
+        "The CSVs of `[trends] data` and `data_dir`."
+        return cls(trending_paths(settings))
 
     @property
     def frame(self) -> pd.DataFrame:
@@ -246,11 +250,16 @@ class CsvTrendSource:
         if self._frame is None: self._frame = load_trending(self.paths)
         return self._frame
 
-    def countries(self) -> list[str]: return sorted(set(self.frame.country) - {""})
+    def countries(self) -> list[str]:
+        "Country codes in the data."
+        return sorted(set(self.frame.country) - {""})
 
-    def videos(self, country: str | None = None) -> pd.DataFrame: return select_country(self.frame, country)
+    def videos(self, country: str | None = None) -> pd.DataFrame:
+        "The rows of one country (all when `country` is empty)."
+        return select_country(self.frame, country)
 
     def categories(self, country: str | None = None) -> dict[int, str]:
+        "Category names from the files' JSONs (those of `country` when given) over the standard ones."
         names = dict(YOUTUBE_CATEGORIES)
         for p in self.paths:
             if not country or country_of(p) == country.upper(): names.update(category_names(p))
@@ -321,7 +330,9 @@ class YouTubeTrendSource:
                             http=httplib2.Http(timeout=settings.getfloat("trends", "youtube_timeout")))
 
     @classmethod
-    def configured(cls, settings: Settings) -> bool: return bool(settings.env.get("YOUTUBE_API_KEY"))
+    def configured(cls, settings: Settings) -> bool:
+        "Whether YOUTUBE_API_KEY is set."
+        return bool(settings.env.get("YOUTUBE_API_KEY"))
 
     def _execute(self, method: str, request) -> dict:
         "Run one request: quota check first, retries for transient failures, each attempt in the ledger."
@@ -416,8 +427,12 @@ class _LazyYouTube:
     def _get(self) -> YouTubeTrendSource:
         if self._src is None: self._src = YouTubeTrendSource(*self.args)
         return self._src
-    def videos(self, country: str | None = None) -> pd.DataFrame: return self._get().videos(country)
-    def categories(self, country: str | None = None) -> dict[int, str]: return self._get().categories(country)
+    def videos(self, country: str | None = None) -> pd.DataFrame:
+        "The live chart of `country` (the client is built now)."
+        return self._get().videos(country)
+    def categories(self, country: str | None = None) -> dict[int, str]:
+        "The category names of `country` (the client is built now)."
+        return self._get().categories(country)
 
 def serve_trending(settings: Settings, country: str | None = None, ledger=None, run_id: str = "-",
                    guard=None) -> tuple[pd.DataFrame, str, list[Fallback]]:
@@ -428,7 +443,8 @@ def serve_trending(settings: Settings, country: str | None = None, ledger=None, 
         except (TrendSourceError, ConfigError) as e:
             if i == len(sources) - 1: raise
             failed.append((src.name, redact(str(e))[:300]))
-            get_logger("ytempire.trends", run_id).warning("trend source %s failed (%s); trying %s", src.name, failed[-1][1], sources[i + 1].name)
+            get_logger("ytempire.trends", run_id).warning("trend source %s failed (%s); trying %s", src.name, failed[-1][1],
+                                                          sources[i + 1].name)
             continue
         return videos, src.name, [Fallback(capability="trends", failed=n, served_by=src.name, reason=r) for n, r in failed]
     return pd.DataFrame(columns=COLUMNS), "", []
