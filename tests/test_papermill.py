@@ -65,7 +65,7 @@ def test_calibration_notebook(tmp_path, monkeypatch):
     # the coherence part separates injected off-topic sentences, and the thresholds in settings.ini are the measured ones
     assert s["coherence.auc.topic_only"] > 0.9 and s["coherence.auc.with_notes"] > 0.95 and s["coherence.auc.descriptions"] > 0.75
     st = Settings(env={})
-    assert round(s["coherence.threshold.topic_only"], 2) == st.getfloat("quality", "coherence_min_fit")
-    assert round(s["coherence.threshold.with_notes"], 2) == st.getfloat("quality", "coherence_min_fit_notes")
+    assert s["coherence.threshold.topic_only"] == pytest.approx(st.getfloat("quality", "coherence_min_fit"), abs=0.006)
+    assert s["coherence.threshold.with_notes"] == pytest.approx(st.getfloat("quality", "coherence_min_fit_notes"), abs=0.006)
     assert s["coherence.caught.with_notes"] >= 0.9 and s["coherence.false_flags.with_notes"] <= 0.05
     assert (tmp_path / "cal" / "calibration.png").stat().st_size > 10_000 and (tmp_path / "cal" / "coherence.png").stat().st_size > 10_000
