@@ -78,3 +78,33 @@ def test_model_loads_and_embeds_without_network():
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean_env(**OFFLINE), capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-2000:]
+
+
+def test_keyword_relevance_and_core_phrase():
+    "What a keyword adds beyond the topic's words must itself be about the topic; the core phrase trims small and loose words."
+    from ytempire.config import Settings
+    from ytempire.keywords import core_phrase, keyword_relevance, threshold_for_precision
+    floor = Settings(env={}).getfloat("trends", "min_keyword_relevance")
+    kws = ["coffee crisis", "climate change coffee", "cafetero", "light roast", "home coffee roasting"]
+    rel = dict(zip(kws, keyword_relevance("How coffee roasting works", kws)))
+    assert max(rel["coffee crisis"], rel["climate change coffee"], rel["cafetero"]) < floor <= min(rel["light roast"], rel["home coffee roasting"])
+    assert [core_phrase(t, "en", floor) for t in ("How coffee roasting works", "Easy pasta recipe", "How plants turn sunlight into sugar")] \
+        == ["coffee roasting", "pasta recipe", "sunlight into sugar"]
+    assert threshold_for_precision(pd.Series([0.9, 0.8, 0.7]).to_numpy(), pd.Series([0, 0, 0]).to_numpy()) > 0.9   # nothing to keep
+
+
+@pytest.mark.parametrize("topic", ["How plants turn sunlight into sugar", "How green beans turn into coffee"])
+def test_script_tags_are_search_phrases_and_no_knowledge_is_said(tmp_path, topic):
+    "`ytempire script --json` without notes or an LLM: tags are phrases (never 'into', 'turn'), and the warning says why it is generic."
+    import json
+    from conftest import ytempire
+    from ytempire.keywords import stopwords, words
+    from ytempire.scripts import NO_KNOWLEDGE
+    r = ytempire("script", topic, "--duration", "20", "--json", cwd=tmp_path, timeout=300)
+    assert r.returncode == 0, r.stderr[-1500:]
+    s = json.loads(r.stdout)
+    assert {"title", "scenes", "tags", "hashtags", "provider", "warnings"} <= set(s) and s["provider"] == "offline-template"
+    assert s["tags"][0] == topic.lower() and not {"turn", "into", "how", "works"} & set(s["tags"])
+    assert all(any(w not in stopwords("en") for w in words(t)) for t in s["tags"])
+    assert NO_KNOWLEDGE in s["warnings"] and "--notes" in NO_KNOWLEDGE
+    assert "searching for right now" not in " ".join(x["narration"] for x in s["scenes"])

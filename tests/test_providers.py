@@ -193,10 +193,86 @@ def test_language_only_a_cloud_writer_supports(tmp_path):
 
 def test_quality_gate_rewrites_with_feedback(tmp_path):
     from ytempire.quality import write_gated_script
-    with MockAPI(default=("ok", payload())) as m:
+    with MockAPI(default=judge_or_draft(payload())) as m:
         st = settings(tmp_path, m, quality__threshold=9.99, quality__regenerate=1)
         s = write_gated_script(BRIEF, TrendReport(), st, ledger=Ledger(st.get("paths", "ledger")), run_id="g")
-    assert m.count() == 2 and s.provider == "openai"
-    first, second = (r["json"]["messages"][-1]["content"] for r in m.requests)
+    kinds = [r["json"]["response_format"]["json_schema"]["name"] for r in m.requests]
+    assert kinds == ["video_script", "script_review", "video_script"] and s.provider == "openai"   # one rubric for two equal drafts
+    first, second = (r["json"]["messages"][-1]["content"] for r in m.requests if r["json"]["response_format"]["json_schema"]["name"] == "video_script")
     assert "fell short" not in first and "A previous draft fell short of the channel's quality bar" in second
+    assert "lists keywords that are not about roasting" in second                # the judge's finding is part of the feedback
     assert any("rewritten 1 time(s)" in w for w in s.warnings)
+
+
+# ---------------------------------------------------------------- the LLM judge of the quality score's coherence part
+
+JUDGEMENT = {"on_topic": 4, "coherence": 6, "off_topic": [3], "comment": "Sentence 3 lists keywords that are not about roasting."}
+
+
+def judge_or_draft(draft, judgement=JUDGEMENT, judge_action=None):
+    "A MockAPI action: the rubric (or `judge_action`) for the judge's requests, the draft for the writer's."
+    def act(req):
+        rf = ((req.get("response_format") or {}).get("json_schema") or {}).get("name")
+        tool = (req.get("tool_choice") or {}).get("name")
+        if "script_review" in (rf, tool) or tool == "submit_script_review": return judge_action or ("ok", judgement)
+        return ("ok", draft)
+    return act
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_llm_judge_rubric_in_the_coherence_part(tmp_path, provider):
+    from ytempire.languages import split_sentences
+    from ytempire.quality import Judgement, score_script
+    from ytempire.scripts import strict_schema
+    env = {"ANTHROPIC_API_KEY": "sk-ant-test-key"} if provider == "anthropic" else {}
+    with MockAPI(default=judge_or_draft(payload())) as m:
+        st = settings(tmp_path, m, env=env, text__providers=f"{provider}, offline")
+        led = Ledger(st.get("paths", "ledger"))
+        script = write_script(BRIEF, TrendReport(), st, ledger=led, run_id="judge")
+        q = score_script(script, BRIEF, st, ledger=led, run_id="judge")
+        again = score_script(script, BRIEF, st, ledger=led, run_id="judge")     # the gate and the stage ask once
+        assert m.count() == 2
+    calls = led.calls(run_id="judge")
+    assert list(calls.capability) == ["text", "quality"] and set(calls.provider) == {provider} and calls.outcome.eq("ok").all()
+    assert calls.units.iloc[1] > 0
+    body = m.requests[1]["json"]
+    if provider == "openai":
+        rf = body["response_format"]["json_schema"]
+        assert rf["name"] == "script_review" and rf["strict"] is True and rf["schema"] == strict_schema(Judgement.model_json_schema())
+        prompt = body["messages"][1]["content"]
+    else:
+        assert body["tool_choice"] == {"type": "tool", "name": "submit_script_review"}
+        prompt = body["messages"][0]["content"]
+    sentences = [x for sc in script.scenes for x in split_sentences(sc.narration, "en")]
+    assert "Topic: How coffee roasting works" in prompt and f"3. {sentences[2]}" in prompt
+    assert (q.coherence.parts["judge_on_topic"], q.coherence.parts["judge_coherence"]) == (4.0, 6.0)
+    assert any(r.startswith("the LLM judge finds sentence 3 off-topic:") and sentences[2] in r for r in q.reasons), q.reasons
+    assert any("lists keywords that are not about roasting" in r for r in q.reasons)
+    assert "on_topic" in q.coherence.parts and again == q
+
+
+def test_llm_judge_failure_leaves_the_embedding_part(tmp_path):
+    from ytempire.quality import score_script
+    with MockAPI(default=judge_or_draft(payload(), judge_action=("500",))) as m:
+        st = settings(tmp_path, m, retry__attempts=2)
+        led = Ledger(st.get("paths", "ledger"))
+        script = write_script(BRIEF, TrendReport(), st, ledger=led, run_id="nojudge")
+        q = score_script(script.model_copy(update={"title": "another draft"}), BRIEF, st, ledger=led, run_id="nojudge")
+    calls = led.calls(run_id="nojudge")
+    assert list(calls.outcome[calls.capability.eq("quality")]) == ["server_error", "server_error"]
+    assert set(q.coherence.parts) == {"on_topic"} and q.passed in (True, False)
+    off = score_script(script, BRIEF, settings(tmp_path, None, quality__judge="off"))
+    assert set(off.coherence.parts) == {"on_topic"}
+
+
+def test_judge_skips_a_provider_that_failed_the_script(tmp_path):
+    "Rate-limited for the script, openai is not asked again for the rubric: the offline script is scored on embeddings only."
+    from ytempire.quality import score_script
+    with MockAPI(default=("429", 1)) as m:
+        st = settings(tmp_path, m, retry__attempts=2)
+        led = Ledger(st.get("paths", "ledger"))
+        script = write_script(BRIEF, TrendReport(), st, ledger=led, run_id="skip")
+        q = score_script(script, BRIEF, st, ledger=led, run_id="skip")
+        assert m.count() == 2
+    assert script.provider == "offline-template" and set(q.coherence.parts) == {"on_topic"}
+    assert list(led.calls(run_id="skip").capability) == ["text", "text", "text"]

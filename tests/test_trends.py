@@ -178,7 +178,61 @@ def test_fallback_to_csv_with_reason(tmp_path):
         st = yt_settings(tmp_path, m, trends__providers="youtube, csv")
         led = Ledger(st.get("paths", "ledger"))
         videos, why = trending_videos(st, "US", ledger=led)
-        rep = research_trends(Brief(topic="Minecraft survival tips"), st)
+        rep = research_trends(Brief(topic="Easy pasta recipe"), st, ledger=led, run_id="run-7")
     assert set(videos.source) == {"2020_US.csv"} and len(why) == 1 and "quotaExceeded" in why[0] and "csv served" in why[0]
-    assert "youtube failed" in rep.source and rep.keywords
+    assert "youtube failed" in rep.source and rep.keywords and rep.provider == "csv"
+    [fb] = rep.fallbacks
+    assert (fb.capability, fb.failed, fb.served_by) == ("trends", "youtube", "csv") and "403 quotaExceeded" in fb.reason
+    assert "yt-test-key-123" not in fb.reason
+    calls = led.calls(run_id="run-7")                            # the stage's API call is in the ledger under the run's id
+    assert list(zip(calls.provider, calls.model, calls.outcome)) == [("youtube", "videos.list", "error")]
     assert isinstance(CsvTrendSource([DATA / "2020_US.csv"]), TrendSource)
+
+
+def test_research_trends_served_by_youtube_under_the_run_id(tmp_path):
+    with MockYouTube(videos=60) as m:
+        st = yt_settings(tmp_path, m, trends__providers="youtube, csv", trends__relevance="false")
+        led = Ledger(st.get("paths", "ledger"))
+        rep = research_trends(Brief(topic="Minecraft survival tips"), st, ledger=led, run_id="run-8",
+                              guard=Guard(led, st, "run-8", metrics=Metrics()))
+    assert (rep.provider, rep.fallbacks, rep.source) == ("youtube", [], "youtube") and rep.videos_considered == 60
+    calls = led.calls(run_id="run-8")
+    assert set(calls.provider) == {"youtube"} and calls.outcome.eq("ok").all() and len(led.calls(run_id="-")) == 0
+    assert list(calls.model) == ["videos.list", "videos.list", "videoCategories.list"] and led.usage("youtube") == 3
+
+
+def test_trend_keywords_only_when_relevant_to_the_topic(caplog):
+    "The demo topic matches one coffee-crisis video: none of its tags is about roasting, and each decision is logged."
+    import logging
+    from ytempire.config import Settings
+    st = Settings(env={})
+    with caplog.at_level(logging.INFO, logger="ytempire.trends"):
+        rep = research_trends(Brief(topic="How coffee roasting works"), st, run_id="demo")
+    floor = st.getfloat("trends", "min_keyword_relevance")
+    assert rep.keywords == [] and {"agriculture", "cafetero", "climate change news", "growing coffee"} <= set(rep.dropped_keywords)
+    assert set(rep.keyword_relevance) == set(rep.dropped_keywords) and max(rep.keyword_relevance.values()) < floor
+    assert rep.related_titles == [] and rep.provider == "csv"
+    lines = [r.getMessage() for r in caplog.records if "trend keyword" in r.getMessage()]
+    assert len(lines) == len(rep.keyword_relevance) and all("dropped: relevance" in x and "[demo]" in x for x in lines)
+    f1 = research_trends(Brief(topic="Formula 1 race highlights"), st)
+    assert {"grand prix", "motor racing"} <= set(f1.keywords) and all(f1.keyword_relevance[k] >= floor for k in f1.keywords)
+
+
+def test_run_record_says_which_trend_source_served(tmp_path):
+    "A run whose YouTube source is over quota: the API call is in the run's costs, the fallback in run.json, csv the provider."
+    from ytempire.config import Settings
+    from ytempire.pipeline import make_video
+    from ytempire.schemas import RunRecord
+    with MockYouTube(default=("403", "quotaExceeded")) as m:
+        st = Settings(env={"YOUTUBE_API_KEY": "yt-test-key-123"}, overrides={
+            "paths.ledger": str(tmp_path / "ledger.db"), "trends.providers": "youtube, csv", "trends.youtube_base_url": m.url,
+            "trends.relevance": "false", "tracking.enabled": "false", "text.providers": "offline",
+            "engagement.mlflow_uri": "sqlite:////nonexistent/ytempire-tests/mlruns.db"})
+        rec = make_video(Brief(topic="Easy pasta recipe", duration=8), st, tmp_path / "run", progress=False)
+    saved = RunRecord.model_validate_json((tmp_path / "run" / "run.json").read_text(), context={"root": str(tmp_path / "run")})
+    for r in (rec, saved):
+        assert r.providers["trends"] == "csv" and r.providers["text"] == "offline-template"
+        assert [(f.capability, f.failed, f.served_by) for f in r.fallbacks] == [("trends", "youtube", "csv")]
+        assert [(c.provider, c.model, c.outcome) for c in r.costs if c.capability == "trends"] == [("youtube", "videos.list", "error")]
+        assert next(s for s in r.stages if s.stage == "10-trends").provider == "csv"
+    assert r.metrics["run.fallbacks"] == 1 and "yt-test-key-123" not in (tmp_path / "run" / "run.json").read_text()

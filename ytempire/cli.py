@@ -135,7 +135,8 @@ def cmd_script(a) -> str:
     offline_env()
     check_script_inputs(brief, settings)
     run_id = "script-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
-    s = write_script(brief, research_trends(brief, settings), settings, ledger=Ledger.from_settings(settings), run_id=run_id)
+    ledger = Ledger.from_settings(settings)
+    s = write_script(brief, research_trends(brief, settings, ledger=ledger, run_id=run_id), settings, ledger=ledger, run_id=run_id)
     if a.json: return s.model_dump_json(indent=2)
     lines = [s.title, "=" * min(len(s.title), 100), ""]
     lines += [f"[{sc.kind}] {sc.on_screen}\n    {sc.narration}" for sc in s.scenes]

@@ -14,9 +14,10 @@ from pydantic import BaseModel
 from .config import ConfigError
 
 # %% auto #0
-__all__ = ['LATEST_COLUMNS', 'KEYWORD_COLUMNS', 'MAX_TOKENS', 'words', 'guess_language', 'video_document', 'extract_keywords',
-           'latest_videos', 'video_keywords', 'keyword_table', 'sentence_model', 'embed', 'video_embeddings',
-           'seed_videos', 'related_keywords', 'TrendingMatch', 'TopicRelevance', 'topic_relevance']
+__all__ = ['LATEST_COLUMNS', 'KEYWORD_COLUMNS', 'MAX_TOKENS', 'stopwords', 'words', 'guess_language', 'video_document',
+           'extract_keywords', 'latest_videos', 'video_keywords', 'keyword_table', 'sentence_model', 'embed',
+           'video_embeddings', 'seed_videos', 'related_keywords', 'TrendingMatch', 'TopicRelevance', 'topic_relevance',
+           'keyword_relevance', 'threshold_for_precision', 'core_phrase']
 
 # %% ../nbs/13_keywords.ipynb #c007
 _LANGS = ("en", "fr", "de", "es", "pt", "it", "nl")  # Latin-script languages of the trending data with YAKE stopwords
@@ -31,7 +32,8 @@ _PROMO = {  # words of channel boilerplate, not of topics: a keyphrase containin
     "abonnieren", "abonniere", "canal", "chaîne", "kanal", "new", "hd", "full", "episode", "ep"}
 
 @lru_cache(maxsize=None)
-def _stopwords(lang: str) -> frozenset[str]:
+def stopwords(lang: str) -> frozenset[str]:
+    "YAKE's stop words for `lang` (ISO 639-1), empty when YAKE has no list for it."
     import yake
     path = Path(yake.__file__).parent / "core" / "StopwordsList" / f"stopwords_{lang}.txt"
     return frozenset(path.read_text(encoding="utf-8", errors="ignore").split()) if path.is_file() else frozenset()
@@ -44,7 +46,7 @@ def guess_language(text: str) -> str:
     "ISO 639-1 code of `text`'s language among the trending data's languages; 'en' when unsure."
     if re.search(r"[\u0900-\u097f]", text): return "hi"
     toks = words(text)
-    hits = {lang: sum(t in _stopwords(lang) for t in toks) for lang in _LANGS}
+    hits = {lang: sum(t in stopwords(lang) for t in toks) for lang in _LANGS}
     return max(_LANGS, key=lambda lang: (hits[lang], lang == "en"))
 
 # %% ../nbs/13_keywords.ipynb #c010
@@ -61,7 +63,7 @@ def _extractor(lang: str, top: int):
 def _clean_phrase(phrase: str, lang: str) -> str | None:
     toks = words(phrase)
     if not toks or any(t in _PROMO for t in toks) or all(t.isdigit() for t in toks): return None
-    if len(toks) == 1 and (len(toks[0]) < 3 or toks[0] in _stopwords(lang)): return None
+    if len(toks) == 1 and (len(toks[0]) < 3 or toks[0] in stopwords(lang)): return None
     return " ".join(toks)
 
 def extract_keywords(text: str, lang: str | None = None, top: int = 10) -> list[str]:
@@ -94,9 +96,8 @@ def _with_tags(keywords: list[str], tags: list[str], lang: str) -> list[str]:
 
 LATEST_COLUMNS = ["video_id", "title", "channel", "category_id", "tags", "views", "trending_days"]
 
-def latest_videos(videos: pd.DataFrame) -> pd.DataFrame:
-    """One row per trending video (sorted by id): its latest row; views are cumulative, so the maximum is the latest
-    count wherever it trended. Input: `load_trending`'s frame, or a frame this module already reduced."""
+def latest_videos(videos: pd.DataFrame) -> pd.DataFrame:  # `load_trending`'s frame, or one this module already reduced
+    "One row per trending video (sorted by id): its latest row, with the maximum views seen (views are cumulative)."
     if "trending_days" in videos.columns: return videos
     if videos.empty: return pd.DataFrame(columns=LATEST_COLUMNS + ["description"])
     ordered = videos.sort_values(["trending_date", "video_id"], kind="stable")
@@ -175,22 +176,30 @@ def sentence_model():
     model.max_seq_length = MAX_TOKENS
     return model
 
+from collections import OrderedDict
+_VECTORS: OrderedDict[str, np.ndarray] = OrderedDict()   # per text: a batch that repeats known sentences embeds only the new ones
+_MAX_VECTORS = 20_000                                     # ~30 MB of 384-d float32 vectors
+
 @lru_cache(maxsize=16)
 def _embed(texts: tuple[str, ...]) -> np.ndarray:
-    out = sentence_model().encode(list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True,
-                                  show_progress_bar=False).astype(np.float32)
+    missing = list(dict.fromkeys(t for t in texts if t not in _VECTORS))
+    new = dict(zip(missing, sentence_model().encode(missing, batch_size=64, normalize_embeddings=True, convert_to_numpy=True,
+                                                    show_progress_bar=False).astype(np.float32))) if missing else {}
+    out = np.stack([new[t] if t in new else _VECTORS[t] for t in texts])
+    _VECTORS.update(new)
+    while len(_VECTORS) > _MAX_VECTORS: _VECTORS.popitem(last=False)
     out.setflags(write=False)
     return out
 
 def embed(texts: list[str]) -> np.ndarray:
-    "Unit-length 384-d embeddings of `texts` (rows); repeated calls with the same texts are served from memory."
+    "Unit-length 384-d embeddings of `texts` (rows); texts already embedded in this process are served from memory."
     if not texts: return np.zeros((0, 384), dtype=np.float32)
     return _embed(tuple(texts))
 
 # %% ../nbs/13_keywords.ipynb #c029
-def video_embeddings(videos: pd.DataFrame, max_tags: int = 10, cache_dir: str | Path | None = None) -> np.ndarray:
-    """Embeddings of each video's title and first tags, one row per video in `video_keywords` order (cached in memory,
-    and on disk in `cache_dir` keyed by the texts' hash, so each run of the pipeline does not embed the same data again)."""
+def video_embeddings(videos: pd.DataFrame, max_tags: int = 10,
+                     cache_dir: str | Path | None = None) -> np.ndarray:  # keyed by the texts' hash: runs reuse it
+    "Embeddings of each video's title and first tags, in `video_keywords` order (cached in memory and in `cache_dir`)."
     vk = latest_videos(videos)            # the same order as video_keywords, without running YAKE
     texts = [f"{t}. {', '.join(list(g)[:max_tags])}" for t, g in zip(vk.title, vk.tags)]
     if cache_dir is None: return embed(texts)
@@ -277,3 +286,40 @@ def topic_relevance(topic: str, videos: pd.DataFrame, k: int = 5, cache_dir: str
                              similarity=round(float(sims[i]), 4)) for i in order]
     return TopicRelevance(topic=topic, relevance=round(relevance, 4), percentile=round(100 * float((typical <= relevance).mean()), 1),
                           nearest=nearest, videos_considered=len(vk))
+
+# %% ../nbs/13_keywords.ipynb #c043
+def keyword_relevance(topic: str, keywords: list[str]) -> np.ndarray:
+    "Relevance of each keyword to `topic`: mean cosine of the keyword, and of its words outside the topic, with the topic."
+    if not keywords: return np.zeros(0, dtype=np.float32)
+    own = set(words(topic))
+    added = [" ".join(w for w in words(k) if w not in own) or k for k in keywords]
+    t = embed([topic])[0]
+    return (embed(list(keywords)) @ t + embed(added) @ t) / 2
+
+# %% ../nbs/13_keywords.ipynb #c046
+def threshold_for_precision(scores: np.ndarray, labels: np.ndarray,
+                            precision: float = 0.95) -> float:  # the share of kept items that must be relevant
+    "The lowest score threshold whose kept items (score ≥ threshold) reach `precision`, halfway to the next score down."
+    from sklearn.metrics import precision_recall_curve
+    scores, labels = np.asarray(scores, dtype=float), np.asarray(labels, dtype=int)
+    if not labels.any(): return float(scores.max()) + 1e-6        # nothing is relevant: keep nothing
+    prec, _, ths = precision_recall_curve(labels, scores)
+    ok = ths[prec[:-1] >= precision]
+    if not len(ok): return float(scores.max()) + 1e-6
+    lower = scores[scores < ok.min()]
+    return float((ok.min() + lower.max()) / 2) if len(lower) else float(ok.min())
+
+# %% ../nbs/13_keywords.ipynb #c053
+def core_phrase(topic: str, lang: str,
+                min_relevance: float) -> str:  # `[trends] min_keyword_relevance`
+    "The topic without the stop words and loose words at either end: 'How coffee roasting works' -> 'coffee roasting'."
+    toks = topic.split()
+    if lang != "en" or len(toks) < 2: return topic     # MiniLM is English: elsewhere it cannot tell a loose word
+    keys = [" ".join(words(t)) for t in toks]
+    scored = sorted({k for k in keys if k})
+    rel = dict(zip(scored, keyword_relevance(topic, scored)))
+    weak = lambda k: not k or k in stopwords(lang) or rel[k] < min_relevance
+    lo, hi = 0, len(toks)
+    while lo < hi and weak(keys[lo]): lo += 1
+    while hi > lo and weak(keys[hi - 1]): hi -= 1
+    return " ".join(toks[lo:hi]).strip(" ,.:;!?")

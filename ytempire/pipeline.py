@@ -94,13 +94,13 @@ def run_stages(run: RunDir, brief: Brief, settings: Settings, ledger: Ledger, pr
         log.info("%-13s %s in %.1f s", name, "cached" if cached else "done", seconds)
         setattr(p, field, result)
         return result
-    stage("trends", research_trends, (brief,), ("trends",), lambda r: "trending-csv")
+    stage("trends", partial(research_trends, ledger=ledger, run_id=rid, guard=guard), (brief,), ("trends",), lambda r: r.provider)
     # the resolved writer chain (which keys are set) is part of the script stage's input: a new key writes anew
     chained = brief.model_copy(update={"providers": {**brief.providers, "text": provider_chain(brief, settings)}})
     scoring = {"engagement_model": champion_version(settings)}       # drafts are scored with it: retraining rescores
     stage("script", partial(write_gated_script, ledger=ledger, run_id=rid, guard=guard), (chained, p.trends),
           ("text", "voice", "channel", "retry", "quotas", "prices", "quality", "engagement"), lambda r: r.provider, scoring)
-    stage("quality", score_script, (p.script, brief), ("quality", "text", "voice", "channel", "engagement"), depends=scoring)
+    stage("quality", partial(score_script, ledger=ledger, run_id=rid, guard=guard), (p.script, brief), ("quality", "text", "voice", "channel", "engagement"), depends=scoring)
     enforce_gate(p.quality, settings, log)
     stage("narration", partial(narrate, ledger=ledger, run_id=rid), (p.script, brief), ("voice",), lambda r: f"{r.provider}:{r.voice}")
     stage("audio", master_audio, (p.narration, brief), ("audio", "tools"), lambda r: "fluidsynth-fluidr3")
@@ -135,6 +135,7 @@ def run_metrics(p: RunParts, timings: list[StageRun], brief: Brief) -> dict[str,
          "thumbnail.score": p.thumbnails.variants[p.thumbnails.chosen].score,
          "run.seconds": sum(t.seconds for t in timings)}
     if p.quality.engagement is not None: m["quality.engagement"] = p.quality.engagement.score
+    if p.quality.coherence is not None: m["quality.coherence"] = p.quality.coherence.score
     if p.trends.relevance is not None: m["trends.relevance"] = p.trends.relevance
     m.update({f"stage_seconds.{t.stage}": t.seconds for t in timings})
     return {k: round(float(v), 4) for k, v in m.items()}
@@ -197,8 +198,8 @@ def make_video(brief: Brief, settings: Settings, out: str | Path | None = None, 
         outputs = publish(run, parts)
         costs = [CostRecord(**{k: r[k] for k in CostRecord.model_fields}) for r in ledger.calls(run_id=run.run_id).to_dict("records")]
         record = RunRecord(run_id=run.run_id, version=ytempire.__version__, brief=brief, stages=timings, costs=costs,
-                           fallbacks=parts.script.fallbacks,
-                           providers={"text": parts.script.provider, "voice": f"{parts.narration.provider}:{parts.narration.voice}",
+                           fallbacks=parts.trends.fallbacks + parts.script.fallbacks,
+                           providers={"trends": parts.trends.provider, "text": parts.script.provider, "voice": f"{parts.narration.provider}:{parts.narration.voice}",
                                       "music": "fluidsynth-fluidr3", "thumbnails": "local-composer", "encoder": parts.video.encoder},
                            quality=parts.quality, metrics=run_metrics(parts, timings, brief), outputs=outputs,
                            warnings=run_warnings(parts, brief) + [a for a in guard.alerts if f"alert: {a}" not in parts.script.warnings])

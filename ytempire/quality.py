@@ -13,7 +13,8 @@ from .scripts import word_budget, speaking_rate
 from .languages import SPACELESS, base_lang, count_units, split_sentences
 
 # %% auto #0
-__all__ = ['ramp', 'readability', 'estimated_starts', 'seo', 'structure', 'script_as_video', 'engagement', 'score_script',
+__all__ = ['JUDGED_MIN_WORDS', 'JUDGE_SYSTEM', 'ramp', 'readability', 'estimated_starts', 'seo', 'structure', 'script_as_video',
+           'engagement', 'sentence_fit', 'Judgement', 'judge_prompt', 'judge_script', 'coherence', 'score_script',
            'write_gated_script', 'enforce_gate']
 
 # %% ../nbs/12_quality.ipynb #c006
@@ -153,13 +154,116 @@ def engagement(script: Script, brief: Brief, settings: Settings) -> QualityPart 
     if pct < 30: notes.append("low predicted engagement: a more specific title with the keyword early, and more tags, help")
     return QualityPart(score=round(pct / 10, 2), parts={"rank_in_category": round(pct / 10, 2)}, notes=notes)   # 0-10 like every sub-score
 
+# %% ../nbs/12_quality.ipynb #coh2
+JUDGED_MIN_WORDS = 9   # shorter sentences are transitions ("Here is why it matters.") or asides, too short to be about anything
+
+def sentence_fit(script: Script, brief: Brief):
+    "Judged sentences (9+ words; hook, points): relevance to topic or closest note, similarity to neighbours, fit (the larger)."
+    import pandas as pd
+    from ytempire.keywords import embed
+    from ytempire.scripts import parse_notes
+    scale = 2.5 if base_lang(brief.lang) in SPACELESS else 1.0          # characters per word in Japanese
+    rows = [(i + 1, x) for i, sc in enumerate(script.scenes) if sc.kind != "cta"
+            for x in split_sentences(sc.narration, brief.lang) if count_units(x, brief.lang) / scale >= JUDGED_MIN_WORDS]
+    if not rows: return pd.DataFrame(columns=["scene", "sentence", "relevance", "neighbours", "fit"])
+    emb = embed([x for _, x in rows])
+    anchors = embed([brief.topic] + [f"{label} {text}".strip() for label, text in parse_notes(brief.notes)])
+    relevance = (emb @ anchors.T).max(axis=1)
+    sims = emb @ emb.T
+    near = [[j for j in (i - 1, i + 1) if 0 <= j < len(rows)] for i in range(len(rows))]
+    neighbours = np.array([np.mean([sims[i, j] for j in js]) if js else 0.0 for i, js in enumerate(near)])
+    return pd.DataFrame({"scene": [s for s, _ in rows], "sentence": [x for _, x in rows], "relevance": relevance.astype(float),
+                         "neighbours": neighbours.astype(float), "fit": np.maximum(relevance, neighbours).astype(float)})
+
+# %% ../nbs/12_quality.ipynb #coh7
+import hashlib, json
+from pydantic import BaseModel, ConfigDict
+
+class Judgement(BaseModel):
+    "An LLM judge's rubric for a narration."
+    model_config = ConfigDict(extra="forbid")
+    on_topic: int          # 0-10: every sentence serves the topic
+    coherence: int         # 0-10: each sentence follows from the one before
+    off_topic: list[int]   # numbers of the sentences that are not about the topic
+    comment: str           # one sentence: the main problem, or what works
+
+JUDGE_SYSTEM = ("You review the narration of YouTube videos for focus and flow. Be strict and concrete. "
+                "Return only the JSON object of the requested schema.")
+_JUDGED: dict[str, QualityPart] = {}     # rubric per (run, providers, models, prompt): the gate and the stage ask once a run
+
+def judge_prompt(brief: Brief, sentences: list[str]) -> str:
+    "The judge's user prompt: the topic, the notes, and the narration as numbered sentences."
+    notes = f"\nThe creator's notes, the intended substance of the video:\n{brief.notes.strip()}\n" if brief.notes.strip() else ""
+    lines = "\n".join(f"{i}. {s}" for i, s in enumerate(sentences, 1))
+    return (f"Topic: {brief.topic}\n{notes}\nThe narration, one numbered sentence a line:\n{lines}\n\n"
+            "Rate it from 0 to 10.\n- on_topic: 10 when every sentence serves the topic; lower for each sentence about something "
+            "else (a list of unrelated keywords is off-topic).\n- coherence: 10 when each sentence follows from the one before and the "
+            "whole reads as one explanation; lower for jumps and filler.\nList in off_topic the numbers of the sentences that are not "
+            "about the topic. In comment, say in one sentence what the main problem is, or what works.")
+
+def judge_script(script: Script, brief: Brief, settings: Settings, ledger=None, run_id: str = "-",
+                 guard=None) -> QualityPart | None:
+    "An LLM's rubric (focus, flow, off-topic sentences) from the first configured text provider that answers; None without one."
+    from ytempire.config import get_logger
+    from ytempire.ledger import ProviderSkipped, classify
+    from ytempire.scripts import WRITERS, LLMWriter, provider_chain, strict_schema
+    if settings.get("quality", "judge") == "off": return None
+    gave_up = {f.failed for f in script.fallbacks}        # a provider that just failed to write it is not asked to judge it
+    names = [n for n in provider_chain(brief, settings)
+             if issubclass(WRITERS[n], LLMWriter) and WRITERS[n].configured(settings) and n not in gave_up]
+    if not names: return None
+    sentences = [x for sc in script.scenes for x in split_sentences(sc.narration, brief.lang)]
+    user = judge_prompt(brief, sentences)
+    key = hashlib.sha256(json.dumps([run_id, [(n, settings.get("text", f"{n}_model")) for n in names], user]).encode()).hexdigest()
+    if key in _JUDGED: return _JUDGED[key]
+    log, failed = get_logger("ytempire.quality", run_id), []
+    for n in names:
+        w = WRITERS[n](settings, ledger=ledger, run_id=run_id, guard=guard)
+        try: j = Judgement.model_validate(w.ask(JUDGE_SYSTEM, user, strict_schema(Judgement.model_json_schema()), "script_review",
+                                                600, capability="quality"))
+        except Exception as e:      # optional: the embedding sub-score stands alone
+            failed.append(f"{n} {e.outcome if isinstance(e, ProviderSkipped) else classify(e)}")
+            continue
+        on, co = (float(min(10, max(0, x))) for x in (j.on_topic, j.coherence))
+        who = f"LLM judge ({n} {w.model})"
+        notes = [f"{who}: {j.comment.strip()}" if min(on, co) < 7 else f"{who} rates focus {on:g} and flow {co:g} of 10"]
+        notes += [f"the LLM judge finds sentence {i} off-topic: “{sentences[i - 1]}”"
+                  for i in j.off_topic if 1 <= i <= len(sentences)][:3]
+        _JUDGED[key] = QualityPart(score=round((on + co) / 2, 2), parts={"judge_on_topic": on, "judge_coherence": co}, notes=notes)
+        return _JUDGED[key]
+    log.warning("no LLM judge for the quality score (%s); the coherence part uses the embeddings only", "; ".join(failed))
+    return None
+
+# %% ../nbs/12_quality.ipynb #coh8
+def coherence(script: Script, brief: Brief, settings: Settings, ledger=None, run_id: str = "-", guard=None) -> QualityPart | None:
+    "Every sentence about the brief or in step with its neighbours (English), plus an LLM judge's rubric when one is configured."
+    parts, notes = {}, []
+    if base_lang(brief.lang) == "en":          # MiniLM is English, and the thresholds were measured on English scripts
+        from ytempire.scripts import parse_notes
+        fit = sentence_fit(script, brief)
+        if len(fit):
+            floor = settings.getfloat("quality", "coherence_min_fit_notes" if parse_notes(brief.notes) else "coherence_min_fit")
+            off = fit[fit.fit < floor]
+            parts["on_topic"] = 10.0 * (1 - len(off) / len(fit))
+            notes.append(f"{len(fit) - len(off)} of {len(fit)} sentences are about the topic or carry on from their neighbours")
+            about = "the topic and notes" if brief.notes.strip() else "the topic"
+            notes += [f"off-topic sentence in scene {r.scene}: “{r.sentence}” (relevance {r.relevance:.2f} to {about}, "
+                      f"{r.neighbours:.2f} to its neighbours)" for r in off.head(3).itertuples()]
+            if len(off) > 3: notes.append(f"{len(off) - 3} more sentences are off-topic: cut them or tie them to the topic")
+    verdict = judge_script(script, brief, settings, ledger, run_id, guard)
+    if verdict is not None: parts.update(verdict.parts); notes += verdict.notes
+    return _part(parts, notes) if parts else None
+
 # %% ../nbs/12_quality.ipynb #c018
-def score_script(script: Script, brief: Brief, settings: Settings, out_dir: Path | None = None) -> QualityReport:
-    "Stage 12: the weighted 0-10 quality of a script and the gate decision."
+def score_script(script: Script, brief: Brief, settings: Settings, out_dir: Path | None = None, ledger=None, run_id: str = "-",
+                 guard=None) -> QualityReport:
+    "Stage 12: the weighted 0-10 quality of a script and the gate decision (the LLM judge's calls go to `ledger`)."
     parts = {"readability": readability(script.narration, brief.lang), "seo": seo(script, brief.topic, brief, settings),
              "structure": structure(script, brief, settings)}
     if settings.getfloat("quality", "weight_engagement") > 0 and (eng := engagement(script, brief, settings)) is not None:
         parts["engagement"] = eng
+    if settings.getfloat("quality", "weight_coherence") > 0 and (coh := coherence(script, brief, settings, ledger, run_id, guard)):
+        parts["coherence"] = coh
     weights = {k: settings.getfloat("quality", f"weight_{k}") for k in parts}
     overall = sum(parts[k].score * w for k, w in weights.items()) / max(1e-9, sum(weights.values()))
     threshold = settings.getfloat("quality", "threshold")
@@ -174,7 +278,7 @@ def write_gated_script(brief: Brief, trends, settings: Settings, out_dir: Path |
     drafts, feedback = [], []
     for attempt in range(1 + settings.getint("quality", "regenerate")):
         script = write_script(brief, trends, settings, out_dir, ledger=ledger, run_id=run_id, guard=guard, attempt=attempt, feedback=feedback)
-        report = score_script(script, brief, settings)
+        report = score_script(script, brief, settings, ledger=ledger, run_id=run_id, guard=guard)
         drafts.append((report.overall, -attempt, script))
         if report.passed: break
         feedback = report.reasons or [f"the score was {report.overall:.1f}/10; the channel needs {report.threshold:.1f}"]

@@ -133,7 +133,8 @@ def render_report(record: RunRecord, parts, settings: Settings) -> str:
     html_text = env.from_string(TEMPLATE).render(
         r=record, s=s, q=record.quality or parts.quality, a=parts.audio, n=n, v=v, subs=parts.subtitles, trends=parts.trends, pal=pal, accent=pal[2] if pal[2] != "#FDE68A" else "#b45309",
         q_parts=[("Readability", parts.quality.readability), ("SEO", parts.quality.seo), ("Structure", parts.quality.structure)]
-                + ([("Engagement", parts.quality.engagement)] if parts.quality.engagement else []),
+                + ([("Engagement", parts.quality.engagement)] if parts.quality.engagement else [])
+                + ([("Coherence", parts.quality.coherence)] if parts.quality.coherence else []),
         video_src=data_uri(video_path, "video/mp4") if Path(video_path).stat().st_size <= limit else "",
         thumb_src=thumb_srcs[th.chosen],
         thumbs=[dict(src=src, name=t.variant, score=t.score, chosen=i == th.chosen) for i, (t, src) in enumerate(zip(th.variants, thumb_srcs))],

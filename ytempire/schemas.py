@@ -114,7 +114,7 @@ def validation_message(e: ValidationError) -> str:
 # %% ../nbs/01_schemas.ipynb #c012
 class TrendReport(Model):
     "Trending context for a topic."
-    keywords: list[str] = []          # trending keywords related to the topic, best first
+    keywords: list[str] = []          # trending keywords related to the topic and relevant to it by meaning, best first
     related_titles: list[str] = []    # titles of related trending videos
     source: str = ""                  # where the data came from
     videos_considered: int = 0        # trending videos searched
@@ -122,6 +122,10 @@ class TrendReport(Model):
     relevance: Optional[float] = None            # 0..1: how close the topic is in meaning to current trending videos
     relevance_percentile: Optional[float] = None # where that stands among trending videos themselves (0..100)
     nearest_titles: list[str] = []               # the trending videos closest in meaning (sentence embeddings)
+    keyword_relevance: dict[str, float] = {}     # every candidate keyword's relevance to the topic (13_keywords)
+    dropped_keywords: list[str] = []             # candidates below `[trends] min_keyword_relevance`: kept out of the script
+    provider: str = ""                           # the trend source that served: csv or youtube
+    fallbacks: list[Fallback] = []               # trend sources that failed before it
 
 class Scene(Model):
     "One narrated beat of the video with what is on screen."
@@ -176,6 +180,7 @@ class QualityReport(Model):
     seo: QualityPart
     structure: QualityPart
     engagement: Optional[QualityPart] = None   # the trained engagement model (later issue)
+    coherence: Optional[QualityPart] = None    # every sentence on the topic and in step with its neighbours (12_quality)
     overall: float = Field(ge=0, le=10)
     threshold: float
     passed: bool

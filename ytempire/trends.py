@@ -12,16 +12,16 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
-from .config import Settings, ConfigError, InputError, YtempireError, repo_path, get_logger
-from .schemas import Brief, TrendReport
+from .config import Settings, ConfigError, InputError, YtempireError, repo_path, get_logger, redact
+from .schemas import Brief, Fallback, TrendReport
 
 # %% auto #0
 __all__ = ['YOUTUBE_CATEGORIES', 'COLUMNS', 'YOUTUBE_UNITS', 'DAYS', 'detect_schema', 'country_of', 'parse_categories',
            'category_file', 'category_names', 'read_text', 'normalise_trending', 'dedupe_trending', 'read_trending_csv',
            'csv_files', 'load_trending', 'trending_paths', 'TrendSource', 'select_country', 'CsvTrendSource',
            'TrendSourceError', 'YouTubeAPIError', 'api_videos_frame', 'YouTubeTrendSource', 'trend_sources',
-           'trending_videos', 'video_stats', 'publish_slots', 'best_publish_time', 'rising_terms', 'trend_report',
-           'format_trend_report', 'related_keywords', 'research_trends']
+           'serve_trending', 'trending_videos', 'video_stats', 'publish_slots', 'best_publish_time', 'rising_terms',
+           'trend_report', 'format_trend_report', 'related_keywords', 'keep_relevant', 'research_trends']
 
 # %% ../nbs/10_trends.ipynb #c006
 YOUTUBE_CATEGORIES = {  # the standard category names (US list, all 32 ids), for ids a country's JSON lacks (29, 30, 43)
@@ -219,8 +219,10 @@ def trending_paths(settings: Settings) -> list[Path]:
 class TrendSource(Protocol):
     "Where trending videos come from."
     name: str
-    def videos(self, country: str | None = None) -> pd.DataFrame: ...       # normalised rows (`COLUMNS`)
-    def categories(self, country: str | None = None) -> dict[int, str]: ...  # category id → name
+    def videos(self, country: str | None = None) -> pd.DataFrame:
+        "The country's trending videos as normalised rows (`COLUMNS`)."
+    def categories(self, country: str | None = None) -> dict[int, str]:
+        "Category id → name for the country."
 
 def select_country(videos: pd.DataFrame, country: str | None) -> pd.DataFrame:
     "The rows of one country (all when `country` is empty); an unknown one is an `InputError` listing those there are."
@@ -238,7 +240,9 @@ class CsvTrendSource:
         self.paths, self._frame = csv_files(paths), None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "CsvTrendSource": return cls(trending_paths(settings))
+    def from_settings(cls, settings: Settings) -> "CsvTrendSource":
+        "The CSVs of `[trends] data` and `data_dir`."
+        return cls(trending_paths(settings))
 
     @property
     def frame(self) -> pd.DataFrame:
@@ -246,11 +250,16 @@ class CsvTrendSource:
         if self._frame is None: self._frame = load_trending(self.paths)
         return self._frame
 
-    def countries(self) -> list[str]: return sorted(set(self.frame.country) - {""})
+    def countries(self) -> list[str]:
+        "Country codes in the data."
+        return sorted(set(self.frame.country) - {""})
 
-    def videos(self, country: str | None = None) -> pd.DataFrame: return select_country(self.frame, country)
+    def videos(self, country: str | None = None) -> pd.DataFrame:
+        "The rows of one country (all when `country` is empty)."
+        return select_country(self.frame, country)
 
     def categories(self, country: str | None = None) -> dict[int, str]:
+        "Category names from the files' JSONs (those of `country` when given) over the standard ones."
         names = dict(YOUTUBE_CATEGORIES)
         for p in self.paths:
             if not country or country_of(p) == country.upper(): names.update(category_names(p))
@@ -321,7 +330,9 @@ class YouTubeTrendSource:
                             http=httplib2.Http(timeout=settings.getfloat("trends", "youtube_timeout")))
 
     @classmethod
-    def configured(cls, settings: Settings) -> bool: return bool(settings.env.get("YOUTUBE_API_KEY"))
+    def configured(cls, settings: Settings) -> bool:
+        "Whether YOUTUBE_API_KEY is set."
+        return bool(settings.env.get("YOUTUBE_API_KEY"))
 
     def _execute(self, method: str, request) -> dict:
         "Run one request: quota check first, retries for transient failures, each attempt in the ledger."
@@ -416,20 +427,33 @@ class _LazyYouTube:
     def _get(self) -> YouTubeTrendSource:
         if self._src is None: self._src = YouTubeTrendSource(*self.args)
         return self._src
-    def videos(self, country: str | None = None) -> pd.DataFrame: return self._get().videos(country)
-    def categories(self, country: str | None = None) -> dict[int, str]: return self._get().categories(country)
+    def videos(self, country: str | None = None) -> pd.DataFrame:
+        "The live chart of `country` (the client is built now)."
+        return self._get().videos(country)
+    def categories(self, country: str | None = None) -> dict[int, str]:
+        "The category names of `country` (the client is built now)."
+        return self._get().categories(country)
+
+def serve_trending(settings: Settings, country: str | None = None, ledger=None, run_id: str = "-",
+                   guard=None) -> tuple[pd.DataFrame, str, list[Fallback]]:
+    "Trending videos from the first trend source that serves: (videos, that source's name, a Fallback per source that failed)."
+    failed, sources = [], trend_sources(settings, ledger, run_id, guard)
+    for i, src in enumerate(sources):
+        try: videos = src.videos(country)
+        except (TrendSourceError, ConfigError) as e:
+            if i == len(sources) - 1: raise
+            failed.append((src.name, redact(str(e))[:300]))
+            get_logger("ytempire.trends", run_id).warning("trend source %s failed (%s); trying %s", src.name, failed[-1][1],
+                                                          sources[i + 1].name)
+            continue
+        return videos, src.name, [Fallback(capability="trends", failed=n, served_by=src.name, reason=r) for n, r in failed]
+    return pd.DataFrame(columns=COLUMNS), "", []
 
 def trending_videos(settings: Settings, country: str | None = None, ledger=None, run_id: str = "-",
                     guard=None) -> tuple[pd.DataFrame, list[str]]:
     "Trending videos from the first trend source that serves, and why the ones before it failed."
-    reasons, sources = [], trend_sources(settings, ledger, run_id, guard)
-    for i, src in enumerate(sources):
-        try: return src.videos(country), reasons
-        except (TrendSourceError, ConfigError) as e:
-            if i == len(sources) - 1: raise
-            reasons.append(f"{src.name} failed ({e}); {sources[i + 1].name} served")
-            get_logger("ytempire.trends", run_id).warning("trend source %s", reasons[-1])
-    return pd.DataFrame(columns=COLUMNS), reasons
+    videos, _, fallbacks = serve_trending(settings, country, ledger, run_id, guard)
+    return videos, [f"{f.failed} failed ({f.reason}); {f.served_by} served" for f in fallbacks]
 
 # %% ../nbs/10_trends.ipynb #c035
 def video_stats(videos: pd.DataFrame) -> pd.DataFrame:
@@ -562,17 +586,38 @@ def related_keywords(topic: str, videos: pd.DataFrame, k: int = 8, min_similarit
                        source=", ".join(sorted(set(videos.source))), videos_considered=len(last), videos_matched=len(order))
 
 # %% ../nbs/10_trends.ipynb #c051
-def research_trends(brief: Brief, settings: Settings, out_dir: Path | None = None) -> TrendReport:
-    "Stage 10: trending keywords for the brief's topic from the configured trend sources."
+def keep_relevant(rep: TrendReport, topic: str, min_relevance: float, k: int = 8, log=None) -> TrendReport:
+    "The report with only the keywords and related titles whose relevance to `topic` reaches `min_relevance`, each decision logged."
+    from ytempire.keywords import keyword_relevance
+    log = log or get_logger("ytempire.trends")
+    scores = dict(zip(rep.keywords, map(float, keyword_relevance(topic, rep.keywords))))
+    for kw, s in scores.items():
+        if s >= min_relevance: log.info("trend keyword %r kept: relevance %.3f to the topic reaches %.3f", kw, s, min_relevance)
+        else: log.info("trend keyword %r dropped: relevance %.3f to the topic is below [trends] min_keyword_relevance %.3f",
+                       kw, s, min_relevance)
+    titles = [t for t, s in zip(rep.related_titles, keyword_relevance(topic, rep.related_titles)) if s >= min_relevance]
+    return rep.model_copy(update={"keywords": [kw for kw, s in scores.items() if s >= min_relevance][:k], "related_titles": titles,
+                                  "keyword_relevance": {kw: round(s, 4) for kw, s in scores.items()},
+                                  "dropped_keywords": [kw for kw, s in scores.items() if s < min_relevance]})
+
+def research_trends(brief: Brief, settings: Settings, out_dir: Path | None = None, ledger=None, run_id: str = "-",
+                    guard=None) -> TrendReport:
+    "Stage 10: trending keywords relevant to the brief's topic, from the first configured trend source that serves."
+    log = get_logger("ytempire.trends", run_id)
     names = settings.getlist("trends", "providers")
-    ledger = None
-    if "youtube" in names or (names == ["auto"] and YouTubeTrendSource.configured(settings)):
+    if ledger is None and ("youtube" in names or (names == ["auto"] and YouTubeTrendSource.configured(settings))):
         from ytempire.ledger import Ledger
         ledger = Ledger.from_settings(settings)
-    videos, why = trending_videos(settings, ledger=ledger)
-    rep = related_keywords(brief.topic, videos, k=settings.getint("trends", "keywords"),
-                           min_similarity=settings.getfloat("trends", "min_similarity"))
-    if why: rep = rep.model_copy(update={"source": "; ".join([rep.source] + why)})
+    # 1. trending videos from the first source that serves; API calls go to the ledger under the run's id
+    videos, served, fallbacks = serve_trending(settings, ledger=ledger, run_id=run_id, guard=guard)
+    # 2. candidates: tags of the trending videos that share words with the topic
+    k = settings.getint("trends", "keywords")
+    rep = related_keywords(brief.topic, videos, k=3 * k, min_similarity=settings.getfloat("trends", "min_similarity"))
+    why = [f"{f.failed} failed ({f.reason}); {f.served_by} served" for f in fallbacks]
+    rep = rep.model_copy(update={"provider": served, "fallbacks": fallbacks, "source": "; ".join([rep.source] + why)})
+    # 3. only the candidates about the topic itself
+    if rep.keywords or rep.related_titles:
+        rep = keep_relevant(rep, brief.topic, settings.getfloat("trends", "min_keyword_relevance"), k, log)
     if settings.getbool("trends", "relevance") and not videos.empty:
         # meaning, not shared words: MiniLM sentence embeddings from a package (13_keywords), cached on disk per dataset
         from ytempire.keywords import topic_relevance
