@@ -261,20 +261,29 @@ class BoostedModel:
 # %% ../nbs/41_models.ipynb #c019
 TORCH_BUCKETS = 2**16
 
-def _torch_net(n_dense: int, buckets: int = TORCH_BUCKETS, hidden: int = 16):
+def _torch_net(n_dense: int, seed: int = 0, buckets: int = TORCH_BUCKETS, hidden: int = 16):
     import torch
     from torch import nn
     class EngagementNet(nn.Module):
-        "Hashed n-grams -> a linear term and a 16-d EmbeddingBag (sum); the bag and dense features -> MLP; score = sum."
+        """Hashed n-grams -> a linear term and a 16-d EmbeddingBag (sum); the bag and dense features -> MLP (64 units,
+        dropout 0.1); score = sum. Initialisation and dropout draw from the net's own generator, not torch's global one,
+        so fits running side by side on threads stay reproducible."""
         def __init__(self):
             super().__init__()
+            self.gen = torch.Generator().manual_seed(seed)
             self.text = nn.EmbeddingBag(buckets, hidden, mode="sum")
             self.linear = nn.EmbeddingBag(buckets, 1, mode="sum")
-            nn.init.normal_(self.text.weight, std=0.05); nn.init.zeros_(self.linear.weight)
-            self.mlp = nn.Sequential(nn.Linear(hidden + n_dense, 64), nn.ReLU(), nn.Dropout(0.1), nn.Linear(64, 1))
+            self.hidden, self.out = nn.Linear(hidden + n_dense, 64), nn.Linear(64, 1)
+            with torch.no_grad():
+                nn.init.normal_(self.text.weight, std=0.05, generator=self.gen); nn.init.zeros_(self.linear.weight)
+                for layer in (self.hidden, self.out):      # PyTorch's default uniform(±1/√fan_in), from our generator
+                    bound = layer.in_features ** -0.5
+                    layer.weight.uniform_(-bound, bound, generator=self.gen); layer.bias.uniform_(-bound, bound, generator=self.gen)
         def forward(self, idx, offsets, weights, dense):
             bag = dict(input=idx, offsets=offsets, per_sample_weights=weights)
-            return (self.mlp(torch.cat([self.text(**bag), dense], 1)) + self.linear(**bag)).squeeze(1)
+            h = torch.relu(self.hidden(torch.cat([self.text(**bag), dense], 1)))
+            if self.training: h = h * (torch.rand(h.shape, generator=self.gen) >= 0.1) / 0.9
+            return (self.out(h) + self.linear(**bag)).squeeze(1)
     return EngagementNet()
 
 def _bag(text: sp.csr_matrix, buckets: int = TORCH_BUCKETS):
@@ -288,12 +297,12 @@ class TorchModel(_Scaled):
 
     def fit(self, f: Features, y, seed: int = 0):
         import torch
-        torch.manual_seed(seed); rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(seed)
         self._fit_scale(f.dense)
         dense, y = self._scale(f.dense), np.asarray(y, dtype=np.float32)
-        self.net = _torch_net(dense.shape[1])
+        self.net = _torch_net(dense.shape[1], seed)
         opt = torch.optim.Adam([{"params": [*self.net.text.parameters(), *self.net.linear.parameters()]},
-                                {"params": self.net.mlp.parameters(), "weight_decay": self.weight_decay}], lr=self.lr)
+                                {"params": [*self.net.hidden.parameters(), *self.net.out.parameters()], "weight_decay": self.weight_decay}], lr=self.lr)
         self.net.train()
         with torch.inference_mode(False):
             for _ in range(self.epochs):
@@ -311,7 +320,7 @@ class TorchModel(_Scaled):
     # the network's class is built inside _torch_net (torch is imported lazily), so it is pickled as its weights
     def __getstate__(self):
         state = self.__dict__.copy()
-        if "net" in state: state["_net"] = (state["net"].mlp[0].in_features - state["net"].text.weight.shape[1], state.pop("net").state_dict())
+        if "net" in state: state["_net"] = (state["net"].hidden.in_features - state["net"].text.weight.shape[1], state.pop("net").state_dict())
         return state
 
     def __setstate__(self, state):
