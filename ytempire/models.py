@@ -556,14 +556,14 @@ def summarise(results: pd.DataFrame, stage: str = "test", column: str = "spearma
     return t.reindex([m for m in MODELS if m in t.index] + [m for m in t.index if m not in MODELS])
 
 def floor_failures(results: pd.DataFrame, model: str, floor: float = 0.0, margin: float = 0.05) -> list[str]:
-    "Where in `results` (one stage) `model` is below max(`floor`, the per-category median's Spearman - `margin`)."
+    "Where in `results` (one stage) `model` is below max(`floor`, the per-category median's Spearman) - `margin`."
     r = results.set_index(["split", "fold", "model"])
     out = []
     for column, label in (("spearman", ""), ("spearman_unseen_script", " in an unseen script")):
         if column not in r: continue
         for (kind, fold), rho in r[column].xs(model, level="model").items():
             base = r.spearman.get((kind, fold, "category_median"), np.nan)
-            bar = floor if pd.isna(base) else max(floor, base - margin)
+            bar = (floor if pd.isna(base) else max(floor, base)) - margin
             if not rho >= bar: out.append(f"{kind}/{fold}{label} {rho:+.3f} < {bar:+.3f}")
     return out
 
