@@ -6,8 +6,7 @@ MLflow and W&B, registered as `ytempire-engagement@champion` only when it clears
 
 # %% ../nbs/41_models.ipynb #c003
 from __future__ import annotations
-import copy, functools, hashlib, io, logging, pickle, re, time, zlib
-from collections import Counter
+import copy, functools, hashlib, io, logging, pickle, time, zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
