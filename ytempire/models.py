@@ -300,8 +300,9 @@ class TorchModel(_Scaled):
         self._fit_scale(f.dense)
         dense, y = self._scale(f.dense), np.asarray(y, dtype=np.float32)
         self.net = _torch_net(dense.shape[1], seed)
+        mlp = [*self.net.hidden.parameters(), *self.net.out.parameters()]
         opt = torch.optim.Adam([{"params": [*self.net.text.parameters(), *self.net.linear.parameters()]},
-                                {"params": [*self.net.hidden.parameters(), *self.net.out.parameters()], "weight_decay": self.weight_decay}], lr=self.lr)
+                                {"params": mlp, "weight_decay": self.weight_decay}], lr=self.lr)
         self.net.train()
         with torch.inference_mode(False):
             for _ in range(self.epochs):
@@ -541,7 +542,9 @@ def run_rounds(v: pd.DataFrame, rounds: list[tuple], models, stage: str, feature
         for name, (pred, no_fallback, unseen) in scored.items():
             rho, n = spearman_by_file(vt, pred)
             rows.append({"stage": stage, "split": kind, "fold": fold, "model": name, "spearman": rho,
-                         "spearman_no_fallback": spearman_by_file(vt, no_fallback)[0], "spearman_unseen_script": spearman_by_file(vt, unseen)[0], "n_train": len(tr), "n_test": n, "round_seconds": round(seconds, 2)})
+                         "spearman_no_fallback": spearman_by_file(vt, no_fallback)[0],
+                         "spearman_unseen_script": spearman_by_file(vt, unseen)[0],
+                         "n_train": len(tr), "n_test": n, "round_seconds": round(seconds, 2)})
             preds[(stage, kind, fold, name)] = (te, pred)
             if log: log.info("%s %s/%s %s: spearman %.3f (%d train, %d held-out videos)", stage, kind, fold, name, rho, len(tr), n)
     return pd.DataFrame(rows), preds
@@ -805,8 +808,9 @@ def train_engagement(settings: Settings, data=None, epochs: int | None = None, s
     result = TrainResult(results, summary, choice, champion, predictor, failures, uri=uri, videos=len(v))
     with Tracker(st, run_name, tags={"stage": "engagement", "champion": champion}, cwd=home) as tr:
         tr.log_params({"data": [p.name for p in paths], "videos": len(v), "epochs": epochs, "seed": seed, "time_frac": time_frac,
-                       "models": list(models), "champion": champion, "target": "within-file percentile of (likes+comments)/views, training rows only",
-                       "min_country_videos": min_country_videos, "protocol": PROTOCOL, "floor": floor, "floor_margin": margin, "oof_folds": folds, "jobs": jobs})
+                       "models": list(models), "champion": champion, "min_country_videos": min_country_videos,
+                       "target": "within-file percentile of (likes+comments)/views, training rows only", "protocol": PROTOCOL,
+                       "floor": floor, "floor_margin": margin, "oof_folds": folds, "jobs": jobs})
         tr.log_metrics(_metrics(results))
         results.to_csv(out / "results.csv", index=False); summary.to_csv(out / "summary.csv"); choice.to_csv(out / "validation.csv")
         result.plots = _plots(v, result, preds, out)
