@@ -103,10 +103,15 @@ def letter_counts(v: pd.DataFrame) -> sp.csr_matrix:
     "Counts of each video's letters (title, tags, description's first 2,000 characters), one column per Unicode code point."
     text = (v.title.fillna("").astype(str) + " " + _tag_text(v) + " " + v.description.fillna("").astype(str).str.slice(0, 2000)).tolist()
     points = [np.frombuffer(t.encode("utf-32-le"), dtype=np.uint32) for t in text]
-    row = np.repeat(np.arange(len(points)), [len(p) for p in points])
     cp = np.concatenate(points) if points else np.zeros(0, np.uint32)
-    keep = np.isin(cp, [c for c in np.unique(cp) if chr(c).isalpha()])
-    m = sp.csr_matrix((np.ones(int(keep.sum()), np.float32), (row[keep], cp[keep].astype(np.int64))), shape=(len(points), 0x110000))
+    letter = np.zeros(0x110000, dtype=bool)
+    present = np.flatnonzero(np.bincount(cp, minlength=0x110000))       # the few thousand distinct code points
+    letter[present] = [chr(c).isalpha() for c in present]
+    keep = letter[cp]
+    # the code points are already in row order: build the CSR directly (row i's letters end where its text ends)
+    kept_before = np.concatenate([[0], np.cumsum(keep)])
+    indptr = np.concatenate([[0], kept_before[np.cumsum([len(p) for p in points], dtype=np.int64)]])
+    m = sp.csr_matrix((np.ones(int(keep.sum()), np.float32), cp[keep].astype(np.int32), indptr), shape=(len(points), 0x110000))
     m.sum_duplicates()
     return m
 
