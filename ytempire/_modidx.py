@@ -236,6 +236,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'ytempire.models.floor_failures': ('models.html#floor_failures', 'ytempire/models.py'),
                                  'ytempire.models.hash_ids': ('models.html#hash_ids', 'ytempire/models.py'),
                                  'ytempire.models.hashed_text': ('models.html#hashed_text', 'ytempire/models.py'),
+                                 'ytempire.models.held_out_from': ('models.html#held_out_from', 'ytempire/models.py'),
                                  'ytempire.models.heldout_comparison': ('models.html#heldout_comparison', 'ytempire/models.py'),
                                  'ytempire.models.in_parallel': ('models.html#in_parallel', 'ytempire/models.py'),
                                  'ytempire.models.letter_counts': ('models.html#letter_counts', 'ytempire/models.py'),

@@ -26,9 +26,9 @@ __all__ = ['CATEGORIES', 'TEXT_FIELDS', 'TEXT_DENSE', 'TORCH_BUCKETS', 'MODELS',
            'fit_predictor', 'time_split', 'country_splits', 'channel_split', 'test_splits', 'validation_split',
            'validation_splits', 'spearman_by_file', 'in_parallel', 'unseen_script', 'run_rounds', 'summarise',
            'floor_failures', 'choose_champion', 'oof_reference', 'EngagementPyfunc', 'engagement_uri',
-           'register_predictor', 'evaluation_fingerprint', 'heldout_comparison', 'promotion', 'TrainResult',
-           'feature_group_importance', 'current_champion', 'train_engagement', 'load_champion', 'scoring_rows',
-           'predict_csv']
+           'register_predictor', 'evaluation_fingerprint', 'held_out_from', 'heldout_comparison', 'promotion',
+           'TrainResult', 'feature_group_importance', 'current_champion', 'train_engagement', 'load_champion',
+           'scoring_rows', 'predict_csv']
 
 # %% ../nbs/41_models.ipynb #c006
 def training_csvs(data: str | Path | list) -> list[Path]:
@@ -427,7 +427,9 @@ def fit_predictors(v: pd.DataFrame, names, epochs: int = 12, seed: int = 0, augm
     "Fit the named models on one labelled video table (`features`: its `featurise` and blanked `featurise`, if computed)."
     f, fb = features if features is not None else (featurise(v), featurise(blank_fields(v)))
     fx, y, enc = training_features(v, f, rank_target(v), fb, seed, augment)
-    letters, seen, info = SeenLetters().fit(f.letters), hash_ids(v.video_id), {"videos": len(v), "sources": sorted(set(v.source))}
+    info = {"videos": len(v), "sources": sorted(set(v.source)), "countries": sorted(set(v.country) - {""}),
+            "until": str(v.last_date.max())}
+    letters, seen = SeenLetters().fit(f.letters), hash_ids(v.video_id)
     return {n: EngagementPredictor(n, m, enc, letters, fx.names, info, seen) for n, m in fit_models(names, fx, y, seed, epochs).items()}
 
 def fit_predictor(v: pd.DataFrame, model_name: str, epochs: int = 12, seed: int = 0, augment: float = 0.25,
@@ -650,23 +652,31 @@ def evaluation_fingerprint(v: pd.DataFrame, rounds: list[tuple]) -> str:
     for kind, fold, tr, te in rounds: h.update(f"{kind}/{fold}".encode() + np.asarray(tr).tobytes() + b"|" + np.asarray(te).tobytes())
     return h.hexdigest()[:16]
 
+def held_out_from(current: EngagementPredictor, v: pd.DataFrame, kind: str, fold: str) -> np.ndarray:
+    "Rows of `v` held out from `current` the way a `kind` split holds them out (unseen video; and country, later date or channel)."
+    keep = current.unseen(v.video_id.to_numpy())
+    if kind == "country": keep &= fold not in current.trained_on.get("countries", [fold])
+    if kind == "time": keep &= (v.first_date > pd.Timestamp(current.trained_on.get("until", v.first_date.max()))).to_numpy()
+    if kind == "channel": keep &= ~_channel_key(v).isin(current.channels.table.get("n", {}).keys()).to_numpy()
+    return keep
+
 def heldout_comparison(name: str, current: EngagementPredictor, v: pd.DataFrame, rounds: list[tuple], preds: dict,
-                       min_videos: int = 20) -> tuple[float, float, int]:
-    "Mean test Spearman of model `name` (this run) and of `current` on the held-out videos `current` was not trained on."
+                       min_videos: int = 20) -> tuple[float, float, int, list[str]]:
+    "Mean test Spearman of model `name` (this run) and of `current` on the held-out videos held out from both alike."
     rows, n = [], 0
     for kind, fold, *_ in rounds:
         if ("test", kind, fold, name) not in preds: continue
         te, p = preds[("test", kind, fold, name)]
-        keep = current.unseen(v.video_id.to_numpy()[te])
+        keep = held_out_from(current, v.iloc[te], kind, fold)
         if keep.sum() < min_videos: continue
         sub = v.iloc[te[keep]]
         for who, pr in (("new", p[keep]), ("current", current.predict_videos(sub))):
             rho, k = spearman_by_file(sub, pr)
             rows.append({"stage": "test", "split": kind, "fold": fold, "model": who, "spearman": rho, "n_test": k})
         n += k
-    if not rows: return float("nan"), float("nan"), 0
+    if not rows: return float("nan"), float("nan"), 0, []
     t = summarise(pd.DataFrame(rows))
-    return float(t.loc["new", "mean"]), float(t.loc["current", "mean"]), n
+    return float(t.loc["new", "mean"]), float(t.loc["current", "mean"]), n, sorted({r["split"] for r in rows}, key=SPLITS.index)
 
 def promotion(candidate: EngagementPredictor, current, version: str | None, v: pd.DataFrame, rounds: list[tuple], preds: dict,
               failures: list[str]) -> tuple[bool, str]:
@@ -680,10 +690,10 @@ def promotion(candidate: EngagementPredictor, current, version: str | None, v: p
     if theirs.get("fingerprint") == mine["fingerprint"]:
         new, old, how = mine["mean"], theirs["mean"], "the same held-out splits (the figures it was registered with)"
     else:
-        new, old, n = heldout_comparison(candidate.model_name, current, v, rounds, preds)
-        if not n: return False, (f"no held-out video of this run is unseen by champion version {version}, so they cannot be "
-                                 "compared like with like; the champion stays")
-        how = f"{n} held-out videos (counted per split) neither was trained on"
+        new, old, n, kinds = heldout_comparison(candidate.model_name, current, v, rounds, preds)
+        if not n: return False, (f"no held-out video of this run is held out from champion version {version} as well (it saw "
+                                 "them, their countries, channels or later dates), so they cannot be compared like with like; the champion stays")
+        how = f"{n} held-out videos (counted per split) held out from both alike (splits: {', '.join(kinds)})"
     if new > old: return True, f"held-out Spearman {new:.3f} beats champion version {version}'s {old:.3f} on {how}"
     return False, f"held-out Spearman {new:.3f} does not beat champion version {version}'s {old:.3f} on {how}; the champion stays"
 
