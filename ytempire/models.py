@@ -774,8 +774,9 @@ def _metrics(results: pd.DataFrame) -> dict[str, float]:
 
 # %% ../nbs/41_models.ipynb #c033
 def train_engagement(settings: Settings, data=None, epochs: int | None = None, seed: int | None = None, register: bool = True,
-                     models=None, time_frac: float = 0.7, min_country_videos: int = 100,
-                     out_dir: str | Path | None = None, run_name: str = "train-engagement") -> TrainResult:
+                     models=None, time_frac: float = 0.7, min_country_videos: int = 100, out_dir: str | Path | None = None,
+                     run_name: str = "train-engagement",
+                     also_test=()) -> TrainResult:     # more models scored on the test splits after the choice (they choose nothing)
     "Choose the champion on validation splits, report it on held-out test splits, refit it on all videos, track and register it."
     from ytempire.tracking import Tracker
     offline_env()
@@ -800,7 +801,7 @@ def train_engagement(settings: Settings, data=None, epochs: int | None = None, s
     champion, choice = choose_champion(val_rows, floor, margin)
     log.info("champion rule (validation): %s\n%s", champion, choice.round(3).to_string())
     # 4. the champion and the baselines on the test splits: the reported figures, which choose nothing
-    tested = [b for b in BASELINES if b in models and b != champion] + [champion]
+    tested = [b for b in BASELINES if b in models and b != champion] + [champion] + [m for m in also_test if m != champion]
     test_rows, preds = run_rounds(v, tests, tested, "test", feats, epochs, seed, jobs=jobs, log=log)
     results = pd.concat([val_rows, test_rows], ignore_index=True)
     summary = summarise(results, "test")
