@@ -18,7 +18,7 @@ from .trends import (csv_files, load_trending, read_text, detect_schema, normali
                              category_names)
 
 # %% auto #0
-__all__ = ['CATEGORIES', 'TEXT_FIELDS', 'TEXT_DENSE', 'TORCH_BUCKETS', 'MODELS', 'BASELINES', 'SPLITS', 'PROTOCOL', 'CHALLENGER',
+__all__ = ['CATEGORIES', 'TEXT_FIELDS', 'TORCH_BUCKETS', 'MODELS', 'BASELINES', 'SPLITS', 'PROTOCOL', 'CHALLENGER',
            'training_csvs', 'dedupe_sources', 'video_table', 'rank_target', 'load_videos', 'hashed_text',
            'letter_counts', 'dense_features', 'ChannelEncoder', 'SeenLetters', 'Features', 'featurise', 'blank_fields',
            'GlobalMedian', 'CategoryMedian', 'RidgeModel', 'BoostedModel', 'TorchModel', 'TorchRidgeModel',
@@ -81,7 +81,6 @@ _SCRIPTS = {"latin": r"[A-Za-z\u00C0-\u024F]", "cyrillic": r"[\u0400-\u04FF]", "
             "thai": r"[\u0E00-\u0E7F]", "emoji": r"[\U0001F000-\U0001FAFF\u2600-\u27BF]"}
 CATEGORIES = ["1", "2", "10", "15", "17", "19", "20", "22", "23", "24", "25", "26", "27", "28", "29", "30", "43", "44"]
 TEXT_FIELDS = ("tags", "description", "channel", "published")     # what the reduced 2017 schema lacks
-TEXT_DENSE = ["title_upper"] + [f"script_{s}" for s in _SCRIPTS if s != "emoji"]   # describe the words, not the video
 
 def _hashers():
     from sklearn.feature_extraction.text import HashingVectorizer
@@ -93,11 +92,23 @@ def _hashers():
 def _tag_text(v: pd.DataFrame) -> pd.Series:
     return v.tags.map(lambda t: " ".join(t) if isinstance(t, (list, tuple)) else str(t or ""))
 
-def hashed_text(v: pd.DataFrame) -> sp.csr_matrix:
-    "Title character 2-4-grams, title+tags word 1-2-grams, description words: one L2-normalised block each."
-    chars, words, desc = _hashers()
-    return sp.hstack([chars.transform(v.title.fillna("")), words.transform(v.title.fillna("") + " " + _tag_text(v)),
-                      desc.transform(v.description.fillna("").str.slice(0, 2000))], format="csr")
+def _readable(hasher, known: set):
+    "A copy of `hasher` that keeps only n-grams whose letters are all in `known`, and does not normalise."
+    from sklearn.feature_extraction.text import HashingVectorizer
+    grams = hasher.build_analyzer()
+    keep = lambda doc: [g for g in grams(doc) if all(c in known or not c.isalpha() for c in g)]
+    return HashingVectorizer(analyzer=keep, n_features=hasher.n_features, alternate_sign=False, norm=None, dtype=np.float32)
+
+def hashed_text(v: pd.DataFrame, known: set | None = None) -> sp.csr_matrix:
+    "Title character 2-4-grams, title+tags word 1-2-grams, description words: one L2-normalised block each (see `known`)."
+    docs = (v.title.fillna(""), v.title.fillna("") + " " + _tag_text(v), v.description.fillna("").str.slice(0, 2000))
+    if known is None: return sp.hstack([h.transform(d) for h, d in zip(_hashers(), docs)], format="csr")
+    blocks = []
+    for h, d in zip(_hashers(), docs):
+        every = h.set_params(norm=None).transform(d)
+        norm = np.sqrt(np.asarray(every.multiply(every).sum(1))).ravel()
+        blocks.append(sp.diags(1 / np.where(norm > 0, norm, 1)) @ _readable(h, known).transform(d))
+    return sp.hstack(blocks, format="csr").astype(np.float32)
 
 def letter_counts(v: pd.DataFrame) -> sp.csr_matrix:
     "Counts of each video's letters (title, tags, description's first 2,000 characters), one column per Unicode code point."
@@ -140,7 +151,6 @@ def dense_features(v: pd.DataFrame) -> pd.DataFrame:
     cat = v.category_id.fillna("").astype(str).str.strip()
     for c in CATEGORIES: f[f"category_{c}"] = (cat == c).astype(float)
     f["category_other"] = (~cat.isin(CATEGORIES)).astype(float)
-    f["text_unseen"] = 0.0          # 1 on the training copies whose words were removed, and for scoring without words
     return f.astype(np.float32)
 
 # %% ../nbs/41_models.ipynb #c012
@@ -212,12 +222,13 @@ class Features:
         return Features(self.text, np.hstack([self.dense, channel]).astype(np.float32), self.category, self.names + ["channel_te", "channel_seen"],
                         self.letters)
 
-    def textless(self) -> "Features":
-        "The same videos without their words: no hashed text, no `TEXT_DENSE` features, `text_unseen` = 1."
-        d = self.dense.copy()
-        d[:, [self.names.index(n) for n in TEXT_DENSE]] = 0
-        d[:, self.names.index("text_unseen")] = 1
-        return Features(sp.csr_matrix(self.text.shape, dtype=np.float32), d, self.category, self.names, self.letters)
+    def readable(self, v: pd.DataFrame, letters: SeenLetters) -> "Features":
+        "The same videos (`v`) with the n-grams containing letters outside `letters` dropped from their text."
+        unseen = letters.unseen_share(self.letters) > 0
+        if not unseen.any(): return self
+        rows = np.concatenate([np.flatnonzero(~unseen), np.flatnonzero(unseen)])
+        text = sp.vstack([self.text[~unseen], hashed_text(v.iloc[np.flatnonzero(unseen)], set(map(chr, letters.points)))], format="csr")
+        return Features(text[np.argsort(rows)], self.dense, self.category, self.names, self.letters)
 
 def featurise(v: pd.DataFrame) -> Features:
     "The stateless features of a video table (everything but the channel encoding)."
@@ -240,11 +251,11 @@ class CategoryMedian:
     def predict(self, f: Features) -> np.ndarray: return np.array([self.table.get(c, self.default) for c in f.category], dtype=float)
 
 class _Scaled:
-    "Standardise the dense block with training statistics: constant features zeroed, values clipped to ±10."
+    "Standardise the dense block with training statistics; a feature constant in training is zeroed."
     def _fit_scale(self, d):
         sd = d.std(0)
         self.mu, self.sd = d.mean(0), np.where(sd > 1e-9, sd, np.inf)
-    def _scale(self, d): return np.clip((d - self.mu) / self.sd, -10, 10).astype(np.float32)
+    def _scale(self, d): return ((d - self.mu) / self.sd).astype(np.float32)
 
 class RidgeModel(_Scaled):
     def __init__(self, alpha: float = 3.0): self.alpha = alpha
@@ -385,12 +396,8 @@ class EngagementPredictor:
     evaluation: dict = field(default_factory=dict)   # the held-out figures it was registered with
 
     def predict_features(self, v: pd.DataFrame, f: Features, degrade: bool = True) -> np.ndarray:
-        "Scores from precomputed features; `degrade=False` scores all text as if it were readable (for comparison)."
-        ch = self.channels.transform(v)
-        full = self.model.predict(f.with_channel(ch))
-        u = self.letters.unseen_share(f.letters) if degrade else np.zeros(len(full))
-        if not (u > 0).any(): return full
-        return full + u * (self.model.predict(f.textless().with_channel(ch)) - full)
+        "Scores from precomputed features; `degrade=False` keeps the n-grams in unseen letters (for comparison)."
+        return self.model.predict((f.readable(v, self.letters) if degrade else f).with_channel(self.channels.transform(v)))
 
     def predict_videos(self, v: pd.DataFrame, degrade: bool = True) -> np.ndarray:
         "Scores for a video table (one row per video)."
@@ -407,20 +414,15 @@ class EngagementPredictor:
 
 def training_features(v: pd.DataFrame, f: Features, y: np.ndarray, blanked: Features | None, seed: int,
                       augment: float = 0.25) -> tuple[Features, np.ndarray, ChannelEncoder]:
-    "Training rows, plus `augment` of them again as the reduced schema sees them and `augment` again without words."
+    "Training rows plus a blanked copy of a random `augment` share, with out-of-fold channel encodings."
     enc = ChannelEncoder()
     ch = enc.fit_transform(v, y)
-    parts, ys = [f.with_channel(ch)], [y]
-    n = int(len(v) * augment)
-    if n:
-        rng = np.random.default_rng(seed)
-        if blanked is not None:
-            pick = np.sort(rng.choice(len(v), size=n, replace=False))
-            parts.append(blanked.rows(pick).with_channel(np.zeros((n, 2)))); ys.append(y[pick])
-        pick = np.sort(rng.choice(len(v), size=n, replace=False))
-        parts.append(f.rows(pick).textless().with_channel(ch[pick])); ys.append(y[pick])
-    return (Features(sp.vstack([p.text for p in parts], format="csr"), np.vstack([p.dense for p in parts]),
-                     np.concatenate([p.category for p in parts]), parts[0].names), np.concatenate(ys), enc)
+    fx = f.with_channel(ch)
+    if blanked is None or augment <= 0: return fx, y, enc
+    pick = np.sort(np.random.default_rng(seed).choice(len(v), size=int(len(v) * augment), replace=False))
+    extra = blanked.rows(pick).with_channel(np.zeros((len(pick), 2)))
+    return (Features(sp.vstack([fx.text, extra.text], format="csr"), np.vstack([fx.dense, extra.dense]),
+                     np.concatenate([fx.category, extra.category]), fx.names), np.concatenate([y, y[pick]]), enc)
 
 def fit_predictors(v: pd.DataFrame, names, epochs: int = 12, seed: int = 0, augment: float = 0.25,
                    features: tuple[Features, Features] | None = None) -> dict[str, EngagementPredictor]:
@@ -526,7 +528,7 @@ def unseen_script(v: pd.DataFrame) -> pd.DataFrame:
 
 def _fit_and_score(v: pd.DataFrame, features: tuple[Features, Features], train: np.ndarray, held: np.ndarray, models, epochs: int,
                    seed: int, augment: float) -> tuple[dict, float]:
-    "Fit `models` on rows `train`, score rows `held`: {model: (score, score without fallback, score in an unseen script)}, seconds."
+    "Fit `models` on rows `train`, score rows `held`: {model: (score, score reading every n-gram, score in an unseen script)}, seconds."
     f, fb = features
     t0 = time.monotonic()
     fitted = fit_predictors(v.iloc[train], models, epochs, seed, augment, (f.rows(train), fb.rows(train)))
@@ -546,10 +548,10 @@ def run_rounds(v: pd.DataFrame, rounds: list[tuple], models, stage: str, feature
     rows, preds = [], {}
     for (kind, fold, tr, te), (scored, seconds) in zip(todo, done):
         vt = v.iloc[te]
-        for name, (pred, no_fallback, unseen) in scored.items():
+        for name, (pred, all_ngrams, unseen) in scored.items():
             rho, n = spearman_by_file(vt, pred)
             rows.append({"stage": stage, "split": kind, "fold": fold, "model": name, "spearman": rho,
-                         "spearman_no_fallback": spearman_by_file(vt, no_fallback)[0],
+                         "spearman_all_ngrams": spearman_by_file(vt, all_ngrams)[0],
                          "spearman_unseen_script": spearman_by_file(vt, unseen)[0],
                          "n_train": len(tr), "n_test": n, "round_seconds": round(seconds, 2)})
             preds[(stage, kind, fold, name)] = (te, pred)
@@ -701,7 +703,7 @@ def promotion(candidate: EngagementPredictor, current, version: str | None, v: p
 @dataclass
 class TrainResult:
     "What a training run produced."
-    results: pd.DataFrame          # every round: stage (validation/test), split, fold, model, spearman, spearman_no_fallback, ...
+    results: pd.DataFrame          # every round: stage (validation/test), split, fold, model, spearman, spearman_all_ngrams, ...
     summary: pd.DataFrame          # test Spearman of the champion and the baselines by split: the reported figures
     validation: pd.DataFrame       # validation Spearman of every model by split, and its floor failures: the champion rule
     champion: str
