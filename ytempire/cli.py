@@ -96,9 +96,10 @@ def parser() -> argparse.ArgumentParser:
                          description="Write video_id,score for each distinct video of a trending CSV (either schema) with the champion model.")
     ep.add_argument("csv", help="trending CSV, 2017 or 2020 Kaggle schema (like, view and comment counts are not used)")
     ep.add_argument("--out", required=True, help="where to write video_id,score")
-    et = esub.add_parser("train", help="train, evaluate and register the engagement model (alias champion)")
+    et = esub.add_parser("train", help="train, evaluate and register the engagement model (@champion when it beats the current one, else @challenger)")
     et.add_argument("--data", nargs="+", metavar="CSV", help="trending CSVs or folders of them (default: [engagement] data)")
     et.add_argument("--epochs", type=int, help="torch epochs (default: [engagement] epochs)")
+    et.add_argument("--models", nargs="+", metavar="MODEL", help="models the champion rule chooses from (default: [engagement] models)")
     et.add_argument("--no-register", action="store_true", help="evaluate and track only; leave the registry as it is")
     for x in (ep, et):
         x.add_argument("--config")
@@ -176,12 +177,15 @@ def cmd_engagement(a) -> str:
     from ytempire.models import predict_csv, train_engagement
     settings = Settings(a.config)
     if a.action == "predict":
-        path, n = predict_csv(a.csv, a.out, settings)
+        path, n, skipped = predict_csv(a.csv, a.out, settings)
+        if skipped: print(f"warning: skipped {skipped} row(s) of {a.csv} that cannot be scored (no video_id, or none of the columns "
+                          "the model reads)", file=sys.stderr)
         return f"wrote {n} scores to {path}"
-    r = train_engagement(settings, data=a.data, epochs=a.epochs, register=not a.no_register)
-    table = r.summary.round(3).to_string()
-    reg = f"registered {settings.get('engagement', 'registry_name')} version {r.version} as @{settings.get('engagement', 'alias')}" if r.version else "not registered"
-    return f"held-out Spearman on {r.videos} videos:\n{table}\nchampion: {r.champion}; {reg} in {r.uri}"
+    r = train_engagement(settings, data=a.data, epochs=a.epochs, register=not a.no_register, models=a.models)
+    reg = (f"registered {settings.get('engagement', 'registry_name')} version {r.version} as @{r.alias}: {r.decision}" if r.version
+           else "not registered")
+    return (f"validation Spearman on {r.videos} videos (the champion rule chooses on these):\n{r.validation.round(3).to_string()}\n\n"
+            f"held-out test Spearman (reported; it chose nothing):\n{r.summary.round(3).to_string()}\n\nchampion: {r.champion}; {reg} in {r.uri}")
 
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `ytempire` command; returns the exit code."

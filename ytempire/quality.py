@@ -112,21 +112,15 @@ def structure(script: Script, brief: Brief, settings: Settings) -> QualityPart:
 # %% ../nbs/12_quality.ipynb #c016
 import logging
 
-_SCORES: dict[tuple, tuple] = {}       # (id(model), data, category) -> (model, scores): MLflow models are not hashable
-
-def _category_scores(model, data: tuple[str, ...], category_id: str) -> np.ndarray:
-    "The model's scores of the trending videos of one category (all categories when it has fewer than 20), sorted; once per process."
-    hit = _SCORES.get((id(model), data, category_id))
-    if hit is not None and hit[0] is model: return hit[1]
-    from ytempire.models import training_csvs
-    from ytempire.trends import load_trending
-    rows = load_trending(training_csvs(list(data)))
-    scored = model.predict(rows)
-    cat = rows.drop_duplicates("video_id", keep="last").set_index("video_id").category_id.astype(str)
-    in_cat = scored[scored.video_id.map(cat).eq(category_id)]
-    ref = np.sort((in_cat if len(in_cat) >= 20 else scored).score.to_numpy())
-    _SCORES[(id(model), data, category_id)] = (model, ref)
-    return ref
+def _category_scores(model, category_id: str) -> np.ndarray:
+    "Out-of-fold scores of the model's training videos in one category (all of them when it has fewer than 20), sorted."
+    from ytempire.config import ConfigError
+    ref = getattr(model.unwrap_python_model().predictor, "reference", None)
+    if ref is None or ref.empty:
+        raise ConfigError("the registered engagement model has no out-of-fold reference scores (an older ytempire trained it); "
+                          "run `ytempire engagement train`")
+    in_cat = ref[ref.category_id.eq(str(category_id))]
+    return np.sort((in_cat if len(in_cat) >= 20 else ref).score.to_numpy())
 
 def script_as_video(script: Script, brief: Brief, settings: Settings):
     "The script as one normalised trending row: what the engagement model sees of a video before it is published."
@@ -140,17 +134,19 @@ def script_as_video(script: Script, brief: Brief, settings: Settings):
                           "source": "script"}])
 
 def engagement(script: Script, brief: Brief, settings: Settings) -> QualityPart | None:
-    "The script's predicted engagement as a percentile of its category's trending videos (None without a model)."
+    "The script's predicted engagement as a percentile of its category's trending videos, scored out of fold (None without a model)."
     from ytempire.config import ConfigError
     from ytempire.models import load_champion
-    try: model = load_champion(settings)
+    category = settings.get("quality", "category_id")
+    try:
+        model = load_champion(settings)
+        ref = _category_scores(model, category)
     except ConfigError as e:
         logging.getLogger("ytempire.quality").info("no engagement part in the quality score: %s", e)
         return None
     score = float(model.predict(script_as_video(script, brief, settings)).score.iloc[0])
-    ref = _category_scores(model, tuple(settings.getlist("engagement", "data")), settings.get("quality", "category_id"))
     pct = 100.0 * np.searchsorted(ref, score, side="right") / max(1, len(ref))
-    notes = [f"predicted engagement at the {pct:.0f}th percentile of trending videos in category {settings.get('quality', 'category_id')}"]
+    notes = [f"predicted engagement at the {pct:.0f}th percentile of trending videos in category {category} (scored out of fold)"]
     if pct < 30: notes.append("low predicted engagement: a more specific title with the keyword early, and more tags, help")
     return QualityPart(score=round(pct / 10, 2), parts={"rank_in_category": round(pct / 10, 2)}, notes=notes)   # 0-10 like every sub-score
 
