@@ -53,7 +53,7 @@ def test_missing_file_and_cli_error(tmp_path):
 def test_every_bundled_file_and_schemas():
     df = load_trending([DATA])
     assert list(df.columns) == COLUMNS
-    assert set(df.country) == {"US", "GB", "IN"} and set(df.schema) == {"2017", "2020"}
+    assert set(df.country) == {"US", "GB", "IN", "BR", "CA", "DE", "FR", "MX"} and set(df.schema) == {"2017", "2017-reduced", "2020"}
     assert df.trending_date.notna().all() and str(df.trending_date.dt.tz) == "UTC"
     assert not df.duplicated(["video_id", "trending_date", "country"]).any()
     assert (df.category != "Unknown").mean() > 0.99
