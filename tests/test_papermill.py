@@ -1,5 +1,6 @@
 """experiments/pipeline.ipynb runs under papermill, and a non-default parameter really takes effect."""
 import json
+import pandas as pd
 import papermill as pm
 import pytest
 from conftest import ROOT, clean_env
@@ -31,7 +32,10 @@ def test_prompt_ab_notebook_logs_comparison(tmp_path, monkeypatch):
                         kernel_name="python3", progress_bar=False,
                         parameters=dict(max_briefs=3, mlflow_uri=uri, out_dir=str(tmp_path / "ab"), version_a="1", version_b="2"))
     summary = json.loads((tmp_path / "ab" / "summary.json").read_text())
-    assert summary["n_briefs"] == 3 and summary["ci95_low"] <= summary["mean_diff"] <= summary["ci95_high"]
+    df = pd.read_csv(tmp_path / "ab" / "prompt_ab.csv")
+    d = (lambda w: w["explainer@2"] - w["explainer@1"])(df.pivot(index="brief", columns="version", values="overall"))
+    assert summary["n_briefs"] == 3 and summary["mean_diff"] == pytest.approx(d.mean()) and summary["win_rate_b"] == pytest.approx((d > 0).mean())
+    assert d.min() - 1e-9 <= summary["ci95_low"] <= summary["ci95_high"] <= d.max() + 1e-9    # bootstrap means stay in the data's range
     client = mlflow.MlflowClient(tracking_uri=uri)
     run = client.get_run(summary["mlflow_run_id"])
     assert run.data.params["version_a"] == "explainer@1" and run.data.params["version_b"] == "explainer@2"
@@ -39,8 +43,6 @@ def test_prompt_ab_notebook_logs_comparison(tmp_path, monkeypatch):
     exp = client.get_experiment(run.info.experiment_id)
     children = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'")
     assert sorted(c.data.params["version"] for c in children) == ["explainer@1", "explainer@2"]
-    import pandas as pd
-    df = pd.read_csv(tmp_path / "ab" / "prompt_ab.csv")
     assert set(df.version) == {"explainer@1", "explainer@2"} and len(df) == 6
 
 
@@ -48,7 +50,6 @@ def test_calibration_notebook(tmp_path, monkeypatch):
     """experiments/calibrate_quality.ipynb relates the quality parts to real engagement on held-out trending videos, and
     measures how well the coherence part catches off-topic sentences."""
     import math
-    import pandas as pd
     from ytempire.config import Settings
     from ytempire.models import spearman_by_file
     for k, v in clean_env().items(): monkeypatch.setenv(k, v)
