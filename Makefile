@@ -26,19 +26,23 @@ $(VENV)/.installed: requirements.lock pyproject.toml scripts/install-system.sh
 	@$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (ytempire)" >/dev/null
 	@touch $@
 
-# the engagement model (bundled trending data, ~30 s) registered as ytempire-engagement@champion in mlruns.db, then a video
+# the engagement model (bundled trending data of eight markets, ~45 s on 2 cores) registered as ytempire-engagement@champion in mlruns.db, then a video
 model: setup
 	@$(VENV)/bin/ytempire engagement train
 
 demo: model
 	@$(VENV)/bin/ytempire make "How coffee roasting works" --notes examples/coffee-roasting.md --out runs/demo
 
+# tests run in parallel (pytest-xdist, one worker per core, at most 4); tests that share a module- or session-scoped
+# fixture (one made video, one trained model) stay on one worker (tests/conftest.py). TEST_WORKERS=0 runs them serially.
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
+
 # coverage of ytempire/ follows the child processes too ([tool.coverage.run] patch = subprocess); the per-file table is in
 # build/test/coverage.txt. The last line is the summary `N passed, N failed, N skipped` that CI reads.
 test: export COVERAGE_FILE := $(CURDIR)/build/test/.coverage
 test: setup
 	@rm -rf build/test && mkdir -p build/test
-	@$(PY) -m pytest tests --junitxml=build/test/junit.xml --cov --cov-report= --durations=10 $(PYTEST_ARGS); status=$$?; \
+	@$(PY) -m pytest tests -n $(TEST_WORKERS) --dist loadgroup --junitxml=build/test/junit.xml --cov --cov-report= --durations=10 $(PYTEST_ARGS); status=$$?; \
 	  $(PY) -m coverage report --skip-empty > build/test/coverage.txt 2>&1; \
 	  echo "coverage of ytempire/: $$($(PY) -m coverage report --format=total 2>/dev/null || echo ?)% of lines (by file: build/test/coverage.txt)"; \
 	  $(PY) tests/summary.py build/test/junit.xml; exit $$status

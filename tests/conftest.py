@@ -46,3 +46,13 @@ def made_run(tmp_path_factory):
         seen = [{"path": q["path"], "time": q["time"], "status": q.get("status")} for q in m.requests]
     (work / "mock-requests.json").write_text(json.dumps({"requests": seen, "seconds": time.monotonic() - t0}))
     return work, r
+
+
+@pytest.hookimpl(tryfirst=True)            # before xdist reads the marks
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (`--dist loadgroup`), the tests sharing one of our module- or session-scoped fixtures (a made
+    video, a trained model) run on one worker, so the fixture is built once rather than once per worker."""
+    for item in items:
+        shared = sorted(name for name, defs in item._fixtureinfo.name2fixturedefs.items()
+                        if defs[-1].scope != "function" and defs[-1].func.__module__.startswith(("conftest", "test_")))
+        if shared: item.add_marker(pytest.mark.xdist_group(shared[0]))
