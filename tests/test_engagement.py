@@ -26,7 +26,7 @@ def trained(tmp_path_factory):
 def test_notebook_registers_champion(trained):
     import mlflow
     tmp, uri, _ = trained
-    client = mlflow.MlflowClient(tracking_uri=uri)
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)      # not a registry another test set in this process
     mv = client.get_model_version_by_alias("ytempire-engagement", "champion")
     run = client.get_run(mv.run_id)
     champion = run.data.params["champion"]
@@ -118,7 +118,7 @@ def test_retrain_that_does_not_beat_the_champion_is_challenger(tmp_path):
     assert second.returncode == 0, second.stderr[-2000:]
     assert "version 2 as @challenger: held-out Spearman" in second.stdout and "does not beat champion version 1" in second.stdout, second.stdout
     assert "registered as @challenger" in second.stderr          # the log says why, too
-    client = mlflow.MlflowClient(tracking_uri=uri)
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)      # not a registry another test set in this process
     assert client.get_model_version_by_alias("ytempire-engagement", "champion").version == 1
     assert "does not beat" in client.get_model_version("ytempire-engagement", "2").tags["alias_reason"]
 

@@ -126,6 +126,7 @@ def cmd_make(a) -> str:
     return str(record.outputs["video"].parent)
 
 def cmd_script(a) -> str:
+    "`ytempire script`: write a script with the configured writers and print it as text or JSON, warnings included."
     from datetime import datetime, timezone
     from ytempire.config import offline_env
     from ytempire.ledger import Ledger
@@ -174,6 +175,7 @@ def cmd_trends(a) -> str:
     return t.to_json(orient="records", indent=2) if a.json else format_trend_report(t, videos)
 
 def cmd_engagement(a) -> str:
+    "`ytempire engagement train|predict`: train and register the engagement model, or score a CSV with the champion."
     from ytempire.models import predict_csv, train_engagement
     settings = Settings(a.config)
     if a.action == "predict":

@@ -196,6 +196,7 @@ class SeenLetters:
     points: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def fit(self, counts: sp.csr_matrix) -> "SeenLetters":
+        "Remember the letters at least `min_videos` training videos use (`counts`: videos × code points)."
         self.points = np.flatnonzero(np.asarray((counts > 0).sum(0)).ravel() >= self.min_videos)
         return self
 
@@ -241,11 +242,16 @@ def blank_fields(v: pd.DataFrame) -> pd.DataFrame:
 
 # %% ../nbs/41_models.ipynb #c018
 class GlobalMedian:
-    def fit(self, f: Features, y, seed: int = 0): self.value = float(np.median(y)); return self
+    "Baseline: every video gets the training median (a constant, so its Spearman counts 0)."
+    def fit(self, f: Features, y, seed: int = 0):
+        "Remember the median of `y`."
+        self.value = float(np.median(y)); return self
     def predict(self, f: Features) -> np.ndarray: return np.full(f.dense.shape[0], self.value)
 
 class CategoryMedian:
+    "Baseline: the training median of the video's category (the overall median for a category never seen)."
     def fit(self, f: Features, y, seed: int = 0):
+        "Remember the median of `y` per category."
         s = pd.Series(y).groupby(f.category).median()
         self.table, self.default = s.to_dict(), float(np.median(y)); return self
     def predict(self, f: Features) -> np.ndarray: return np.array([self.table.get(c, self.default) for c in f.category], dtype=float)
@@ -258,8 +264,10 @@ class _Scaled:
     def _scale(self, d): return ((d - self.mu) / self.sd).astype(np.float32)
 
 class RidgeModel(_Scaled):
+    "Ridge regression on the hashed text n-grams and the standardised dense features."
     def __init__(self, alpha: float = 3.0): self.alpha = alpha
     def fit(self, f: Features, y, seed: int = 0):
+        "Fit the scaler and the ridge regression."
         from sklearn.linear_model import Ridge
         self._fit_scale(f.dense)
         self.model = Ridge(alpha=self.alpha, random_state=seed).fit(self._x(f), y); return self
@@ -267,7 +275,9 @@ class RidgeModel(_Scaled):
     def predict(self, f: Features) -> np.ndarray: return self.model.predict(self._x(f))
 
 class BoostedModel:
+    "Histogram gradient boosting on the dense features only (trees do not suit 65k sparse n-gram columns)."
     def fit(self, f: Features, y, seed: int = 0):
+        "Fit the boosted trees on the dense features."
         from sklearn.ensemble import HistGradientBoostingRegressor
         self.model = HistGradientBoostingRegressor(max_iter=200, learning_rate=0.05, max_leaf_nodes=15, l2_regularization=1.0,
                                                    random_state=seed).fit(f.dense, y); return self
@@ -307,10 +317,12 @@ def _bag(text: sp.csr_matrix, buckets: int = TORCH_BUCKETS):
             torch.from_numpy(text.data.astype(np.float32)))
 
 class TorchModel(_Scaled):
+    "The torch network of `_torch_net`, trained with Adam on mini-batches (MSE on the rank target)."
     def __init__(self, epochs: int = 12, lr: float = 3e-3, batch: int = 256, weight_decay: float = 1e-5):
         self.epochs, self.lr, self.batch, self.weight_decay = epochs, lr, batch, weight_decay
 
     def fit(self, f: Features, y, seed: int = 0):
+        "Train the network for `epochs` passes over the rows in a seeded random order."
         import torch
         rng = np.random.default_rng(seed)
         self._fit_scale(f.dense)
@@ -330,6 +342,7 @@ class TorchModel(_Scaled):
         self.net.eval(); return self
 
     def predict(self, f: Features) -> np.ndarray:
+        "The network's scores of the rows of `f`."
         import torch
         with torch.no_grad(): return self.net(*_bag(f.text), torch.from_numpy(self._scale(f.dense))).numpy().astype(float)
 
@@ -352,6 +365,7 @@ class TorchRidgeModel:
     def __init__(self, epochs: int = 12, parts: list | None = None):
         self.parts, self.prefitted = parts or [TorchModel(epochs=epochs), RidgeModel()], parts is not None
     def fit(self, f: Features, y, seed: int = 0):
+        "Fit both parts (unless prefitted) and the scale of each one's training predictions."
         self.stats = []
         for m in self.parts:
             p = (m if self.prefitted else m.fit(f, y, seed=seed)).predict(f)
