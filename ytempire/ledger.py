@@ -40,6 +40,7 @@ CREATE INDEX IF NOT EXISTS calls_day ON calls(day, provider);
 CREATE INDEX IF NOT EXISTS calls_run ON calls(run_id);
 """
 
+# %% ../nbs/03_ledger.ipynb #c005e
 class Ledger:
     "SQLite ledger of provider calls."
     def __init__(self, path: str | Path):     # the SQLite file, created (with its folder) if missing
@@ -180,6 +181,7 @@ class BudgetExceeded(ProviderSkipped):
     "Refused: the call could pass the run's budget."
     outcome = "budget"
 
+# %% ../nbs/03_ledger.ipynb #c015c
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, write_to_textfile
 
 class Metrics:
@@ -209,6 +211,7 @@ class Metrics:
 
 METRICS = Metrics()
 
+# %% ../nbs/03_ledger.ipynb #c015f
 class Guard:
     "Quota and budget checks before paid calls, alerts after them, for one run."
     def __init__(self,
@@ -286,6 +289,7 @@ class RetryPolicy:
         "The policy `[retry]` sets."
         return cls(settings.getint("retry", "attempts"), settings.getfloat("retry", "max_seconds"), settings.getfloat("retry", "max_wait"))
 
+# %% ../nbs/03_ledger.ipynb #c017c
 T = TypeVar("T")
 
 def call_with_retries(fn: Callable[[CostRecord], T],  # makes the call and fills in the record's units and cost
