@@ -139,6 +139,7 @@ def _dates(s: pd.Series, what: str, source: str, required: bool) -> pd.Series:
 def _bools(s: pd.Series) -> pd.Series:
     return s.astype(str).str.strip().str.lower().isin({"true", "1", "yes"})
 
+# %% ../nbs/10_trends.ipynb #c013c
 def normalise_trending(raw: pd.DataFrame, source: str = "", country: str = "", categories: dict[int, str] | None = None) -> pd.DataFrame:
     "Map a trending CSV of either schema to `COLUMNS`; one `InputError` if it is not one."
     schema = detect_schema(raw.columns)
@@ -179,6 +180,7 @@ def dedupe_trending(df: pd.DataFrame) -> pd.DataFrame:
     keep = order.drop_duplicates(["video_id", "trending_date", "country"]).sort_values("_pos")
     return keep.drop(columns=["_score", "_pos"]).reset_index(drop=True)
 
+# %% ../nbs/10_trends.ipynb #c015c
 def read_trending_csv(path: str | Path) -> pd.DataFrame:
     "One trending CSV of either schema, normalised, with its country and category names."
     p = repo_path(path)
@@ -233,6 +235,7 @@ def select_country(videos: pd.DataFrame, country: str | None) -> pd.DataFrame:
                          "(add CSVs with --data or [trends] data_dir)")
     return videos[videos.country.eq(country.upper())].reset_index(drop=True)
 
+# %% ../nbs/10_trends.ipynb #c025c
 class CsvTrendSource:
     "Trending videos from snapshot CSVs of either schema (offline; the default)."
     name = "csv"
@@ -288,6 +291,7 @@ def _api_error(e) -> YouTubeAPIError:
     except (ValueError, KeyError, TypeError, AttributeError): message = e.content[:200].decode("utf-8", "replace") if e.content else ""
     return YouTubeAPIError(status, reason or "error", " ".join(message.split())[:300], {k.lower(): v for k, v in dict(e.resp).items()})
 
+# %% ../nbs/10_trends.ipynb #c028c
 def api_videos_frame(items: list[dict], country: str, categories: dict[int, str], when: datetime | None = None) -> pd.DataFrame:
     "`videos.list` items as normalised rows (`COLUMNS`), trending on the UTC day of `when` (default now)."
     day = pd.Timestamp(when or datetime.now(timezone.utc)).tz_convert("UTC").normalize()
@@ -309,6 +313,7 @@ def api_videos_frame(items: list[dict], country: str, categories: dict[int, str]
     for c in ("views", "likes", "dislikes", "comments"): df[c] = df[c].astype("int64")
     return df
 
+# %% ../nbs/10_trends.ipynb #c028f
 class YouTubeTrendSource:
     "Trending videos, searches and categories from the YouTube Data API v3 (official client), counted in the ledger."
     name = "youtube"
@@ -434,6 +439,7 @@ class _LazyYouTube:
         "The category names of `country` (the client is built now)."
         return self._get().categories(country)
 
+# %% ../nbs/10_trends.ipynb #c032c
 def serve_trending(settings: Settings, country: str | None = None, ledger=None, run_id: str = "-",
                    guard=None) -> tuple[pd.DataFrame, str, list[Fallback]]:
     "Trending videos from the first trend source that serves: (videos, that source's name, a Fallback per source that failed)."
@@ -472,6 +478,7 @@ def video_stats(videos: pd.DataFrame) -> pd.DataFrame:
     out["publish_day"] = out.published.dt.day_name()
     return out
 
+# %% ../nbs/10_trends.ipynb #c035d
 DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 
 def publish_slots(stats: pd.DataFrame, value: str | None = None) -> pd.DataFrame:
@@ -496,6 +503,7 @@ def best_publish_time(stats: pd.DataFrame, min_videos: int = 3) -> dict:
     if out["fastest_hour"] is not None: out["fastest_hour"] = int(out["fastest_hour"])
     return out
 
+# %% ../nbs/10_trends.ipynb #c035g
 _GENERIC = {"video", "videos", "youtube", "new", "official", "vlog", "2020", "2021", "funny", "music", "trailer",
             "news", "live", "hd", "full", "episode", "the", "and", "how", "to", "a", "of"}
 
