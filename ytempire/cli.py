@@ -26,6 +26,7 @@ def read_notes(path: str | None) -> str:
     try: return p.read_text(encoding="utf-8")
     except UnicodeDecodeError: raise InputError(f"notes file {p} is not UTF-8 text; save it as plain UTF-8 text") from None
 
+# %% ../nbs/60_cli.ipynb #c005d
 def _budget(v: str) -> float:
     try: x = float(v)
     except ValueError: raise argparse.ArgumentTypeError(f"{v!r} is not a number of US dollars") from None
@@ -46,6 +47,7 @@ def _date(v: str):
     try: return date.fromisoformat(v)
     except ValueError: raise argparse.ArgumentTypeError(f"{v!r} is not a date; write it as YYYY-MM-DD") from None
 
+# %% ../nbs/60_cli.ipynb #c005g
 def _brief_args(m: argparse.ArgumentParser):
     "The options shared by `make` and `script`."
     from ytempire.scripts import PROMPTS
@@ -61,6 +63,7 @@ def _brief_args(m: argparse.ArgumentParser):
     m.add_argument("--config", help="your INI file overriding settings.ini (or set YTEMPIRE_CONFIG)")
     m.add_argument("-v", "--verbose", action="store_true", help="debug logging and tracebacks")
 
+# %% ../nbs/60_cli.ipynb #c005j
 def parser() -> argparse.ArgumentParser:
     "The `ytempire` command line: one subcommand per task."
     p = _Parser(prog="ytempire", description="Turn a topic into a finished, measured YouTube video.")
@@ -125,6 +128,7 @@ def cmd_make(a) -> str:
     record = make_video(brief, settings, a.out, progress=not a.no_progress and sys.stderr.isatty())
     return str(record.outputs["video"].parent)
 
+# %% ../nbs/60_cli.ipynb #c006d
 def cmd_script(a) -> str:
     "`ytempire script`: write a script with the configured writers and print it as text or JSON, warnings included."
     from datetime import datetime, timezone
@@ -149,6 +153,7 @@ def cmd_script(a) -> str:
     lines += [f"warning: {w}" for w in s.warnings]
     return "\n".join(lines)
 
+# %% ../nbs/60_cli.ipynb #c006f
 def cmd_costs(a) -> str:
     "`ytempire costs`: spend and quota use per provider and day, as a table or JSON."
     from ytempire.ledger import Ledger, costs_table
@@ -166,6 +171,7 @@ def cmd_report(a) -> str:
     record, parts = load_run(a.run_dir)
     return str(write_report(record, parts, Path(a.run_dir) / "report.html", settings))
 
+# %% ../nbs/60_cli.ipynb #c006i
 def cmd_trends(a) -> str:
     "`ytempire trends`: trend detection per country and category, as a table or JSON."
     from ytempire.trends import format_trend_report, load_trending, select_country, trend_report, trending_paths
@@ -174,6 +180,7 @@ def cmd_trends(a) -> str:
     t = trend_report(videos, a.country, a.top)
     return t.to_json(orient="records", indent=2) if a.json else format_trend_report(t, videos)
 
+# %% ../nbs/60_cli.ipynb #c006l
 def cmd_engagement(a) -> str:
     "`ytempire engagement train|predict`: train and register the engagement model, or score a CSV with the champion."
     from ytempire.models import predict_csv, train_engagement
@@ -189,6 +196,7 @@ def cmd_engagement(a) -> str:
     return (f"validation Spearman on {r.videos} videos (the champion rule chooses on these):\n{r.validation.round(3).to_string()}\n\n"
             f"held-out test Spearman (reported; it chose nothing):\n{r.summary.round(3).to_string()}\n\nchampion: {r.champion}; {reg} in {r.uri}")
 
+# %% ../nbs/60_cli.ipynb #c006o
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `ytempire` command; returns the exit code."
     verbose = False

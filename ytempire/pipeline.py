@@ -121,6 +121,7 @@ def publish(run: RunDir, p: RunParts) -> dict[str, Path]:
     for v in p.thumbnails.variants: copy_file(v.path, run.path(f"thumbnails/{v.path.name}"))
     return out
 
+# %% ../nbs/50_pipeline.ipynb #c013c
 def run_metrics(p: RunParts, timings: list[StageRun], brief: Brief) -> dict[str, float]:
     "The numbers a run is judged by."
     m = {"quality.overall": p.quality.overall, "quality.readability": p.quality.readability.score,
@@ -140,6 +141,7 @@ def run_metrics(p: RunParts, timings: list[StageRun], brief: Brief) -> dict[str,
     m.update({f"stage_seconds.{t.stage}": t.seconds for t in timings})
     return {k: round(float(v), 4) for k, v in m.items()}
 
+# %% ../nbs/50_pipeline.ipynb #c013e
 def run_warnings(p: RunParts, brief: Brief) -> list[str]:
     "Things a person should know about a finished run."
     out = list(p.script.warnings)
@@ -154,6 +156,7 @@ def run_warnings(p: RunParts, brief: Brief) -> list[str]:
         out.append(f"script quality {p.quality.overall:.1f}/10 is below the threshold {p.quality.threshold:.1f}: {'; '.join(p.quality.reasons[:2])}")
     return out
 
+# %% ../nbs/50_pipeline.ipynb #c013h
 def write_records(run: RunDir, record: RunRecord, parts: RunParts, settings: Settings) -> None:
     "Write report.html, then run.json (which marks the run finished), both atomically."
     from ytempire.report import write_report
@@ -180,6 +183,7 @@ def track_run(run: RunDir, record: RunRecord, parts: RunParts, settings: Setting
         why = str(e) if isinstance(e, YtempireError) else error_line(e)
         return f"not tracked in MLflow/W&B ({why}); the run itself is complete: run the same `ytempire make` with --out {run.root} again to log it"
 
+# %% ../nbs/50_pipeline.ipynb #c013j
 def make_video(brief: Brief, settings: Settings, out: str | Path | None = None, progress: bool = True) -> RunRecord:
     "Make a finished video for `brief` in `out` (resuming a run that was interrupted there)."
     offline_env()
@@ -221,6 +225,7 @@ def make_video(brief: Brief, settings: Settings, out: str | Path | None = None, 
         root.removeHandler(file_log); file_log.close()
         run.release()
 
+# %% ../nbs/50_pipeline.ipynb #c013l
 def load_run(run_dir: str | Path) -> tuple[RunRecord, RunParts]:
     "The record and stage outputs of a finished run."
     run = RunDir(run_dir)

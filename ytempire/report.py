@@ -110,16 +110,19 @@ footer{color:var(--muted);font-size:12px;text-align:center;margin-top:24px}
 </main></body></html>
 """
 
+# %% ../nbs/52_report.ipynb #c005d
 def data_uri(path: Path, mime: str) -> str:
     "The file as a base64 data URI."
     return f"data:{mime};base64," + base64.b64encode(Path(path).read_bytes()).decode()
 
+# %% ../nbs/52_report.ipynb #c005g
 def tracking_status(record: RunRecord, settings: Settings, backend: str) -> str:
     "What the report says for a backend (`mlflow` or `wandb`) that holds no run of this record."
     if not (settings.getbool("tracking", "enabled") and settings.getbool("tracking", backend)): return "not tracked (switched off in [tracking])"
     if any(w.startswith("not tracked") for w in record.warnings): return "not logged: tracking failed (see Warnings); run the same `ytempire make` again to log it"
     return "not logged yet: run the same `ytempire make` again to log it"
 
+# %% ../nbs/52_report.ipynb #c005j
 def render_report(record: RunRecord, parts, settings: Settings) -> str:
     "The report as an HTML string."
     from ytempire.design import palette_for

@@ -40,11 +40,12 @@ class Model(BaseModel):
     "Base of all contracts: unknown fields are errors, so a stale cache or a typo never passes silently."
     model_config = ConfigDict(extra="forbid")
 
-# %% ../nbs/01_schemas.ipynb #c009
+# %% ../nbs/01_schemas.ipynb #c008a
 ASPECTS = {"16:9": (1920, 1080), "9:16": (1080, 1920), "1:1": (1080, 1080)}
 MAX_TOPIC_CHARS = 500
 MIN_DURATION, MAX_DURATION = 5.0, 1800.0
 
+# %% ../nbs/01_schemas.ipynb #c009
 class Brief(Model):
     "A request for one video."
     topic: str                               # what the video is about
@@ -94,9 +95,13 @@ class Brief(Model):
         return v
 
     @property
-    def lang(self) -> str: return self.language.split("-")[0].lower()
+    def lang(self) -> str:
+        "The primary language subtag, lower case: `pt` for `pt-BR`."
+        return self.language.split("-")[0].lower()
     @property
-    def size(self) -> tuple[int, int]: return ASPECTS[self.aspect]
+    def size(self) -> tuple[int, int]:
+        "Frame width and height in pixels for the aspect."
+        return ASPECTS[self.aspect]
 
     @classmethod
     def create(cls, **kw) -> "Brief":
@@ -104,6 +109,7 @@ class Brief(Model):
         try: return cls(**{k: v for k, v in kw.items() if v is not None})
         except ValidationError as e: raise InputError(validation_message(e)) from None
 
+# %% ../nbs/01_schemas.ipynb #c009c
 def validation_message(e: ValidationError) -> str:
     "The first problem of a pydantic error, as one readable line."
     err = e.errors()[0]
@@ -160,7 +166,9 @@ class Script(Model):
     warnings: list[str] = []          # rule checks it did not fully meet, alerts raised while writing it
 
     @property
-    def narration(self) -> str: return " ".join(s.narration for s in self.scenes)
+    def narration(self) -> str:
+        "The whole narration: every scene's text, joined with spaces."
+        return " ".join(s.narration for s in self.scenes)
     @property
     def words(self) -> int:
         "Spoken units of the narration: words, or characters for Japanese (see 04_languages.count_units)."
@@ -259,6 +267,7 @@ class AudioTrack(Model):
     gain_db: float = 0.0
     duck_under: Optional[str] = None          # role this track ducks under (music under voice)
 
+# %% ../nbs/01_schemas.ipynb #c018d
 class OutputFormat(Model):
     "Encoding settings of the render."
     width: int
@@ -279,6 +288,7 @@ class Timeline(Model):
     format: OutputFormat
     duration: float
 
+# %% ../nbs/01_schemas.ipynb #c018g
 class Video(Model):
     "A rendered video file and what it is."
     path: RunPath
@@ -344,4 +354,6 @@ class RunRecord(Model):
     warnings: list[str] = []                  # what a person should know about this run (shown in the report)
 
     @property
-    def total_cost(self) -> float: return round(sum(c.cost_usd for c in self.costs), 6)
+    def total_cost(self) -> float:
+        "USD billed by paid providers in this run."
+        return round(sum(c.cost_usd for c in self.costs), 6)

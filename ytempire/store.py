@@ -107,7 +107,7 @@ def input_hash(stage: str, inputs, settings_fp: str, code: str, root=None, depen
     blob = json.dumps(key, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
-# %% ../nbs/02_store.ipynb #c014
+# %% ../nbs/02_store.ipynb #c014b
 M = TypeVar("M", bound=BaseModel)
 
 def _files_of(model: BaseModel) -> list[Path]:
@@ -122,6 +122,7 @@ def _files_of(model: BaseModel) -> list[Path]:
     walk(model)
     return out
 
+# %% ../nbs/02_store.ipynb #c014
 class RunDir:
     "A run directory with a per-stage cache."
     def __init__(self, root: str | Path, run_id: str | None = None):
