@@ -15,13 +15,13 @@ from . import languages
 from .languages import BANKS, LANGUAGES, SPACELESS, count_units, split_sentences, join_sentences, short_headline
 
 # %% auto #0
-__all__ = ['TEMPLATES', 'PROMPTS', 'DEFAULT_VERSION', 'NO_KNOWLEDGE', 'DRAFT_SCHEMA', 'SYSTEM_PROMPT', 'USER_PROMPT', 'WRITERS',
-           'TextGenerator', 'parse_notes', 'Rules', 'PromptTemplate', 'prompt_template', 'ChannelProfile',
-           'apply_brand_terms', 'profile_problems', 'speaking_rate', 'word_budget', 'topic_in_sentence', 'tags_chars',
-           'OfflineTemplateWriter', 'language_name', 'check_script', 'DraftScene', 'Draft', 'strict_schema',
-           'build_prompt', 'draft_to_script', 'InvalidOutput', 'LLMWriter', 'OpenAIWriter', 'LocalWriter',
-           'AnthropicWriter', 'is_search_phrase', 'optimise_seo', 'description_with_chapters', 'youtube_metadata',
-           'provider_chain', 'text_generators', 'check_script_inputs', 'write_script']
+__all__ = ['TEMPLATES', 'SPOKEN_LEADS', 'PROMPTS', 'DEFAULT_VERSION', 'NO_KNOWLEDGE', 'DRAFT_SCHEMA', 'SYSTEM_PROMPT',
+           'USER_PROMPT', 'WRITERS', 'TextGenerator', 'parse_notes', 'Rules', 'PromptTemplate', 'prompt_template',
+           'ChannelProfile', 'apply_brand_terms', 'profile_problems', 'speaking_rate', 'word_budget',
+           'topic_in_sentence', 'tags_chars', 'OfflineTemplateWriter', 'language_name', 'check_script', 'DraftScene',
+           'Draft', 'strict_schema', 'build_prompt', 'draft_to_script', 'InvalidOutput', 'LLMWriter', 'OpenAIWriter',
+           'LocalWriter', 'AnthropicWriter', 'is_search_phrase', 'optimise_seo', 'description_with_chapters',
+           'youtube_metadata', 'provider_chain', 'text_generators', 'check_script_inputs', 'write_script']
 
 # %% ../nbs/11_scripts.ipynb #c006
 class TextGenerator(Protocol):
@@ -70,6 +70,9 @@ TEMPLATES = {
     "myth-vs-fact": ["myth", "fact", "myth", "takeaway"],
     "short":        ["detail", "tip", "takeaway"],
 }
+# roles whose lead-in says what a user's point is in that template, whatever the point says ("Step 2.", "The fact:");
+# the other lead-ins ("Why should you care?") only fit the writer's own generic lines
+SPOKEN_LEADS = {"listicle": {"item"}, "how-to": {"step", "finish"}, "myth-vs-fact": {"myth", "fact"}}
 
 @dataclass(frozen=True)
 class Rules:
@@ -255,15 +258,22 @@ class OfflineTemplateWriter:
         cta = profile.cta or pick(bank["cta"]).format(**fmt)
         if profile.catchphrases: cta = f"{cta} {_sentence(profile.catchphrases[0])}"
         scenes = [Scene(narration=hook, on_screen=pick(bank["hook_card"]), visual=brief.topic, kind="hook")]
-        # 2. one scene per point: a lead-in by role, then the user's point or a generic line
+        # 2. one scene per point. A user's point is spoken as written, led by what it is in the template ("Step 2.") or
+        #    else by its label ("First crack. Around 196 °C steam bursts out": the label often names what the sentence
+        #    is about). A role's stock lead-in ("Why should you care?") only comes before the generic lines of a script
+        #    without notes: before a user's point it reads as a non sequitur.
         counters: dict[str, int] = {}
         leads: set[str] = set()                 # lead-ins of the user's points: cut before the points when the narration runs long
         for i, role in enumerate(roles):
             counters[role] = counters.get(role, 0) + 1
             n = i + 1 if role == "item" else counters[role]
-            lead = pick(bank["lead"][role]).format(n=n, **fmt)
-            if i < len(notes): leads.add(lead)
-            label, body = notes[i] if i < len(notes) else ("", pick(bank["generic"][role]).format(**fmt))
+            stock = pick(bank["lead"][role]).format(n=n, **fmt)     # drawn either way, so the other draws stay the same
+            if i < len(notes):
+                label, body = notes[i]
+                lead = stock if role in SPOKEN_LEADS.get(brief.template, ()) else _sentence(label)
+                if lead: leads.add(lead)
+            else:
+                label, body, lead = "", pick(bank["generic"][role]).format(**fmt), stock
             narration = join_sentences([lead, body[0].lower() + body[1:] if lead.endswith(",") else body], brief.lang)
             if i < len(notes): card = label or self._headline(body, brief.lang)
             elif role == "item": card = self._headline(body, brief.lang)   # a list item's own words beat "Number 3"
@@ -275,9 +285,11 @@ class OfflineTemplateWriter:
             sents = split_sentences(sc.narration, brief.lang)
             kept = [x for x in sents if not any(_word_re(w).search(x) for w in profile.banned_words)]
             sc.narration = join_sentences(kept, brief.lang) or sents[0]
-        # 4. fit the word budget: trim from the end of the points, or add short bridges
+        # 4. fit the word budget: trim from the end of the points; a script without notes is lengthened with short
+        #    bridges, one with notes is not (filler between a user's facts reads as padding: a run short of material
+        #    says so in its warnings instead)
         bridges = [b for b in bank["bridge"] if not any(_word_re(w).search(b) for w in profile.banned_words)] or bank["bridge"]
-        self._fit(scenes, budget, lambda: pick(bridges), brief.lang, frozenset(leads))
+        self._fit(scenes, budget, None if notes else lambda: pick(bridges), brief.lang, frozenset(leads))
         for sc in scenes: sc.narration, sc.on_screen = apply_brand_terms(sc.narration, profile), apply_brand_terms(sc.on_screen, profile)
         title = self._title(brief, bank, n_points)
         summary = join_sentences([s.narration for s in scenes[1:3]], brief.lang)
@@ -319,10 +331,10 @@ class OfflineTemplateWriter:
             parts = split_sentences(longest.narration, lang)
             if len(parts) <= 1: break
             longest.narration = join_sentences(parts[:-1], lang)
-        # too short: add bridges round-robin over the point scenes
+        # too short: add bridges round-robin over the point scenes (when there are bridges to add)
         i = 0
         points = scenes[1:-1]
-        while units() < budget * 0.9 and i < 4 * len(points):
+        while bridge is not None and units() < budget * 0.9 and i < 4 * len(points):
             s = points[i % len(points)]
             s.narration = join_sentences([s.narration, bridge()], lang)
             i += 1
