@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Install the Debian packages ytempire needs, if any is missing (as root, or with sudo).
 # fonts-noto-core has Noto Sans Devanagari (Hindi), fonts-noto-cjk Noto Sans CJK JP (Japanese).
+# festival + festvox-us-slt-hts: the second offline English voice (a female HTS voice), so dialogue works offline.
 set -euo pipefail
 PACKAGES=(python3-venv ffmpeg espeak-ng libespeak-ng1 fluidsynth fluid-soundfont-gm fontconfig
-          fonts-inter fonts-bebas-neue fonts-dejavu-core fonts-noto-core fonts-noto-cjk)
+          fonts-inter fonts-bebas-neue fonts-dejavu-core fonts-noto-core fonts-noto-cjk
+          festival festvox-us-slt-hts)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -10,8 +10,8 @@ import ytempire
 from .config import Settings, YtempireError, InputError, setup_logging
 
 # %% auto #0
-__all__ = ['MAX_NOTES_BYTES', 'read_notes', 'parser', 'cmd_make', 'cmd_script', 'cmd_costs', 'cmd_report', 'cmd_trends',
-           'cmd_engagement', 'main']
+__all__ = ['MAX_NOTES_BYTES', 'read_notes', 'parser', 'cmd_make', 'cmd_script', 'cmd_costs', 'cmd_report', 'cmd_voices',
+           'cmd_trends', 'cmd_engagement', 'main']
 
 # %% ../nbs/60_cli.ipynb #c005
 MAX_NOTES_BYTES = 200_000
@@ -93,6 +93,12 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--json", action="store_true", help="print JSON records")
     t.add_argument("--config")
     t.add_argument("-v", "--verbose", action="store_true")
+    vo = sub.add_parser("voices", help="the voice catalog: offline voices and configured cloud voices",
+                        description="List the voices ytempire can speak with: id, provider, language, accent, gender, age, styles.")
+    vo.add_argument("--language", help="only voices of this BCP-47 language; a region (en-GB, es-MX) keeps that accent's voices")
+    vo.add_argument("--json", action="store_true", help="print a JSON list of voices")
+    vo.add_argument("--config")
+    vo.add_argument("-v", "--verbose", action="store_true")
     e = sub.add_parser("engagement", help="engagement model: predict scores for a trending CSV, or train and register it")
     esub = e.add_subparsers(dest="action", required=True, parser_class=_Parser)
     ep = esub.add_parser("predict", help="score every video of a trending CSV (higher = more engaging)",
@@ -145,7 +151,7 @@ def cmd_script(a) -> str:
     s = write_script(brief, research_trends(brief, settings, ledger=ledger, run_id=run_id), settings, ledger=ledger, run_id=run_id)
     if a.json: return s.model_dump_json(indent=2)
     lines = [s.title, "=" * min(len(s.title), 100), ""]
-    lines += [f"[{sc.kind}] {sc.on_screen}\n    {sc.narration}" for sc in s.scenes]
+    lines += [f"[{sc.kind}{' · ' + sc.speaker if sc.speaker else ''}] {sc.on_screen}\n    {sc.narration}" for sc in s.scenes]
     lines += ["", s.description, "", "tags: " + ", ".join(s.tags), "hashtags: " + " ".join(s.hashtags),
               f"written by {s.provider}{' ' + s.model if s.model else ''} with {s.prompt_version}; {s.words} "
               f"{'characters' if brief.lang in SPACELESS else 'words'}"]
@@ -170,6 +176,21 @@ def cmd_report(a) -> str:
     settings = Settings(a.config)
     record, parts = load_run(a.run_dir)
     return str(write_report(record, parts, Path(a.run_dir) / "report.html", settings))
+
+# %% ../nbs/60_cli.ipynb #c006g2
+def cmd_voices(a) -> str:
+    "`ytempire voices`: the voice catalog as a table or JSON."
+    import json
+    from ytempire.schemas import Brief
+    from ytempire.voices import catalog
+    settings = Settings(a.config)
+    if a.language: Brief.create(topic="voices", language=a.language)       # a malformed tag: one line naming the fix
+    voices = catalog(settings, a.language)
+    if a.json: return json.dumps([v.model_dump() for v in voices], indent=2, ensure_ascii=False)
+    if not voices: return f"no voice speaks {a.language!r} here; `ytempire voices` lists every language"
+    rows = [("id", "provider", "language", "accent", "gender", "name")] + [(v.id, v.provider, v.language, v.accent, v.gender or "-", v.name) for v in voices]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
 
 # %% ../nbs/60_cli.ipynb #c006i
 def cmd_trends(a) -> str:
@@ -204,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
         a = parser().parse_args(argv)
         verbose = getattr(a, "verbose", False)
         setup_logging(logging.DEBUG if verbose else logging.INFO)
-        out = {"make": cmd_make, "report": cmd_report, "script": cmd_script, "costs": cmd_costs, "trends": cmd_trends, "engagement": cmd_engagement}[a.command](a)
+        out = {"make": cmd_make, "report": cmd_report, "script": cmd_script, "costs": cmd_costs, "trends": cmd_trends, "engagement": cmd_engagement,
+               "voices": cmd_voices}[a.command](a)
         print(out)
         return 0
     except YtempireError as e:

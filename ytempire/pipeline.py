@@ -20,6 +20,7 @@ from .trends import research_trends
 from .scripts import check_script_inputs, youtube_metadata, provider_chain
 from .quality import score_script, enforce_gate, write_gated_script
 from .voice import narrate, check_voice_inputs
+from .voices import select_voice
 from .audio import master_audio
 from .sync import make_subtitles
 from .video import render_video, encoder_args, output_format, check_video_inputs
@@ -28,7 +29,7 @@ from .tracking import Tracker, error_line
 
 # %% auto #0
 __all__ = ['PARTS', 'slugify', 'default_out', 'preflight', 'champion_version', 'RunParts', 'run_stages', 'publish', 'run_metrics',
-           'run_warnings', 'write_records', 'track_run', 'make_video', 'load_run']
+           'run_warnings', 'voice_metrics', 'voice_providers', 'write_records', 'track_run', 'make_video', 'load_run']
 
 # %% ../nbs/50_pipeline.ipynb #c006
 def slugify(text: str, max_len: int = 48) -> str:
@@ -50,6 +51,7 @@ def preflight(brief: Brief, settings: Settings, out: Path) -> Path:
     check_video_inputs(settings)                               # [video] codec, transition, motion
     check_script_inputs(brief, settings)
     check_voice_inputs(brief, settings)
+    select_voice(brief, None, settings)                        # an unknown voice id or a language no voice speaks
     budget = settings.getfloat("run", "budget")
     if budget < 0: raise InputError(f"budget {budget:g} USD is negative; pass --budget 0 or more")
     return check_writable(out)
@@ -102,7 +104,7 @@ def run_stages(run: RunDir, brief: Brief, settings: Settings, ledger: Ledger, pr
           ("text", "voice", "channel", "retry", "quotas", "prices", "quality", "engagement"), lambda r: r.provider, scoring)
     stage("quality", partial(score_script, ledger=ledger, run_id=rid, guard=guard), (p.script, brief), ("quality", "text", "voice", "channel", "engagement"), depends=scoring)
     enforce_gate(p.quality, settings, log)
-    stage("narration", partial(narrate, ledger=ledger, run_id=rid), (p.script, brief), ("voice",), lambda r: f"{r.provider}:{r.voice}")
+    stage("narration", partial(narrate, ledger=ledger, run_id=rid), (p.script, brief), ("voice", "channel"), lambda r: f"{r.provider}:{r.voice}")
     stage("audio", master_audio, (p.narration, brief), ("audio", "tools"), lambda r: "fluidsynth-fluidr3")
     stage("subtitles", make_subtitles, (p.narration, brief), ("subtitles",))
     stage("video", partial(render_video, progress=progress), (p.script, p.narration, p.audio, p.subtitles, brief),
@@ -156,6 +158,28 @@ def run_warnings(p: RunParts, brief: Brief) -> list[str]:
         out.append(f"script quality {p.quality.overall:.1f}/10 is below the threshold {p.quality.threshold:.1f}: {'; '.join(p.quality.reasons[:2])}")
     return out
 
+# %% ../nbs/50_pipeline.ipynb #c013f2
+def voice_metrics(narration: Narration) -> dict[str, float]:
+    "Median F0 per speaker (Hz) and, for two speakers or more, how far apart the first two sound."
+    import numpy as np, soundfile as sf
+    from ytempire.voices import median_f0, voice_distance
+    audio, sr = sf.read(narration.audio, dtype="float32")
+    who = narration.speakers or [""] * len(narration.scene_spans)
+    clips: dict[str, np.ndarray] = {}
+    for sp, (a, b) in zip(who, narration.scene_spans):
+        clips[sp] = np.concatenate([clips.get(sp, np.zeros(0, np.float32)), audio[int(a * sr):int(b * sr)]])
+    m = {f"voice.f0_{sp or 'narrator'}": median_f0(x, sr) for sp, x in clips.items()}
+    if len(clips) > 1:
+        d = voice_distance(*list(clips.values())[:2], sr)
+        m |= {"voice.speaker_semitones": d["semitones"], "voice.speaker_mfcc_distance": d["mfcc"]}
+    return {k: round(float(v), 3) for k, v in m.items()}
+
+def voice_providers(narration: Narration) -> dict[str, str]:
+    "`voice` (the narrator or first speaker) and `voice.<speaker>` for each speaker of a multi-voice narration."
+    out = {"voice": f"{narration.provider}:{narration.voice}"}
+    if narration.speakers: out |= {f"voice.{sp}": v for sp, v in narration.voices.items()}
+    return out
+
 # %% ../nbs/50_pipeline.ipynb #c013h
 def write_records(run: RunDir, record: RunRecord, parts: RunParts, settings: Settings) -> None:
     "Write report.html, then run.json (which marks the run finished), both atomically."
@@ -203,9 +227,10 @@ def make_video(brief: Brief, settings: Settings, out: str | Path | None = None, 
         costs = [CostRecord(**{k: r[k] for k in CostRecord.model_fields}) for r in ledger.calls(run_id=run.run_id).to_dict("records")]
         record = RunRecord(run_id=run.run_id, version=ytempire.__version__, brief=brief, stages=timings, costs=costs,
                            fallbacks=parts.trends.fallbacks + parts.script.fallbacks,
-                           providers={"trends": parts.trends.provider, "text": parts.script.provider, "voice": f"{parts.narration.provider}:{parts.narration.voice}",
+                           providers={"trends": parts.trends.provider, "text": parts.script.provider, **voice_providers(parts.narration),
                                       "music": "fluidsynth-fluidr3", "thumbnails": "local-composer", "encoder": parts.video.encoder},
-                           quality=parts.quality, metrics=run_metrics(parts, timings, brief), outputs=outputs,
+                           quality=parts.quality, metrics=run_metrics(parts, timings, brief) | voice_metrics(parts.narration), outputs=outputs,
+                           voice_reasons=parts.narration.voice_reasons,
                            warnings=run_warnings(parts, brief) + [a for a in guard.alerts if f"alert: {a}" not in parts.script.warnings])
         for w in record.warnings: log.warning(w)
         record.metrics["run.cost_usd"] = record.total_cost

@@ -91,7 +91,7 @@ footer{color:var(--muted);font-size:12px;text-align:center;margin-top:24px}
 </div>
 <section><h2>Script · {{ s.scenes|length }} scenes · {{ s.words }} words · written by {{ s.provider }}</h2>
 <table><tr><th>#</th><th class="num">time</th><th>on screen</th><th>narration</th></tr>
-{% for sc in scenes %}<tr><td class="muted">{{ loop.index }}</td><td class="num">{{ sc.t }}</td><td><b>{{ sc.on_screen }}</b></td><td>{{ sc.narration }}</td></tr>{% endfor %}</table></section>
+{% for sc in scenes %}<tr><td class="muted">{{ loop.index }}</td><td class="num">{{ sc.t }}</td><td><b>{{ sc.on_screen }}</b></td><td>{% if sc.speaker %}<b>{{ sc.speaker }}</b>{% if sc.style %} <span class="muted">({{ sc.style }})</span>{% endif %}: {% endif %}{{ sc.narration }}</td></tr>{% endfor %}</table></section>
 <div class="grid2">
 <section><h2>YouTube metadata</h2><p><b>{{ s.title }}</b> <span class="muted small">({{ s.title|length }} characters)</span></p>
 <pre>{{ description }}</pre><div class="tags" style="margin-top:12px">{% for t in s.tags %}<span>{{ t }}</span>{% endfor %}{% for h in s.hashtags %}<span>{{ h }}</span>{% endfor %}</div></section>
@@ -105,6 +105,10 @@ footer{color:var(--muted);font-size:12px;text-align:center;margin-top:24px}
 <table class="small"><tr><td>MLflow run</td><td>{{ r.mlflow_run_id or untracked("mlflow") }}</td></tr><tr><td>W&amp;B run</td><td>{{ r.wandb_run_path or untracked("wandb") }}</td></tr>
 <tr><td>Trends</td><td>{{ trends.videos_matched }} related of {{ trends.videos_considered }} trending videos{% if trends.keywords %}: {{ trends.keywords|join(", ") }}{% endif %}{% if trends.relevance is not none %}<br><span class="small muted">relevance to current trends {{ "%.2f"|format(trends.relevance) }} (percentile {{ "%.0f"|format(trends.relevance_percentile) }} among trending videos){% if trends.nearest_titles %}; nearest: {{ trends.nearest_titles[:2]|join(" · ") }}{% endif %}</span>{% endif %}</td></tr></table></section>
 </div>
+{% if r.voice_reasons %}<section><h2>Voices</h2>
+<table class="small"><tr><th>speaker</th><th>voice</th><th class="num">median F0</th><th>why this voice</th></tr>
+{% for sp, why in r.voice_reasons.items() %}<tr><td>{{ sp or "narrator" }}</td><td>{{ n.voices.get(sp, r.providers.voice) }}</td><td class="num">{% if r.metrics.get("voice.f0_" ~ (sp or "narrator")) %}{{ "%.0f"|format(r.metrics["voice.f0_" ~ (sp or "narrator")]) }} Hz{% endif %}</td><td>{{ why }}</td></tr>{% endfor %}</table>
+{% if r.metrics.get("voice.speaker_semitones") is not none %}<p class="small muted">The first two speakers are {{ "%.1f"|format(r.metrics["voice.speaker_semitones"]) }} semitones apart in median pitch; mean-MFCC distance {{ "%.1f"|format(r.metrics["voice.speaker_mfcc_distance"]) }}.</p>{% endif %}</section>{% endif %}
 <section><details><summary>Settings used</summary><pre>{{ settings_json }}</pre></details></section>
 <footer>ytempire {{ r.version }} · {% if r.total_cost > 0 %}${{ "%.4f"|format(r.total_cost) }} billed by paid providers{% else %}no paid provider billed{% endif %} · this file is self-contained</footer>
 </main></body></html>
@@ -130,7 +134,7 @@ def render_report(record: RunRecord, parts, settings: Settings) -> str:
     _, pal = palette_for(record.brief.topic)
     limit = settings.getfloat("report", "embed_video_mb") * 1e6
     video_path = record.outputs.get("video", v.path)
-    scenes = [dict(t=f"{timestamp(a)}–{timestamp(b)}", on_screen=sc.on_screen, narration=sc.narration) for sc, (a, b) in zip(s.scenes, n.scene_spans)]
+    scenes = [dict(t=f"{timestamp(a)}–{timestamp(b)}", on_screen=sc.on_screen, narration=sc.narration, speaker=sc.speaker, style=sc.style) for sc, (a, b) in zip(s.scenes, n.scene_spans)]
     thumb_srcs = [data_uri(t.path, "image/png") for t in th.variants]       # each image read and encoded once
     env = Environment(autoescape=True)
     html_text = env.from_string(TEMPLATE).render(

@@ -140,6 +140,8 @@ class Scene(Model):
     visual: str = ""                  # visual query or image prompt
     kind: Literal["hook", "point", "cta"] = "point"
     duration: Optional[float] = None  # seconds, once known from the narration
+    speaker: str = ""                 # who speaks it in a multi-voice script ("host", "guest"); "" = the narrator
+    style: str = ""                   # how it is spoken: calm, excited, serious, warm ...; "" = neutral (26_voices)
 
 class Fallback(Model):
     "A provider that failed and the one that served instead."
@@ -211,6 +213,9 @@ class Narration(Model):
     voice: str
     provider: str
     characters: int                           # characters synthesised (what cloud TTS bills)
+    speakers: list[str] = []                  # who speaks each scene (aligned with scene_spans); [] = one narrator
+    voices: dict[str, str] = {}               # speaker ("" = narrator) -> "provider:voice" that spoke it
+    voice_reasons: dict[str, str] = {}        # speaker -> why that voice was chosen (26_voices.select_voice)
 
 class AudioMix(Model):
     "The mastered soundtrack: narration over a ducked music bed."
@@ -228,6 +233,7 @@ class Cue(Model):
     start: float
     end: float
     text: str
+    speaker: str = ""                         # who says it, in a multi-voice narration (captions colour it)
 
 class Subtitles(Model):
     "Cues and the files written from them."
@@ -352,6 +358,7 @@ class RunRecord(Model):
     mlflow_run_id: Optional[str] = None
     wandb_run_path: Optional[str] = None
     warnings: list[str] = []                  # what a person should know about this run (shown in the report)
+    voice_reasons: dict[str, str] = {}        # speaker ("" = narrator) -> why its voice was chosen (26_voices)
 
     @property
     def total_cost(self) -> float:

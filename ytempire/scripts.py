@@ -13,15 +13,17 @@ from .config import Settings, InputError, StageError, get_logger, redact
 from .schemas import Brief, Scene, Script, TrendReport
 from . import languages
 from .languages import BANKS, LANGUAGES, SPACELESS, count_units, split_sentences, join_sentences, short_headline
+from .voices import style_table
 
 # %% auto #0
-__all__ = ['TEMPLATES', 'SPOKEN_LEADS', 'PROMPTS', 'DEFAULT_VERSION', 'NO_KNOWLEDGE', 'DRAFT_SCHEMA', 'SYSTEM_PROMPT',
-           'USER_PROMPT', 'WRITERS', 'TextGenerator', 'parse_notes', 'Rules', 'PromptTemplate', 'prompt_template',
-           'ChannelProfile', 'apply_brand_terms', 'profile_problems', 'speaking_rate', 'word_budget',
-           'topic_in_sentence', 'tags_chars', 'OfflineTemplateWriter', 'language_name', 'check_script', 'DraftScene',
-           'Draft', 'strict_schema', 'build_prompt', 'draft_to_script', 'InvalidOutput', 'LLMWriter', 'OpenAIWriter',
-           'LocalWriter', 'AnthropicWriter', 'is_search_phrase', 'optimise_seo', 'description_with_chapters',
-           'youtube_metadata', 'provider_chain', 'text_generators', 'check_script_inputs', 'write_script']
+__all__ = ['TEMPLATES', 'DIALOGUE_SPEAKERS', 'SPOKEN_LEADS', 'PROMPTS', 'DEFAULT_VERSION', 'NO_KNOWLEDGE', 'DRAFT_SCHEMA',
+           'SYSTEM_PROMPT', 'USER_PROMPT', 'WRITERS', 'TextGenerator', 'parse_notes', 'Rules', 'PromptTemplate',
+           'prompt_template', 'role_style', 'cast_scenes', 'ChannelProfile', 'apply_brand_terms', 'profile_problems',
+           'speaking_rate', 'word_budget', 'topic_in_sentence', 'tags_chars', 'OfflineTemplateWriter', 'language_name',
+           'check_script', 'DraftScene', 'Draft', 'strict_schema', 'build_prompt', 'draft_to_script', 'InvalidOutput',
+           'LLMWriter', 'OpenAIWriter', 'LocalWriter', 'AnthropicWriter', 'is_search_phrase', 'optimise_seo',
+           'description_with_chapters', 'youtube_metadata', 'provider_chain', 'text_generators', 'check_script_inputs',
+           'write_script']
 
 # %% ../nbs/11_scripts.ipynb #c006
 class TextGenerator(Protocol):
@@ -69,7 +71,9 @@ TEMPLATES = {
     "story":        ["setting", "conflict", "turn", "resolution"],
     "myth-vs-fact": ["myth", "fact", "myth", "takeaway"],
     "short":        ["detail", "tip", "takeaway"],
+    "dialogue":     ["explain", "ask"],          # alternating from the first point: the guest explains, the host asks
 }
+DIALOGUE_SPEAKERS = {"dialogue": {"explain": "guest", "ask": "host", "hook": "host", "cta": "host"}}    # template -> role -> speaker
 # roles whose lead-in says what a user's point is in that template, whatever the point says ("Step 2.", "The fact:");
 # the other lead-ins ("Why should you care?") only fit the writer's own generic lines
 SPOKEN_LEADS = {"listicle": {"item"}, "how-to": {"step", "finish"}, "myth-vs-fact": {"myth", "fact"}}
@@ -110,12 +114,17 @@ _GUIDES = {
            "resolution, with concrete scenes and people; end with what it means today."),
  "myth-vs-fact": ("myth vs fact", "Take {{ (scenes - 2) // 2 }} popular myths about {{ topic }}. For each, one scene states the myth "
                   "(on-screen: \"Myth: ...\") and the next scene the fact with the reason (on-screen: \"Fact: ...\")."),
+ "dialogue": ("dialogue between a host and a guest", "A conversation about {{ topic }} between a host and a guest who knows it well. "
+              "The host opens with the hook and introduces the guest; the guest explains, the host asks short, natural follow-up "
+              "questions. Scenes alternate: the first and the last are the host's, the second is the guest's, then host, guest, ... "
+              "Write spoken dialogue (no names, no stage directions)."),
  "short": ("hook-first vertical Short", "A YouTube Short about {{ topic }}: the first sentence must stop the scroll (a surprising "
            "claim or question), then fast, punchy scenes of one sentence each, and a payoff at the end. No intro, no greeting."),
 }
 PROMPTS: dict[str, dict[str, PromptTemplate]] = {
     name: {"1": PromptTemplate(name, "1", label, guide,
-                               Rules(scene_seconds=4.0, hook_max_words=12) if name == "short" else Rules())}
+                               Rules(scene_seconds=4.0, hook_max_words=12) if name == "short" else
+                               Rules(hook_max_words=40) if name == "dialogue" else Rules())}     # a dialogue's hook also introduces the guest
     for name, (label, guide) in _GUIDES.items()}
 # explainer@2: the challenger of the prompt A/B test: a question hook and faster scenes
 PROMPTS["explainer"]["2"] = PromptTemplate("explainer", "2", "explainer", _GUIDES["explainer"][1] +
@@ -131,6 +140,21 @@ def prompt_template(template: str, settings: Settings, version: str | None = Non
     if v not in PROMPTS[template]:
         raise InputError(f"template {template!r} has no version {v!r}; use one of {', '.join(PROMPTS[template])} in [text] prompts")
     return PROMPTS[template][v]
+
+# %% ../nbs/11_scripts.ipynb #c012b
+def role_style(role: str) -> str:
+    "The style of a scene role (myth: serious, tip: warm ...; '' = neutral), from data/voices/styles.json."
+    t = style_table()
+    return t["kinds"].get(role) or t["roles"].get(role, "")
+
+def cast_scenes(scenes: list[Scene], template: str) -> list[Scene]:
+    "Scenes with speakers (a dialogue's alternate host, guest, ..., the last the host's) and styles, where they have none."
+    speakers = DIALOGUE_SPEAKERS.get(template)
+    out = []
+    for i, s in enumerate(scenes):
+        who = s.speaker or ("" if not speakers else "host" if i == 0 or i == len(scenes) - 1 else ("guest", "host")[(i - 1) % 2])
+        out.append(s.model_copy(update={"speaker": who, "style": s.style or role_style(s.kind)}))
+    return out
 
 # %% ../nbs/11_scripts.ipynb #c014
 @dataclass
@@ -257,7 +281,12 @@ class OfflineTemplateWriter:
         hook = pick(bank["hook_question" if question else "hook"]).format(**fmt)
         cta = profile.cta or pick(bank["cta"]).format(**fmt)
         if profile.catchphrases: cta = f"{cta} {_sentence(profile.catchphrases[0])}"
-        scenes = [Scene(narration=hook, on_screen=pick(bank["hook_card"]), visual=brief.topic, kind="hook")]
+        cast = DIALOGUE_SPEAKERS.get(brief.template, {})            # role -> speaker in a dialogue; {} = one narrator
+        if cast:                                                     # the host introduces the guest and hands over
+            hook = join_sentences([hook, pick(bank["lead"]["welcome"]).format(**fmt)], brief.lang)
+        hook_card = bank["card"]["welcome"] if cast else pick(bank["hook_card"])
+        scenes = [Scene(narration=hook, on_screen=hook_card, visual=brief.topic, kind="hook", speaker=cast.get("hook", ""),
+                        style=role_style("hook"))]
         # 2. one scene per point. A user's point is spoken as written, led by what it is in the template ("Step 2.") or
         #    else by its label ("First crack. Around 196 °C steam bursts out": the label often names what the sentence
         #    is about). A role's stock lead-in ("Why should you care?") only comes before the generic lines of a script
@@ -275,11 +304,16 @@ class OfflineTemplateWriter:
             else:
                 label, body, lead = "", pick(bank["generic"][role]).format(**fmt), stock
             narration = join_sentences([lead, body[0].lower() + body[1:] if lead.endswith(",") else body], brief.lang)
+            if cast and i == 0:                                      # the guest's first words thank the host
+                thanks = pick(bank["generic"]["welcome"]).format(**fmt)
+                narration = join_sentences([thanks, narration], brief.lang); leads.add(thanks)
             if i < len(notes): card = label or self._headline(body, brief.lang)
             elif role == "item": card = self._headline(body, brief.lang)   # a list item's own words beat "Number 3"
             else: card = bank["card"][role].format(n=n)
-            scenes.append(Scene(narration=narration, on_screen=card, visual=f"{brief.topic}: {card}", kind="point"))
-        scenes.append(Scene(narration=cta, on_screen=bank["cta_card"], visual=brief.brand or brief.topic, kind="cta"))
+            scenes.append(Scene(narration=narration, on_screen=card, visual=f"{brief.topic}: {card}", kind="point",
+                                speaker=cast.get(role, ""), style=role_style(role)))
+        scenes.append(Scene(narration=cta, on_screen=bank["cta_card"], visual=brief.brand or brief.topic, kind="cta",
+                            speaker=cast.get("cta", ""), style=role_style("cta")))
         # 3. the channel's banned words never get in: drop sentences of the phrase banks that contain one
         for sc in scenes:
             sents = split_sentences(sc.narration, brief.lang)
@@ -305,6 +339,7 @@ class OfflineTemplateWriter:
     def _roles(template: str, n: int) -> list[str]:
         "Roles of `n` middle scenes: the template's first and last role around its middle ones, cycled."
         base = TEMPLATES[template]
+        if template in DIALOGUE_SPEAKERS: return [base[i % len(base)] for i in range(n)]     # turns alternate
         if len(base) == 1 or n == 1: return [base[-1]] * n if len(base) > 1 else base * n
         middle = base[1:-1]
         return [base[0]] + [middle[i % len(middle)] for i in range(n - 2)] + [base[-1]]
@@ -510,7 +545,8 @@ def build_prompt(brief: Brief, trends: TrendReport, settings: Settings, tpl: Pro
 def draft_to_script(draft: Draft, brief: Brief, provider: str, model: str, tpl: PromptTemplate, profile: ChannelProfile) -> Script:
     "A Script from a validated draft (brand terms re-cased)."
     fix = lambda t: apply_brand_terms(" ".join(t.split()), profile)
-    scenes = [Scene(narration=fix(x.narration), on_screen=fix(x.on_screen), visual=x.visual.strip(), kind=x.kind) for x in draft.scenes]
+    scenes = cast_scenes([Scene(narration=fix(x.narration), on_screen=fix(x.on_screen), visual=x.visual.strip(), kind=x.kind)
+                          for x in draft.scenes], brief.template)
     return Script(title=fix(draft.title), hook=scenes[0].narration if scenes else "", scenes=scenes, cta=scenes[-1].narration if scenes else "",
                   description=fix(draft.description), tags=[t.strip() for t in draft.tags if t.strip()],
                   hashtags=[h if h.startswith("#") else f"#{h}" for h in (x.strip().replace(" ", "") for x in draft.hashtags) if h.strip("#")],

@@ -13,8 +13,9 @@ from .store import atomic_path
 from .languages import base_lang, SPACELESS, script_font
 
 # %% auto #0
-__all__ = ['joiner', 'split_word_lines', 'split_lines', 'cue_line_words', 'build_cues', 'caption_style', 'write_srt', 'words_in',
-           'write_ass', 'timestamp', 'chapters', 'make_subtitles', 'max_chars']
+__all__ = ['joiner', 'split_word_lines', 'split_lines', 'cue_line_words', 'build_cues', 'caption_style', 'speaker_colors',
+           'write_srt', 'words_in', 'write_ass', 'timestamp', 'chapters', 'make_subtitles', 'speaker_turns',
+           'speaker_cues', 'max_chars']
 
 # %% ../nbs/22_sync.ipynb #c006
 def joiner(lang: str) -> str:
@@ -95,7 +96,14 @@ def caption_style(width: int, height: int, settings: Settings, lang: str = "en")
     margin = round(height * (0.24 if portrait else 0.075))
     latin = settings.get("subtitles", "font")
     return dict(font=script_font(lang) or latin, latin_font=latin, sep=joiner(lang), size=size, outline=max(2, round(size * 0.08)),
-                margin_v=margin, max_width=round(width * (0.86 if portrait else 0.7)), highlight="#FFD23F", color="#FFFFFF")
+                margin_v=margin, max_width=round(width * (0.86 if portrait else 0.7)), highlight="#FFD23F", color="#FFFFFF",
+                speaker_colors=["#" + c.lstrip("#") for c in settings.getlist("subtitles", "speaker_colors")])
+
+def speaker_colors(cues: list[Cue], st: dict) -> dict[str, str]:
+    "Text colour of each speaker of the cues, in order of first appearance ({} for a single narrator)."
+    names = list(dict.fromkeys(c.speaker for c in cues if c.speaker))
+    palette = st["speaker_colors"] or [st["color"]]
+    return {n: palette[i % len(palette)] for i, n in enumerate(names)} if len(names) > 1 else {}
 
 def _ass_color(hex_rgb: str, alpha: int = 0) -> pysubs2.Color:
     r, g, b = (int(hex_rgb[i:i + 2], 16) for i in (1, 3, 5))
@@ -124,18 +132,22 @@ def write_ass(cues: list[Cue],
                                               outlinecolor=_ass_color("#000000", 40), backcolor=_ass_color("#000000", 160),
                                               outline=st["outline"], shadow=0, alignment=pysubs2.Alignment.BOTTOM_CENTER,
                                               marginv=st["margin_v"], marginl=40, marginr=40)
+    colors = speaker_colors(cues, st)
+    for name, color in colors.items():         # one style per speaker: the Default look in the speaker's colour
+        subs.styles[name] = subs.styles["Default"].copy(); subs.styles[name].primarycolor = _ass_color(color)
     hl = "{\\c&H%02X%02X%02X&}" % tuple(int(st["highlight"][i:i + 2], 16) for i in (5, 3, 1))
     highlight = settings.getbool("subtitles", "highlight_words")
     for c in cues:
         inside = words_in(c, words) if highlight else []
+        style = c.speaker if c.speaker in colors else "Default"
         if not inside:
-            subs.append(pysubs2.SSAEvent(start=round(c.start * 1000), end=round(c.end * 1000), text=c.text.replace("\n", "\\N")))
+            subs.append(pysubs2.SSAEvent(start=round(c.start * 1000), end=round(c.end * 1000), text=c.text.replace("\n", "\\N"), style=style))
             continue
         lines = cue_line_words(c.text, [w.text for w in inside], lang)
         for k, w in enumerate(inside):
             s = c.start if k == 0 else w.start
             e = inside[k + 1].start if k + 1 < len(inside) else c.end
-            subs.append(pysubs2.SSAEvent(start=round(s * 1000), end=round(e * 1000), text=_highlighted(lines, k, hl, st["sep"])))
+            subs.append(pysubs2.SSAEvent(start=round(s * 1000), end=round(e * 1000), text=_highlighted(lines, k, hl, st["sep"]), style=style))
     with atomic_path(path) as tmp: subs.save(str(tmp), format_="ass", encoding="utf-8")
     return path
 
@@ -175,11 +187,35 @@ def make_subtitles(narration: Narration, brief: Brief, settings: Settings,
                   ) -> Subtitles:
     "Stage 22: cues from the narration's word timings, written as subtitles.srt and subtitles.ass."
     out_dir = Path(out_dir or tempfile.mkdtemp(prefix="ytempire-sync-"))
-    cues = build_cues(narration.words, max_chars(settings, brief.lang), settings.getint("subtitles", "max_lines"),
-                      settings.getfloat("subtitles", "max_cue_seconds"), settings.getfloat("subtitles", "min_cue_seconds"), lang=brief.lang)
+    cue_args = (max_chars(settings, brief.lang), settings.getint("subtitles", "max_lines"),
+                settings.getfloat("subtitles", "max_cue_seconds"), settings.getfloat("subtitles", "min_cue_seconds"))
+    cues = speaker_cues(narration, *cue_args, lang=brief.lang)
     w, h = brief.size
     return Subtitles(cues=cues, srt=write_srt(cues, out_dir / "subtitles.srt"),
                      ass=write_ass(cues, narration.words, w, h, settings, out_dir / "subtitles.ass", brief.lang))
+
+def speaker_turns(narration: Narration) -> list[tuple[str, list[Word]]]:
+    "(speaker, words) of each turn: consecutive scenes of one speaker; one turn ('' speaker) for a single narrator."
+    if not narration.speakers: return [("", narration.words)]
+    turns: list[tuple[str, list[Word]]] = []
+    bounds = [s for s, _ in narration.scene_spans[1:]] + [float("inf")]
+    i = 0
+    for sp, end in zip(narration.speakers, bounds):
+        mine = []
+        while i < len(narration.words) and narration.words[i].start < end - 1e-3: mine.append(narration.words[i]); i += 1
+        if turns and turns[-1][0] == sp: turns[-1][1].extend(mine)
+        else: turns.append((sp, mine))
+    return turns
+
+def speaker_cues(narration: Narration, *args, lang: str = "en") -> list[Cue]:
+    "Cues of each speaker's turns (a cue never spans two speakers), tagged with the speaker; `args` as `build_cues`."
+    cues: list[Cue] = []
+    for sp, ws in speaker_turns(narration):
+        for c in build_cues(ws, *args, lang=lang):
+            if cues and cues[-1].end > c.start - 0.02:            # the previous turn's last cue ends before this one
+                cues[-1] = cues[-1].model_copy(update={"end": round(max(cues[-1].start + 0.05, c.start - 0.02), 3)})
+            cues.append(c.model_copy(update={"speaker": sp}))
+    return cues
 
 def max_chars(settings: Settings, lang: str) -> int:
     "Characters per subtitle line: `[subtitles] max_chars_<lang>` if set, else `max_chars`."

@@ -14,7 +14,7 @@ from .config import (Settings, ConfigError, StageError, ToolError, DiskFullError
 from .schemas import (Brief, Script, Narration, AudioMix, Subtitles, Cue, Word, Shot, TimedImage, CaptionTrack,
                               AudioTrack, OutputFormat, Timeline, Video)
 from .store import atomic_path, write_json
-from .sync import caption_style, words_in, cue_line_words
+from .sync import caption_style, words_in, cue_line_words, speaker_colors
 from .languages import script_font, writing_system
 from .design import palette_for, rgb, font, font_for, draw_text, fit_text, gradient, glow, MixedFont
 from .audio import duck_filter
@@ -120,7 +120,9 @@ def _glyph_height(f) -> int:
 
 def draw_caption(lines: list[list[str]], # the words of each line
                  active: int, # index of the highlighted word over all lines (-1: none)
-                 w: int, band_h: int, st: dict, size: int) -> Image.Image:
+                 w: int, band_h: int, st: dict, size: int,
+                 color: str | None = None  # the text colour (a speaker's); default the style's
+                ) -> Image.Image:
     "Caption image of the lines, word `active` highlighted, the last line at the bottom of the band."
     img = Image.new("RGBA", (w, band_h), (0, 0, 0, 0))
     d = ImageDraw.Draw(img)
@@ -131,8 +133,8 @@ def draw_caption(lines: list[list[str]], # the words of each line
     for ws in lines:
         x = (w - f.getlength(sep.join(ws))) / 2
         for word in ws:
-            color = st["highlight"] if k == active else st["color"]
-            draw_text(d, (x, y), word, f, fill=rgb(color, 255), stroke_width=st["outline"], stroke_fill=(0, 0, 0, 235))
+            fill = st["highlight"] if k == active else (color or st["color"])
+            draw_text(d, (x, y), word, f, fill=rgb(fill, 255), stroke_width=st["outline"], stroke_fill=(0, 0, 0, 235))
             x += f.getlength(word) + space; k += 1
         y += line_h
     return img
@@ -155,23 +157,24 @@ def render_captions(cues: list[Cue], words: list[Word], size: tuple[int, int], s
     out_dir.mkdir(parents=True, exist_ok=True)
     highlight = settings.getbool("subtitles", "highlight_words")
     images, cache = [], {}
-    def image_for(lines, active):
-        key = ("\n".join("\t".join(l) for l in lines), active)
+    colors = speaker_colors(cues, st)                 # a multi-voice narration: each speaker's text in its colour
+    def image_for(lines, active, color=None):
+        key = ("\n".join("\t".join(l) for l in lines), active, color)
         if key not in cache:
             p = out_dir / f"cap-{len(cache):04d}.png"
-            with atomic_path(p) as tmp: draw_caption(lines, active, w, band_h, st, size).save(tmp, "PNG", compress_level=1)
+            with atomic_path(p) as tmp: draw_caption(lines, active, w, band_h, st, size, color).save(tmp, "PNG", compress_level=1)
             cache[key] = p
         return cache[key]
     for c in cues:
-        size = caption_size(c.text.split("\n"), st)
+        size, color = caption_size(c.text.split("\n"), st), colors.get(c.speaker)
         inside = words_in(c, words) if highlight else []
         lines = cue_line_words(c.text, [x.text for x in inside], lang)
         if not inside:
-            images.append(TimedImage(image=image_for(lines, -1), start=c.start, end=c.end)); continue
+            images.append(TimedImage(image=image_for(lines, -1, color), start=c.start, end=c.end)); continue
         for k, wd in enumerate(inside):
             s = c.start if k == 0 else wd.start
             e = inside[k + 1].start if k + 1 < len(inside) else c.end
-            images.append(TimedImage(image=image_for(lines, k), start=round(s, 3), end=round(e, 3)))
+            images.append(TimedImage(image=image_for(lines, k, color), start=round(s, 3), end=round(e, 3)))
     return CaptionTrack(images=images, x=0, y=h - st["margin_v"] - band_h)
 
 # %% ../nbs/30_video.ipynb #c030

@@ -4,7 +4,7 @@
 
 # %% ../nbs/20_voice.ipynb #c003
 from __future__ import annotations
-import ctypes, ctypes.util, io, re, tempfile, threading
+import ctypes, ctypes.util, io, re, shutil, subprocess, tempfile, threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -15,10 +15,12 @@ from .config import Settings, InputError, StageError
 from .schemas import Brief, Script, Narration, Word, CostRecord
 from .store import write_bytes
 from .languages import words_of, spoken_text, japanese_reading, base_lang
+from .voices import Voice, festival_voice_dir, prosody, scene_style, select_voices
 
 # %% auto #0
 __all__ = ['SpokenScene', 'SpeechSynthesizer', 'tokens', 'spoken_words', 'spread_words', 'PiperSynthesizer', 'EspeakSynthesizer',
-           'espeak_voice', 'synthesizer_for', 'check_voice_inputs', 'narrate']
+           'espeak_voice', 'FestivalSynthesizer', 'synthesizer_for', 'check_voice_inputs', 'speaker_synthesizer',
+           'narrate']
 
 # %% ../nbs/20_voice.ipynb #c006
 @dataclass
@@ -32,8 +34,8 @@ class SpeechSynthesizer(Protocol):
     "A voice engine: its name and voice for the records, and `speak`."
     name: str
     voice: str
-    def speak(self, text: str, speed: float = 1.0) -> SpokenScene:
-        "One scene's text as audio with word timings; `speed` above 1 speaks faster."
+    def speak(self, text: str, speed: float = 1.0, style: str = "") -> SpokenScene:
+        "One scene's text as audio with word timings; `speed` above 1 speaks faster; `style` (calm, excited ...) as the engine can."
         ...
 
 # %% ../nbs/20_voice.ipynb #c007
@@ -96,14 +98,15 @@ class PiperSynthesizer:
         return [sum(len([w for w in "".join(sent).split(" ") if w.strip() and not set(w) <= _SILENT]) for sent in v.phonemize(t)) for t in toks]
 
     def speak(self, text: str,
-              speed: float = 1.0    # above 1 speaks faster (divides `[voice] piper_length_scale`)
+              speed: float = 1.0,   # above 1 speaks faster (divides `[voice] piper_length_scale`)
+              style: str = ""       # a style's rate and pauses (Piper has no pitch control)
              ) -> SpokenScene:
         "One scene in Piper's voice; word timings from its phoneme alignments (spread by length if they do not match)."
         from piper import SynthesisConfig
-        v = _piper_voice(self.model)
-        cfg = SynthesisConfig(length_scale=self.length_scale / speed, normalize_audio=False)
+        v, p = _piper_voice(self.model), prosody(style)
+        cfg = SynthesisConfig(length_scale=self.length_scale / (speed * p["rate"]), normalize_audio=False)
         sr = v.config.sample_rate
-        pause = np.zeros(int(self.sentence_pause * sr), np.float32)
+        pause = np.zeros(int(self.sentence_pause * p["pause"] * sr), np.float32)
         pieces, spans, pos = [], [], 0
         toks, said = spoken_words(text, self.language)
         for chunk in v.synthesize(" ".join(p for p in said if p), syn_config=cfg, include_alignments=True):
@@ -134,7 +137,7 @@ class _EspeakEvent(ctypes.Structure):
 
 _EspeakCallback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_EspeakEvent))
 _ESPEAK_LOCK = threading.Lock()      # the library keeps global state
-_EVENT_WORD, _EVENT_END, _SYNCHRONOUS, _CHARS_UTF8, _RATE = 1, 0, 2, 1, 1
+_EVENT_WORD, _EVENT_END, _SYNCHRONOUS, _CHARS_UTF8, _RATE, _PITCH = 1, 0, 2, 1, 1, 3
 
 @lru_cache(maxsize=1)
 def _espeak():
@@ -169,7 +172,8 @@ class EspeakSynthesizer:
                                  "use a language espeak-ng speaks (see `espeak-ng --voices`)")
 
     def speak(self, text: str,
-              speed: float = 1.0    # above 1 speaks faster (multiplies `[voice] espeak_rate`)
+              speed: float = 1.0,   # above 1 speaks faster (multiplies `[voice] espeak_rate`)
+              style: str = ""       # a style's rate and pitch (espeak's pitch 0-100, 50 = the voice's own; ~4 a semitone)
              ) -> SpokenScene:
         "One scene in espeak-ng's voice; word timings from its WORD events (spread by length if too few arrive)."
         lib, sr = _espeak()
@@ -191,7 +195,9 @@ class EspeakSynthesizer:
         with _ESPEAK_LOCK:
             lib.espeak_SetSynthCallback(cb)
             lib.espeak_SetVoiceByName(self.voice.encode())
-            lib.espeak_SetParameter(_RATE, int(self.rate * speed), 0)
+            p = prosody(style)
+            lib.espeak_SetParameter(_RATE, int(self.rate * speed * p["rate"]), 0)
+            lib.espeak_SetParameter(_PITCH, int(np.clip(50 + 4 * p["pitch"], 0, 100)), 0)
             if lib.espeak_Synth(data, len(data) + 1, 0, 0, 0, _CHARS_UTF8, None, None) != 0:
                 raise StageError(f"espeak-ng could not speak the {self.language} narration; check the text or the espeak-ng install")
         audio = (np.concatenate(chunks).astype(np.float32) / 32768.0) if chunks else np.zeros(1, np.float32)
@@ -221,6 +227,94 @@ def espeak_voice(language: str) -> str:
     with _ESPEAK_LOCK:
         return tag if tag != base and lib.espeak_SetVoiceByName(tag.encode()) == 0 else base
 
+# %% ../nbs/20_voice.ipynb #c018b
+_FESTIVAL_SCHEME = """
+(voice_{voice})
+(set! hts_engine_params (append hts_engine_params (list (list "-r" {rate}))))
+(set! utt (Utterance Text "{text}"))
+(utt.synth utt)
+(utt.save.wave utt "{wav}" 'riff)
+(set! ytempire_token 0)
+(mapcar
+ (lambda (tok)
+   (if (not (item.parent tok))
+       (begin
+         (mapcar (lambda (w)
+                   (if (item.relation.daughter1 w 'SylStructure)
+                       (format t "WORD\\t%d\\t%f\\t%f\\n" ytempire_token
+                               (item.feat w "R:SylStructure.daughter1.daughter1.R:Segment.p.end")
+                               (item.feat w "R:SylStructure.daughtern.daughtern.R:Segment.end"))))
+                 (item.daughters tok))
+         (set! ytempire_token (+ 1 ytempire_token)))))
+ (utt.relation.items utt 'Token))
+(format t "TOKENS\\t%d\\n" ytempire_token)
+"""
+
+def _scheme_string(text: str) -> str:
+    "Text inside a Scheme string literal."
+    return text.replace("\\", " ").replace('"', "'")
+
+def _resample(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    "Audio at another sample rate (polyphase, scipy)."
+    if sr_in == sr_out: return audio
+    from math import gcd
+    from scipy.signal import resample_poly
+    g = gcd(sr_in, sr_out)
+    return resample_poly(audio, sr_out // g, sr_in // g).astype(np.float32)
+
+# %% ../nbs/20_voice.ipynb #c018c
+class FestivalSynthesizer:
+    "Festival with an HTS voice (default cmu_us_slt_arctic_hts, US English, female); word timings from its utterance."
+    name = "festival"
+    language = "en"
+    def __init__(self, settings: Settings,
+                 voice: str | None = None    # a Festival voice name (default: cmu_us_slt_arctic_hts)
+                ):
+        self.voice = voice or "cmu_us_slt_arctic_hts"
+        self.exe = shutil.which("festival")
+        if self.exe is None or festival_voice_dir(self.voice) is None:
+            raise InputError(f"Festival or its voice {self.voice} is not installed (the second offline English voice); "
+                             "run scripts/install-system.sh, or apt-get install festival festvox-us-slt-hts")
+        self.length_scale = settings.getfloat("voice", "festival_length_scale")
+
+    def _run(self, said: str, rate: float, wav: Path) -> list[tuple[float, float]]:
+        "Synthesise `said` into `wav` at HTS speech rate `rate`; (start, end) seconds of every token, (-1, -1) for a silent one."
+        script = _FESTIVAL_SCHEME.format(voice=self.voice, rate=round(rate, 4), text=_scheme_string(said), wav=wav)
+        r = subprocess.run([self.exe, "--pipe"], input=script, capture_output=True, text=True, timeout=300)
+        n = re.search(r"^TOKENS\t(\d+)$", r.stdout, re.M)
+        if r.returncode != 0 or not wav.exists() or n is None:
+            err = (r.stderr or r.stdout).strip().splitlines()
+            raise StageError(f"Festival could not speak the narration ({err[-1][:200] if err else f'exit {r.returncode}'}); "
+                             "check the Festival install (scripts/install-system.sh)")
+        spans = [(-1.0, -1.0)] * int(n[1])
+        for k, a, b in re.findall(r"^WORD\t(\d+)\t(\S+)\t(\S+)$", r.stdout, re.M):
+            k = int(k)
+            spans[k] = (float(a), float(b)) if spans[k][0] < 0 else (spans[k][0], float(b))
+        return spans
+
+    def speak(self, text: str,
+              speed: float = 1.0,   # above 1 speaks faster (divides `[voice] festival_length_scale`)
+              style: str = ""       # a style's rate and pauses (the engine's pitch shift has no effect)
+             ) -> SpokenScene:
+        "One scene in Festival's voice, word timings from its utterance (spread by length if the tokens do not match)."
+        p = prosody(style)
+        toks, said = spoken_words(text, self.language)
+        with tempfile.TemporaryDirectory(prefix="ytempire-festival-") as d:
+            wav = Path(d) / "scene.wav"
+            spans = self._run(" ".join(x for x in said if x), speed * p["rate"] / self.length_scale, wav)
+            audio, sr = sf.read(wav, dtype="float32")
+        if audio.ndim > 1: audio = audio.mean(1)
+        counts = [len(x.split()) for x in said]
+        if sum(counts) != len(spans) or not toks:
+            voiced = [s for s in spans if s[0] >= 0] or [(0.0, len(audio) / sr)]
+            return SpokenScene(audio, sr, spread_words(toks, voiced[0][0], voiced[-1][1]))
+        words, i, last = [], 0, 0.0
+        for t, c in zip(toks, counts):
+            mine = [s for s in spans[i:i + c] if s[0] >= 0]; i += c
+            a, b = (mine[0][0], mine[-1][1]) if mine else (last, last)
+            words.append(Word(text=t, start=round(a, 3), end=round(b, 3))); last = b
+        return SpokenScene(audio=audio, sample_rate=sr, words=words)
+
 # %% ../nbs/20_voice.ipynb #c020
 def synthesizer_for(brief: Brief, settings: Settings) -> SpeechSynthesizer:
     "The offline voice for the brief's language: Piper for English, espeak-ng otherwise."
@@ -237,15 +331,39 @@ def check_voice_inputs(brief: Brief, settings: Settings):
 def _speech_seconds(scenes: list[SpokenScene]) -> float:
     return sum(len(s.audio) / s.sample_rate for s in scenes)
 
+
+# %% ../nbs/20_voice.ipynb #c020s
+def speaker_synthesizer(voice: Voice, brief: Brief, settings: Settings) -> SpeechSynthesizer:
+    "The engine that speaks a catalog voice: an offline class, or the provider chain starting at the voice's cloud provider."
+    if voice.provider == "piper": return PiperSynthesizer(settings, voice.id)
+    if voice.provider == "festival": return FestivalSynthesizer(settings, voice.id)
+    if voice.provider == "espeak-ng": return EspeakSynthesizer(settings, brief.language, voice.id)
+    chain = brief.providers.get("voice") or settings.getlist("voice", "providers")
+    return synthesizer_for(brief.model_copy(update={"voice": voice.id, "providers": {**brief.providers,
+                           "voice": [voice.provider] + [p for p in chain if p != voice.provider]}}), settings)
+
+def _speech_rms(audio: np.ndarray) -> float:
+    "RMS of the louder half of 20 ms frames: the level of the speech, not of its pauses."
+    n = max(1, len(audio) // 441)
+    frames = np.sqrt(np.mean(audio[: n * (len(audio) // n)].reshape(n, -1) ** 2, axis=1)) if len(audio) >= n else np.zeros(1)
+    loud = frames[frames >= np.median(frames)]
+    return float(np.sqrt(np.mean(loud ** 2))) if loud.size else 0.0
+
+# %% ../nbs/20_voice.ipynb #c020n
 def narrate(script: Script, brief: Brief, settings: Settings,
             out_dir: Path | None = None,    # where narration.wav goes (default: a new temporary folder)
             ledger=None,                    # a `Ledger` that records the synthesis (None: not recorded)
             run_id: str = "-"
            ) -> Narration:
-    "Stage 20: speak every scene, fit the duration, and write narration.wav with word timings."
+    "Stage 20: speak every scene with its speaker's voice and style, fit the duration, and write narration.wav with word timings."
     from ytempire.ledger import timed_call
     out_dir = Path(out_dir or tempfile.mkdtemp(prefix="ytempire-voice-"))
-    synth = synthesizer_for(brief, settings)
+    plan = select_voices(brief, script, settings)                     # speaker -> (Voice, reason), host first
+    synths = {sp: speaker_synthesizer(v, brief, settings) for sp, (v, _) in plan.items()}
+    first = next(iter(synths))
+    who = [s.speaker if s.speaker in synths else first for s in script.scenes]
+    styles = [scene_style(s) for s in script.scenes]
+    synth = synths[first]
     lead, tail, gap = (settings.getfloat("voice", k) for k in ("lead_in", "tail", "scene_pause"))
     texts = [s.narration for s in script.scenes]
     target = max(1.0, brief.duration - lead - tail - gap * (len(texts) - 1))
@@ -253,37 +371,45 @@ def narrate(script: Script, brief: Brief, settings: Settings,
         # 1. calibrate on the first quarter of the text, then speak everything at the speed that fills the target
         chars = [len(t) for t in texts]
         k = next(i for i in range(len(texts)) if sum(chars[:i + 1]) >= 0.25 * sum(chars)) + 1
-        synthesized = 0                                     # characters sent to the engine (what a cloud voice bills)
-        def speak(batch: list[str], speed: float) -> list[SpokenScene]:
+        synthesized = 0                                     # characters sent to the engines (what a cloud voice bills)
+        def speak(idx: range, speed: float) -> list[SpokenScene]:
             nonlocal synthesized
-            synthesized += sum(len(t) for t in batch)
-            return [synth.speak(t, speed) for t in batch]
-        sample = speak(texts[:k], 1.0)
+            synthesized += sum(chars[i] for i in idx)
+            return [synths[who[i]].speak(texts[i], speed, styles[i]) for i in idx]
+        sample = speak(range(k), 1.0)
         speed = float(np.clip(_speech_seconds(sample) / sum(chars[:k]) * sum(chars) / target, 0.78, 1.3))
-        spoken = sample + speak(texts[k:], 1.0) if abs(speed - 1) <= 0.03 else speak(texts, speed)
+        spoken = sample + speak(range(k, len(texts)), 1.0) if abs(speed - 1) <= 0.03 else speak(range(len(texts)), speed)
         # 2. if the whole still misses by more than 4 %, correct once more from the measured total
         ratio = _speech_seconds(spoken) / target
         if abs(ratio - 1) > 0.04 and 0.78 < speed * ratio < 1.3:
-            spoken = speak(texts, float(speed * ratio))
+            spoken = speak(range(len(texts)), float(speed * ratio))
         rec.units = synthesized
     # 3. the little time left over (or missing) goes into the pauses between scenes, within natural bounds
     if len(texts) > 1:
         gap = float(np.clip(gap + (target - _speech_seconds(spoken)) / (len(texts) - 1), 0.2, 1.0))
-    # 4. join scenes with pauses; words and scene spans move to narration time
+    # 4. one sample rate, and every speaker at the first speaker's level
     sr = spoken[0].sample_rate
+    audios = [_resample(s.audio, s.sample_rate, sr) for s in spoken]
+    level = {sp: _speech_rms(np.concatenate([a for a, w in zip(audios, who) if w == sp])) for sp in synths}
+    audios = [a * (level[first] / level[w] if level[w] > 0 else 1.0) for a, w in zip(audios, who)]
+    # 5. join scenes with pauses (the pause after a scene follows its style); words and scene spans move to narration time
     parts, words, spans, t = [np.zeros(int(lead * sr), np.float32)], [], [], lead
-    for i, s in enumerate(spoken):
-        if i: parts.append(np.zeros(int(gap * sr), np.float32)); t += int(gap * sr) / sr
+    for i, (s, a) in enumerate(zip(spoken, audios)):
+        if i:
+            pause = int(float(np.clip(gap * prosody(styles[i - 1])["pause"], 0.2, 1.2)) * sr)
+            parts.append(np.zeros(pause, np.float32)); t += pause / sr
         words += [Word(text=w.text, start=round(t + w.start, 3), end=round(t + w.end, 3)) for w in s.words]
-        spans.append((round(t, 3), round(t + len(s.audio) / sr, 3)))
-        parts.append(s.audio); t += len(s.audio) / sr
+        spans.append((round(t, 3), round(t + len(a) / sr, 3)))
+        parts.append(a.astype(np.float32)); t += len(a) / sr
     parts.append(np.zeros(int(tail * sr), np.float32))
     audio = np.concatenate(parts)
-    # 5. one level for the whole narration
+    # 6. one level for the whole narration
     peak = float(np.max(np.abs(audio))) or 1.0
     audio = (audio * (10 ** (-1 / 20) / peak)).astype(np.float32)
     path = out_dir / "narration.wav"
     buf = io.BytesIO(); sf.write(buf, audio, sr, subtype="PCM_16", format="WAV")
     write_bytes(path, buf.getvalue())      # atomic, and a full disk becomes a one-line error
     return Narration(audio=path, sample_rate=sr, duration=round(len(audio) / sr, 3), words=words, scene_spans=spans,
-                     voice=synth.voice, provider=synth.name, characters=sum(len(x) for x in texts))
+                     voice=synth.voice, provider=synth.name, characters=sum(len(x) for x in texts),
+                     speakers=who if len(synths) > 1 else [], voices={sp: f"{x.name}:{x.voice}" for sp, x in synths.items()},
+                     voice_reasons={sp: why for sp, (_, why) in plan.items()})
