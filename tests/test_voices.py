@@ -19,7 +19,7 @@ def test_voices_json_lists_every_offline_language(tmp_path):
     assert {("piper", "male"), ("festival", "female")} <= {(v["provider"], v["gender"]) for v in rows if v["language"] == "en"}
 
 
-@pytest.mark.parametrize("tag,accents", [("en-GB", {"en-GB"}), ("es-MX", {"es-419"}), ("pt-PT", {"pt-PT"}), ("pt-BR", {"pt-BR"})])
+@pytest.mark.parametrize("tag,accents", [("en-GB", {"en-GB", "en-GB-scotland"}), ("es-MX", {"es-419"}), ("pt-PT", {"pt-PT"}), ("pt-BR", {"pt-BR"})])
 def test_voices_language_filter(tmp_path, tag, accents):
     r = ytempire("voices", "--language", tag, "--json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
@@ -149,7 +149,7 @@ def dialogue_run(tmp_path_factory):
 
 
 def _speaker_audio(run: Path) -> dict[str, np.ndarray]:
-    nar = json.loads((run / "stages" / "20-voice" / "narration.json").read_text())
+    nar = json.loads((run / "stages" / "20-voice" / "output.json").read_text())["output"]
     audio, sr = sf.read(run / nar["audio"], dtype="float32")
     out: dict[str, list] = {}
     for sp, (a, b) in zip(nar["speakers"], nar["scene_spans"]): out.setdefault(sp, []).append(audio[int(a * sr):int(b * sr)])
@@ -176,7 +176,7 @@ def test_dialogue_captions_show_the_speaker(dialogue_run):
     ass = pysubs2.load(str(dialogue_run / "stages" / "22-sync" / "subtitles.ass"))
     assert {"host", "guest"} <= set(ass.styles) and ass.styles["host"].primarycolor != ass.styles["guest"].primarycolor
     assert {e.style for e in ass} == {"host", "guest"}
-    subs = json.loads((dialogue_run / "stages" / "22-sync" / "subtitles.json").read_text())
+    subs = json.loads((dialogue_run / "stages" / "22-sync" / "output.json").read_text())["output"]
     host = next(c for c in subs["cues"] if c["speaker"] == "host")
     guest = next(c for c in subs["cues"] if c["speaker"] == "guest")
     # the burned-in captions: the text in the caption band is white for the host and light blue for the guest

@@ -124,7 +124,7 @@ _GUIDES = {
 PROMPTS: dict[str, dict[str, PromptTemplate]] = {
     name: {"1": PromptTemplate(name, "1", label, guide,
                                Rules(scene_seconds=4.0, hook_max_words=12) if name == "short" else
-                               Rules(hook_max_words=40) if name == "dialogue" else Rules())}     # a dialogue's hook also introduces the guest
+                               Rules(hook_max_words=35) if name == "dialogue" else Rules())}     # a dialogue's hook also introduces the guest
     for name, (label, guide) in _GUIDES.items()}
 # explainer@2: the challenger of the prompt A/B test: a question hook and faster scenes
 PROMPTS["explainer"]["2"] = PromptTemplate("explainer", "2", "explainer", _GUIDES["explainer"][1] +
@@ -282,8 +282,7 @@ class OfflineTemplateWriter:
         cta = profile.cta or pick(bank["cta"]).format(**fmt)
         if profile.catchphrases: cta = f"{cta} {_sentence(profile.catchphrases[0])}"
         cast = DIALOGUE_SPEAKERS.get(brief.template, {})            # role -> speaker in a dialogue; {} = one narrator
-        if cast:                                                     # the host introduces the guest and hands over
-            hook = join_sentences([hook, pick(bank["lead"]["welcome"]).format(**fmt)], brief.lang)
+        if cast: hook = pick(bank["lead"]["welcome"]).format(**fmt)  # the host opens by introducing the guest on the topic
         hook_card = bank["card"]["welcome"] if cast else pick(bank["hook_card"])
         scenes = [Scene(narration=hook, on_screen=hook_card, visual=brief.topic, kind="hook", speaker=cast.get("hook", ""),
                         style=role_style("hook"))]
@@ -303,6 +302,7 @@ class OfflineTemplateWriter:
                 if lead: leads.add(lead)
             else:
                 label, body, lead = "", pick(bank["generic"][role]).format(**fmt), stock
+                if cast: leads.add(stock)                            # "Good question.": the first thing to cut when long
             narration = join_sentences([lead, body[0].lower() + body[1:] if lead.endswith(",") else body], brief.lang)
             if cast and i == 0:                                      # the guest's first words thank the host
                 thanks = pick(bank["generic"]["welcome"]).format(**fmt)
