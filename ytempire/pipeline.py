@@ -19,7 +19,7 @@ from .ledger import Ledger, Guard
 from .trends import research_trends
 from .scripts import check_script_inputs, youtube_metadata, provider_chain
 from .quality import score_script, enforce_gate, write_gated_script
-from .voice import narrate, check_voice_inputs
+from .voice import narrate, check_voice_inputs, configured_voice_providers
 from .audio import master_audio
 from .sync import make_subtitles
 from .video import render_video, encoder_args, output_format, check_video_inputs
@@ -102,7 +102,9 @@ def run_stages(run: RunDir, brief: Brief, settings: Settings, ledger: Ledger, pr
           ("text", "voice", "channel", "retry", "quotas", "prices", "quality", "engagement"), lambda r: r.provider, scoring)
     stage("quality", partial(score_script, ledger=ledger, run_id=rid, guard=guard), (p.script, brief), ("quality", "text", "voice", "channel", "engagement"), depends=scoring)
     enforce_gate(p.quality, settings, log)
-    stage("narration", partial(narrate, ledger=ledger, run_id=rid), (p.script, brief), ("voice",), lambda r: f"{r.provider}:{r.voice}")
+    # the voice providers that can speak (which keys are set) are part of the input: a new key speaks anew
+    stage("narration", partial(narrate, ledger=ledger, run_id=rid), (p.script, brief), ("voice",), lambda r: f"{r.provider}:{r.voice}",
+          {"voice_providers": configured_voice_providers(brief, settings)})
     stage("audio", master_audio, (p.narration, brief), ("audio", "tools"), lambda r: "fluidsynth-fluidr3")
     stage("subtitles", make_subtitles, (p.narration, brief), ("subtitles",))
     stage("video", partial(render_video, progress=progress), (p.script, p.narration, p.audio, p.subtitles, brief),
@@ -202,7 +204,7 @@ def make_video(brief: Brief, settings: Settings, out: str | Path | None = None, 
         outputs = publish(run, parts)
         costs = [CostRecord(**{k: r[k] for k in CostRecord.model_fields}) for r in ledger.calls(run_id=run.run_id).to_dict("records")]
         record = RunRecord(run_id=run.run_id, version=ytempire.__version__, brief=brief, stages=timings, costs=costs,
-                           fallbacks=parts.trends.fallbacks + parts.script.fallbacks,
+                           fallbacks=parts.trends.fallbacks + parts.script.fallbacks + parts.narration.fallbacks,
                            providers={"trends": parts.trends.provider, "text": parts.script.provider, "voice": f"{parts.narration.provider}:{parts.narration.voice}",
                                       "music": "fluidsynth-fluidr3", "thumbnails": "local-composer", "encoder": parts.video.encoder},
                            quality=parts.quality, metrics=run_metrics(parts, timings, brief), outputs=outputs,
