@@ -208,6 +208,27 @@ def test_openai_429_then_ok(tmp_path):
     assert m.requests[0]["headers"]["authorization"] == f"Bearer {OA_KEY}"
 
 
+@pytest.mark.parametrize("action, outcome, attempts", [(("500",), "server_error", 3), (("malformed",), "malformed", 3)])
+def test_openai_failures_fall_back_to_offline(tmp_path, action, outcome, attempts):
+    with MockVoice(openai=[action] * 3) as m:
+        st = settings(m, tmp_path, voice__providers="openai, offline"); led = ledger(st)
+        chain = synthesizer_for(Brief(topic="x"), st, ledger=led, run_id="t")
+        chain.speak(LINE)
+    assert m.tts_count("openai") == attempts and [(f.failed, f.served_by) for f in chain.fallbacks] == [("openai", "piper")]
+    assert list(led.calls().outcome) == [outcome] * attempts + ["ok"]
+    assert OA_KEY not in json.dumps(led.calls().astype(str).to_dict("records"))
+
+
+def test_openai_unknown_voice_is_a_one_line_error(tmp_path):
+    bad = ("status", 400, {"error": {"message": "Invalid value: 'robot'. Supported values are: 'alloy', 'coral'.", "type": "invalid_request_error",
+                                     "param": "voice", "code": "invalid_value"}})
+    with MockVoice(openai=[bad]) as m:
+        with pytest.raises(InputError) as e:
+            synthesizer_for(Brief(topic="x", voice="robot"), settings(m, tmp_path, voice__providers="openai, offline")).speak(LINE)
+    assert "\n" not in str(e.value) and "Invalid value: 'robot'" in str(e.value) and "[voice] openai_model and openai_voice" in str(e.value)
+    assert m.requests[0]["json"]["voice"] == "robot"
+
+
 # -- cloning
 def needs_clean_sample():
     import ytempire.audio
