@@ -44,7 +44,9 @@ ELEVEN_VOICES = [
     {"voice_id": "21m00Tcm4TlvDq8ikWAM", "name": "Rachel", "category": "premade",
      "labels": {"accent": "american", "gender": "female", "age": "young", "description": "calm", "use_case": "narration"}},
     {"voice_id": "JBFqnCBsd6RMkjVDRZzb", "name": "George", "category": "premade",
-     "labels": {"accent": "british", "gender": "male", "age": "middle aged", "description": "warm", "use_case": "narration"}}]
+     "labels": {"accent": "british", "gender": "male", "age": "middle aged", "description": "warm", "use_case": "narration"},
+     "verified_languages": [{"language": "en", "model_id": "eleven_multilingual_v2", "accent": "british", "locale": "en-GB"},
+                            {"language": "es", "model_id": "eleven_multilingual_v2", "accent": "peninsular", "locale": "es-ES"}]}]
 GOOGLE_VOICES = [
     {"languageCodes": ["en-US"], "name": "en-US-Chirp3-HD-Charon", "ssmlGender": "MALE", "naturalSampleRateHertz": 24000},
     {"languageCodes": ["en-US"], "name": "en-US-Neural2-F", "ssmlGender": "FEMALE", "naturalSampleRateHertz": 24000},

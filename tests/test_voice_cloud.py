@@ -130,8 +130,10 @@ def test_budget_refuses_before_sending(tmp_path):
 def test_elevenlabs_voice_list(tmp_path):
     with MockVoice() as m:
         rows = ElevenLabsSynthesizer.list_voices(settings(m, tmp_path))
-    assert rows[0] == {"id": "21m00Tcm4TlvDq8ikWAM", "provider": "elevenlabs", "name": "Rachel", "language": "multilingual",
+    assert rows[0] == {"id": "21m00Tcm4TlvDq8ikWAM", "provider": "elevenlabs", "name": "Rachel", "language": "en",
                        "gender": "female", "accent": "en-US", "age": "young", "styles": ["calm", "narration"]}
+    assert [(r["id"], r["language"], r["accent"]) for r in rows[1:]] == [("JBFqnCBsd6RMkjVDRZzb", "en", "en-GB"),
+                                                                         ("JBFqnCBsd6RMkjVDRZzb", "es", "es-ES")]
 
 
 # -- Google

@@ -308,11 +308,13 @@ class ElevenLabsSynthesizer(CloudSynthesizer):
         rows = []
         for v in self.request("voices", 0, call, FREE):
             lab = {k.lower(): str(x) for k, x in (v.labels or {}).items()}
-            accent = lab.get("accent", "")
-            rows.append({"id": v.voice_id, "provider": "elevenlabs", "name": v.name or v.voice_id,
-                         "language": lab.get("language", "multilingual"), "gender": lab.get("gender", ""),
-                         "accent": _ACCENTS.get(accent, accent), "age": lab.get("age", ""),
-                         "styles": [s for s in (lab.get("description"), lab.get("use_case")) if s]})
+            accent = _ACCENTS.get(lab.get("accent", ""), lab.get("accent", ""))
+            base = {"id": v.voice_id, "provider": "elevenlabs", "name": v.name or v.voice_id, "gender": lab.get("gender", ""),
+                    "age": lab.get("age", ""), "styles": [s for s in (lab.get("description"), lab.get("use_case")) if s]}
+            # a row per language the voice is verified in; else its label, else English (the premade voices are English)
+            langs = [(x.language, x.locale or accent) for x in (getattr(v, "verified_languages", None) or [])]
+            for lang, acc in langs or [(lab.get("language") or (base_lang(accent) if "-" in accent else "en"), accent)]:
+                rows.append({**base, "language": base_lang(lang), "accent": acc.replace("_", "-")})
         return rows
 
 # %% ../nbs/24_voice_cloud.ipynb #c034
