@@ -21,7 +21,7 @@ EL_KEY, OA_KEY = "el-secret-key-0123456789", "sk-test-secret-openai-0123"
 def settings(m, tmp_path, env=None, **over):
     o = {"voice.elevenlabs_base_url": m.url, "voice.google_endpoint": m.url, "voice.openai_base_url": m.openai_base,
          "paths.ledger": str(tmp_path / "ledger.db"), "retry.attempts": 3, "retry.max_seconds": 20, "voice.timeout": 10,
-         "voice.clones_dir": str(tmp_path / "voices")}
+         "voice.clones_dir": str(tmp_path / "voices"), "paths.cache": str(tmp_path / "cache")}     # no voice list cached by another test
     o.update({k.replace("__", "."): v for k, v in over.items()})
     e = {"ELEVENLABS_API_KEY": EL_KEY, "OPENAI_API_KEY": OA_KEY, "GOOGLE_APPLICATION_CREDENTIALS": str(m.google_credentials(tmp_path))}
     e.update(env or {})
@@ -311,7 +311,7 @@ def test_make_falls_back_and_says_so_in_run_json(tmp_path):
         env = clean_env(ELEVENLABS_API_KEY=EL_KEY, GOOGLE_APPLICATION_CREDENTIALS=m.google_credentials(tmp_path),
                         YTEMPIRE_VOICE_PROVIDERS="elevenlabs, google, offline", YTEMPIRE_VOICE_ELEVENLABS_BASE_URL=m.url,
                         YTEMPIRE_VOICE_GOOGLE_ENDPOINT=m.url, YTEMPIRE_VOICE_GOOGLE_VOICE="en-US-Neural2-F",
-                        YTEMPIRE_RETRY_ATTEMPTS="2", YTEMPIRE_TRACKING_ENABLED="false")
+                        YTEMPIRE_RETRY_ATTEMPTS="2", YTEMPIRE_TRACKING_ENABLED="false", YTEMPIRE_PATHS_CACHE=tmp_path / "cache")
         r = ytempire("make", "How coffee roasting works", "--duration", "15", "--out", tmp_path / "run", "--no-progress",
                      cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stderr[-2000:]
