@@ -55,6 +55,15 @@ def test_elevenlabs_timings_billing_and_key(tmp_path, caplog):
     assert EL_KEY not in json.dumps(led.calls().astype(str).to_dict("records")) and EL_KEY not in caplog.text
 
 
+@pytest.mark.parametrize("fmt, rate", [("mp3_44100_128", 44100), ("wav_22050", 22050)])
+def test_elevenlabs_mp3_and_wav_decode(tmp_path, fmt, rate):
+    with MockVoice() as m:
+        sp = ElevenLabsSynthesizer(settings(m, tmp_path, voice__elevenlabs_format=fmt), "en").speak(LINE)
+    assert sp.sample_rate == rate and sp.audio.dtype == np.float32 and np.abs(sp.audio).max() > 0.05
+    assert abs(len(sp.audio) / rate - m.spoken[-1]["seconds"]) < 0.06        # an mp3 frame of padding at most
+    starts_match(sp.words, m.spoken[-1]["words"])
+
+
 def test_elevenlabs_long_text_in_chunks_with_context(tmp_path):
     text = " ".join([LINE] * 6)
     with MockVoice() as m:
