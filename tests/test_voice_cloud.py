@@ -32,10 +32,12 @@ def ledger(st):
     return Ledger(st.get("paths", "ledger"))
 
 
-def starts_match(words, truth, tol=0.01):
+def starts_match(words, truth, tol=0.01, median_tol=None):
+    "The words are the server's, each starting within `tol` s of where the server spoke it (and the median within `median_tol`)."
     assert [w.text for w in words] == [w for w, _, _ in truth]
-    err = max(abs(w.start - a) for w, (_, a, _) in zip(words, truth))
-    assert err < tol, err
+    errs = [abs(w.start - a) for w, (_, a, _) in zip(words, truth)]
+    assert max(errs) < tol, errs
+    if median_tol is not None: assert float(np.median(errs)) <= median_tol, errs
 
 
 # -- ElevenLabs
@@ -185,7 +187,9 @@ def test_google_voice_without_marks_is_aligned(tmp_path):
     pytest.importorskip("ytempire.align", reason="ytempire.align (helper align's branch) is not merged yet")
     with MockVoice(google=[("no_marks",)]) as m:
         sp = GoogleSynthesizer(settings(m, tmp_path, voice__google_voice="en-US-Neural2-F"), "en").speak(LINE)
-    starts_match(sp.words, m.spoken[-1]["words"], tol=0.15)
+    # forced alignment (25_align), not the API's timings: the bar is median <= 50 ms, 95th percentile <= 150 ms
+    # over many words; one sentence of another engine's voice gets a looser worst case
+    starts_match(sp.words, m.spoken[-1]["words"], tol=0.3, median_tol=0.05)
 
 
 def test_google_chirp_voice_gets_plain_text(tmp_path):
