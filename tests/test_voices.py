@@ -200,3 +200,39 @@ def test_dialogue_captions_show_the_speaker(dialogue_run):
 def test_dialogue_report_names_the_voices(dialogue_run):
     html = (dialogue_run / "report.html").read_text()
     assert "<h2>Voices</h2>" in html and "festival:cmu_us_slt_arctic_hts" in html and "<b>guest</b>" in html
+
+
+# ---------------------------------------------------------------- a dialogue over a cloud provider (loopback ElevenLabs)
+
+def _dialogue_script():
+    from ytempire.schemas import Scene, Script
+    lines = [("hook", "host", "Today I am talking about coffee roasting with a guest. Where do we start?"),
+             ("point", "guest", "Thanks for having me. Coffee starts green and turns brown in the roaster."),
+             ("point", "host", "What happens at first crack?"), ("cta", "host", "Subscribe for more like this.")]
+    return Script(title="Coffee", hook=lines[0][2], cta=lines[-1][2], description="d", provider="hand-made", template="dialogue",
+                  scenes=[Scene(kind=k, speaker=s, narration=t, on_screen=t[:20]) for k, s, t in lines])
+
+
+@pytest.mark.parametrize("eleven", ["ok", "500"])
+def test_cloud_dialogue_voices_and_their_fallbacks(tmp_path, eleven):
+    """Both speakers get ElevenLabs voices of their own (chosen from its voice list); when ElevenLabs fails, each
+    speaker falls back to its own offline voice, so the host and the guest still sound different."""
+    from mockvoice import MockVoice
+    from ytempire.config import Settings
+    from ytempire.schemas import Brief
+    from ytempire.voice import narrate
+    with MockVoice(default=(eleven,)) as m:
+        st = Settings(env={"ELEVENLABS_API_KEY": "el-test-key-0123456789"},
+                      overrides={"voice.elevenlabs_base_url": m.url, "voice.providers": "elevenlabs, offline", "retry.attempts": 1,
+                                 "paths.cache": str(tmp_path / "cache"), "paths.ledger": str(tmp_path / "ledger.db")})
+        nar = narrate(_dialogue_script(), Brief(topic="Coffee roasting", template="dialogue", duration=20), st, tmp_path / "out")
+        spoke = sorted({r["path"].split("/")[3] for r in m.requests if "with-timestamps" in r["path"]})
+    print(nar.voices, [(f.failed, f.served_by) for f in nar.fallbacks], "\n".join(nar.voice_reasons.values()))
+    assert nar.speakers == ["host", "guest", "host", "host"]
+    if eleven == "ok":
+        assert nar.voices == {"host": "elevenlabs:21m00Tcm4TlvDq8ikWAM", "guest": "elevenlabs:JBFqnCBsd6RMkjVDRZzb"}
+        assert spoke == ["21m00Tcm4TlvDq8ikWAM", "JBFqnCBsd6RMkjVDRZzb"] and not nar.fallbacks
+    else:
+        assert nar.voices == {"host": "piper:en_US-joe-medium", "guest": "festival:cmu_us_slt_arctic_hts"}
+        assert [(f.failed, f.served_by) for f in nar.fallbacks] == [("elevenlabs", "piper"), ("elevenlabs", "festival")]
+    assert "elevenlabs" in nar.voice_reasons["host"] and (tmp_path / "cache" / "voices" / "elevenlabs.json").exists()
