@@ -236,3 +236,19 @@ def test_cloud_dialogue_voices_and_their_fallbacks(tmp_path, eleven):
         assert nar.voices == {"host": "piper:en_US-joe-medium", "guest": "festival:cmu_us_slt_arctic_hts"}
         assert [(f.failed, f.served_by) for f in nar.fallbacks] == [("elevenlabs", "piper"), ("elevenlabs", "festival")]
     assert "elevenlabs" in nar.voice_reasons["host"] and (tmp_path / "cache" / "voices" / "elevenlabs.json").exists()
+
+
+def test_voices_command_lists_a_configured_cloud_catalog(tmp_path):
+    from mockvoice import MockVoice
+    with MockVoice() as m:
+        env = clean_env(ELEVENLABS_API_KEY="el-test-key-0123456789", YTEMPIRE_VOICE_PROVIDERS="elevenlabs, offline",
+                        YTEMPIRE_VOICE_ELEVENLABS_BASE_URL=m.url, YTEMPIRE_PATHS_CACHE=tmp_path / "cache")
+        r = ytempire("voices", "--language", "en-GB", "--json", cwd=tmp_path, env=env)
+        again = ytempire("voices", "--language", "en-GB", "--json", cwd=tmp_path, env=env)
+        listed = sum(1 for q in m.requests if q["path"].startswith("/v1/voices"))
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    assert {(v["provider"], v["id"]) for v in rows} >= {("elevenlabs", "JBFqnCBsd6RMkjVDRZzb"), ("espeak-ng", "en")}
+    assert {v["accent"] for v in rows} <= {"en-GB", "en-GB-scotland"} and again.stdout == r.stdout
+    assert listed == 1                                   # the second listing came from the cache
+    assert "el-test-key" not in r.stdout + r.stderr
