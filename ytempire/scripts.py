@@ -170,6 +170,8 @@ class ChannelProfile:
     cta: str = ""                  # an exact call to action, used as written
     cta_style: str = ""            # guidance for writers that compose their own
     brand_terms: list[str] = field(default_factory=list)
+    voice: str = ""                # the narrator's (a dialogue host's) voice id, from `ytempire voices`; "" = chosen (26_voices)
+    voice_gender: str = ""         # male or female: the gender the voice choice prefers; "" = none
 
     @classmethod
     def from_settings(cls, settings: Settings, brief: Brief | None = None) -> "ChannelProfile":
@@ -179,7 +181,7 @@ class ChannelProfile:
                    tone=g("tone"), audience=g("audience") or (brief.audience if brief else ""),
                    reading_level=settings.getfloat("channel", "reading_level"), banned_words=settings.getlist("channel", "banned_words"),
                    catchphrases=settings.getlist("channel", "catchphrases"), cta=g("cta"), cta_style=g("cta_style"),
-                   brand_terms=settings.getlist("channel", "brand_terms"))
+                   brand_terms=settings.getlist("channel", "brand_terms"), voice=g("voice"), voice_gender=g("voice_gender").lower())
 
 def _word_re(term: str) -> re.Pattern:
     return re.compile(rf"(?<!\w){re.escape(term)}(?!\w)", re.I)

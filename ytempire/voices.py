@@ -195,9 +195,11 @@ def script_speakers(script: Script | None) -> list[str]:
     names = [n for n in dict.fromkeys(s.speaker for s in (script.scenes if script else [])) if n]
     return names or [""]             # a scene with no speaker in a dialogue is the first speaker's
 
-def _preferences(settings: Settings) -> tuple[str, str]:
-    g = lambda k: settings.get("channel", k).strip()
-    return g("voice"), g("voice_gender").lower()
+def _preferences(settings: Settings, brief: Brief) -> tuple[str, str]:
+    "(voice id, gender) the channel profile (`[channel] voice`, `voice_gender`, 11_scripts) prefers."
+    from ytempire.scripts import ChannelProfile
+    p = ChannelProfile.from_settings(settings, brief)
+    return p.voice, p.voice_gender
 
 def _find(voices: list[Voice], wanted: str) -> Voice | None:
     return next((v for v in voices if wanted in (v.id, v.key)), None)
@@ -248,7 +250,7 @@ def _select(brief: Brief, script: Script | None, settings: Settings, speaker: st
     if not usable:
         raise InputError(f"no voice speaks {brief.language!r} with [voice] providers = {', '.join(chain)}; "
                          "see `ytempire voices` for the languages, or add a provider that speaks it")
-    wanted_id, gender = _preferences(settings)
+    wanted_id, gender = _preferences(settings, brief)
     wanted = brief.voice or wanted_id if first else ""
     if wanted:
         v = _find(usable, wanted)
