@@ -252,3 +252,23 @@ def test_voices_command_lists_a_configured_cloud_catalog(tmp_path):
     assert {v["accent"] for v in rows} <= {"en-GB", "en-GB-scotland"} and again.stdout == r.stdout
     assert listed == 1                                   # the second listing came from the cache
     assert "el-test-key" not in r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("lang", ["es", "de"])
+def test_offline_dialogue_in_another_language_has_two_voices(tmp_path, lang):
+    "Outside English the host and the guest are two espeak-ng voices (the language's voice and its female variant), apart in pitch."
+    from ytempire.config import Settings
+    from ytempire.schemas import Brief, TrendReport
+    from ytempire.scripts import OfflineTemplateWriter
+    from ytempire.voice import narrate
+    from ytempire.voices import median_f0
+    st = Settings(env={})
+    brief = Brief(topic="Kaffee" if lang == "de" else "El café", language=lang, template="dialogue", duration=20)
+    nar = narrate(OfflineTemplateWriter(st).write(brief, TrendReport()), brief, st, tmp_path)
+    audio, sr = sf.read(nar.audio, dtype="float32")
+    f0 = {sp: median_f0(np.concatenate([audio[int(a * sr):int(b * sr)] for w, (a, b) in zip(nar.speakers, nar.scene_spans) if w == sp]), sr)
+          for sp in ("host", "guest")}
+    semis = 12 * np.log2(f0["guest"] / f0["host"])
+    print(lang, nar.voices, {k: round(v) for k, v in f0.items()}, f"{semis:.1f} semitones")
+    assert nar.voices == {"host": f"espeak-ng:{lang}", "guest": f"espeak-ng:{lang}+f3"}
+    assert semis > 4, f0
