@@ -19,6 +19,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'ytempire.audio.crest_factor_db': ('audio.html#crest_factor_db', 'ytempire/audio.py'),
                                 'ytempire.audio.de_ess': ('audio.html#de_ess', 'ytempire/audio.py'),
                                 'ytempire.audio.duck_filter': ('audio.html#duck_filter', 'ytempire/audio.py'),
+                                'ytempire.audio.duck_gain': ('audio.html#duck_gain', 'ytempire/audio.py'),
                                 'ytempire.audio.ducking_depth': ('audio.html#ducking_depth', 'ytempire/audio.py'),
                                 'ytempire.audio.eq_preset': ('audio.html#eq_preset', 'ytempire/audio.py'),
                                 'ytempire.audio.fit_to_length': ('audio.html#fit_to_length', 'ytempire/audio.py'),

@@ -16,6 +16,7 @@ import pyloudnorm
 import soundfile as sf
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from scipy import signal
+from scipy.ndimage import maximum_filter1d
 from .config import (Settings, ConfigError, InputError, StageError, ToolError, DiskFullError, find_tool, run_ffmpeg,
                              ffmpeg_error_line)
 from .languages import DATA_DIR, read_data_file
@@ -28,8 +29,8 @@ __all__ = ['SILENT_DB', 'EQ_PRESETS_FILE', 'VOICE_LUFS', 'MOODS_FILE', 'PAD', 'K
            'trim_silence', 'clean_sample', 'eq_preset', 'de_ess', 'to_loudness', 'room_tone', 'room_tone_db',
            'process_voice', 'sibilance_db', 'level_spread_db', 'crest_factor_db', 'DrumHit', 'Mood', 'music_moods',
            'compose_bed', 'render_bed', 'MusicTrack', 'track_seconds', 'load_library', 'template_mood', 'select_track',
-           'fit_to_length', 'music_library_version', 'pick_music', 'measure', 'true_peak', 'duck_filter', 'master',
-           'ducking_depth', 'master_audio']
+           'fit_to_length', 'music_library_version', 'pick_music', 'measure', 'true_peak', 'duck_filter', 'duck_gain',
+           'master', 'ducking_depth', 'master_audio']
 
 # %% ../nbs/21_audio.ipynb #c021
 def _ffmpeg_decode(path: Path, settings: Settings) -> tuple[np.ndarray, int] | None:
@@ -504,6 +505,27 @@ def duck_filter(settings: Settings) -> str:
     return (f"sidechaincompress=threshold=0.012:ratio={settings.getfloat('audio', 'duck_ratio')}:attack=40:release=600:"
             "knee=4:makeup=1:link=maximum:detection=rms")
 
+# %% ../nbs/21_audio.ipynb #c012d
+def duck_gain(voice: np.ndarray,         # mono voice, the key
+              sr: int,
+              depth_db: float = 12.0,    # how far the music goes down under speech
+              attack: float = 0.25,      # seconds to go down, starting this long before the speech
+              release: float = 0.6,      # seconds to come back up once the speech (and `hold`) is over
+              hold: float = 0.3          # pauses shorter than this stay ducked
+             ) -> np.ndarray:
+    "Per-sample gain for music under `voice`: `depth_db` down while it speaks, on dB-linear ramps that lead each phrase."
+    step = 0.01
+    lv = frame_levels(voice, sr, step)
+    speech = (lv > lv.max() - 30).astype(np.uint8)
+    lead, tail = int(round(attack / step)), int(round(hold / step))
+    ducked = maximum_filter1d(speech, lead + tail + 1, origin=(tail - lead) // 2) > 0      # lead before, hold after
+    target = np.where(ducked, -depth_db, 0.0)
+    down, up = depth_db * step / attack, depth_db * step / release                     # dB per frame
+    g = np.zeros(len(target))
+    for i in range(1, len(target)):
+        g[i] = max(g[i - 1] - down, min(g[i - 1] + up, target[i]))
+    return 10 ** (np.interp(np.arange(len(voice)), (np.arange(len(g)) + 0.5) * step * sr, g) / 20)
+
 # %% ../nbs/21_audio.ipynb #c014
 def master(raw: Path,      # the unmastered mix (float WAV)
            dst: Path, settings: Settings,
@@ -546,22 +568,18 @@ def master_audio(narration: Narration, brief: Brief, settings: Settings,
     sr = settings.getint("audio", "sample_rate")
     # 1. the voice through the narration chain, at the mix's rate
     a, vsr = load_audio(narration.audio, settings, "narration")
-    voice = write_wav(out_dir / "voice.wav", process_voice(resample(a.mean(axis=1), vsr, sr), sr, settings), sr, "FLOAT")
-    # 2. the bed: picked by mood, fitted to the narration, levelled under the voice
-    music, pick = pick_music(brief, narration.duration, settings, out_dir)
-    # 3. one filtergraph: duck the bed under the voice and mix (float, so nothing clips before mastering)
-    graph = ("[0:a]aformat=sample_fmts=fltp:channel_layouts=stereo,asplit=2[voice][key];"
-             "[1:a]aformat=sample_fmts=fltp:channel_layouts=stereo,asplit=2[bed][bedref];"
-             f"[bed][key]{duck_filter(settings)},asplit=2[ducked][duckedref];"
-             "[voice][ducked]amix=inputs=2:normalize=0:duration=first[out]")
-    raw, refs = out_dir / "mix_raw.wav", (out_dir / "music_ref.wav", out_dir / "music_ducked.wav")
-    with atomic_path(raw) as tmp, atomic_path(refs[0]) as r0, atomic_path(refs[1]) as r1:
-        run_ffmpeg(["-y", "-i", str(voice), "-i", str(music), "-filter_complex", graph,
-                    "-map", "[out]", "-c:a", "pcm_f32le", "-f", "wav", str(tmp),
-                    "-map", "[bedref]", "-c:a", "pcm_f32le", "-f", "wav", str(r0),
-                    "-map", "[duckedref]", "-c:a", "pcm_f32le", "-f", "wav", str(r1)], settings, "the audio mix")
+    voice = process_voice(resample(a.mean(axis=1), vsr, sr), sr, settings)
+    write_wav(out_dir / "voice.wav", voice, sr, "FLOAT")
+    # 2. the bed: picked by mood, fitted to the voice's length, levelled under the voice
+    music, pick = pick_music(brief, len(voice) / sr, settings, out_dir)
+    bed = sf.read(str(music), always_2d=True, dtype="float32")[0]
+    # 3. duck the bed under the voice and mix, in float so nothing clips before mastering
+    gain = duck_gain(voice, sr, *(settings.getfloat("audio", k) for k in ("duck_db", "duck_attack", "duck_release")))
+    ducked = bed * gain[:, None].astype(np.float32)
+    refs = write_wav(out_dir / "music_ref.wav", bed, sr, "FLOAT"), write_wav(out_dir / "music_ducked.wav", ducked, sr, "FLOAT")
+    raw = write_wav(out_dir / "mix_raw.wav", voice[:, None] + ducked, sr, "FLOAT")
     # 4. master to the loudness target under the true-peak ceiling, measured on the file written
     mix = out_dir / "mix.wav"
     lufs, tp = master(raw, mix, settings)
     return AudioMix(path=mix, music=music, sample_rate=sr, channels=2, duration=round(sf.info(str(mix)).duration, 3),
-                    lufs=lufs, true_peak_db=tp, ducking_db=ducking_depth(refs[0], refs[1], narration), music_pick=pick)
+                    lufs=lufs, true_peak_db=tp, ducking_db=ducking_depth(*refs, narration), music_pick=pick)
