@@ -237,6 +237,13 @@ def check_mix(mix: AudioMix, nar: Narration, st):
     assert mix.ducking_db >= 10
     assert abs(mix.duration - nar.duration) < 0.05
     assert mix.true_peak_db == audio.true_peak(mix.path, st)
+    ref, sr = sf.read(mix.path.parent / "music_ref.wav"); duck, _ = sf.read(mix.path.parent / "music_ducked.wav")
+    spans = [(int(w.start * sr), int(w.end * sr)) for w in nar.words if w.end - w.start > 0.05]
+    per_word = [10 * np.log10(np.mean(ref[i:j] ** 2) / np.mean(duck[i:j] ** 2)) for i, j in spans if np.mean(ref[i:j] ** 2) > 1e-9]
+    assert len(per_word) > 10 and min(per_word) >= 10                  # every word with music under it, not just on average
+    lr, ld = (audio.frame_levels(x.mean(1), sr, 0.01) for x in (ref, duck))
+    loud = (lr > -70)[1:] & (lr > -70)[:-1]
+    assert np.abs(np.diff(ld - lr))[loud].max() < 1.0                 # smooth: under 1 dB per 10 ms
 
 
 def test_master_audio_with_a_user_library(tmp_path, st, library, spoken):

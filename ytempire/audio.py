@@ -53,7 +53,8 @@ def load_audio(path: Path,
     except (RuntimeError, TypeError, ValueError): pass       # a format libsndfile lacks (AAC, Opus in WebM ...): try ffmpeg
     decoded = _ffmpeg_decode(path, settings or Settings())
     if decoded is None or decoded[0].size == 0:
-        raise InputError(f"{what} {path.name} cannot be decoded as audio (corrupt or not a sound file); export it again as WAV, FLAC or MP3")
+        raise InputError(f"{what} {path.name} cannot be decoded as audio (corrupt or not a sound file); "
+                         "export it again as WAV, FLAC or MP3")
     return decoded
 
 def resample(x: np.ndarray,   # samples, frames first (mono or frames x channels)
@@ -176,7 +177,8 @@ def room_tone_db(settings: Settings) -> float | None:
     if raw in ("", "off", "none", "false", "no"): return None
     level = settings.getfloat("audio", "room_tone")
     if not -90 <= level < -20:
-        raise ConfigError(f"[audio] room_tone = {raw} is out of range; give dB under the voice between -90 and -20 (e.g. -50) or off")
+        raise ConfigError(f"[audio] room_tone = {raw} is out of range; "
+                          "give dB under the voice between -90 and -20 (e.g. -50), or off")
     return level
 
 def process_voice(x: np.ndarray,   # mono narration
@@ -319,9 +321,11 @@ def render_bed(mid: mido.MidiFile,
                             "-T", "wav", "-F", str(tmp), str(sf2), str(midi_path)], capture_output=True, text=True, timeout=600)
         complete = r.returncode == 0 and tmp.stat().st_size > 1000 and sf.info(str(tmp)).duration >= mid.length - 0.5
         if not complete and shutil.disk_usage(out.parent).free < 50_000_000:
-            raise DiskFullError(f"no space left while rendering the music bed in {out.parent}; free disk space or use another --out, then rerun to resume")
+            raise DiskFullError(f"no space left while rendering the music bed in {out.parent}; "
+                                "free disk space or use another --out, then rerun to resume")
         if not complete:
-            raise StageError(f"fluidsynth failed to render the music bed ({(r.stderr or r.stdout).strip()[-200:]}); check the soundfont and fluidsynth install")
+            raise StageError(f"fluidsynth failed to render the music bed ({(r.stderr or r.stdout).strip()[-200:]}); "
+                             "check the soundfont and fluidsynth install")
     return out
 
 # %% ../nbs/21_audio.ipynb #c041
@@ -357,16 +361,19 @@ def _manifest_rows(manifest: Path) -> list[dict]:
     "The rows of a manifest as dicts, header checked; a one-line `InputError` for a broken file."
     header = ",".join(MANIFEST_COLUMNS)
     try: text = manifest.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError: raise InputError(f"{manifest} is not UTF-8 text; save it as UTF-8 CSV with the header {header}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{manifest} is not UTF-8 text; save it as UTF-8 CSV with the header {header}") from None
     reader = csv.DictReader(text.splitlines())
     cols = [c.strip() for c in reader.fieldnames or []]
     missing = [c for c in MANIFEST_COLUMNS if c not in cols]
     unknown = [c for c in cols if c not in (*MANIFEST_COLUMNS, "beats_per_bar")]
-    if missing: raise InputError(f"{manifest} has no column {missing[0]!r}; its first line must be {header} (and optionally ,beats_per_bar)")
+    if missing:
+        raise InputError(f"{manifest} has no column {missing[0]!r}; its first line must be {header} (optionally ,beats_per_bar)")
     if unknown: raise InputError(f"{manifest} has an unknown column {unknown[0]!r}; the columns are {header},beats_per_bar")
     try: rows = [{k.strip(): (v or "").strip() for k, v in row.items() if k} for row in reader]
     except csv.Error as e: raise InputError(f"{manifest} is not valid CSV ({e}); fix the quoting on that line") from None
-    if not rows: raise InputError(f"{manifest} lists no tracks; add a line per track or leave [audio] music_dir empty for the built-in beds")
+    if not rows:
+        raise InputError(f"{manifest} lists no tracks; add a line per track, or leave [audio] music_dir empty for the built-in beds")
     return rows
 
 def load_library(music_dir: Path, settings: Settings) -> list[MusicTrack]:
@@ -374,14 +381,16 @@ def load_library(music_dir: Path, settings: Settings) -> list[MusicTrack]:
     music_dir = Path(music_dir).expanduser()
     manifest = music_dir / MANIFEST
     if not music_dir.is_dir():
-        raise ConfigError(f"[audio] music_dir {music_dir} is not a folder; create it with your tracks and a {MANIFEST}, or leave it empty for the built-in beds")
+        raise ConfigError(f"[audio] music_dir {music_dir} is not a folder; create it with your tracks and a {MANIFEST}, "
+                          "or leave it empty for the built-in beds")
     if not manifest.is_file():
         raise InputError(f"music library {music_dir} has no {MANIFEST}; add one with the columns {','.join(MANIFEST_COLUMNS)}")
     tracks = []
     for line, row in enumerate(_manifest_rows(manifest), start=2):
         path = music_dir / row.get("file", "")
         if row.get("file") and not path.is_file():
-            raise InputError(f"{manifest} line {line} names {row['file']!r}, which is not in {music_dir}; add the file or remove the line")
+            raise InputError(f"{manifest} line {line} names {row['file']!r}, which is not in {music_dir}; "
+                             "add the file or remove the line")
         if not row.get("beats_per_bar"): row.pop("beats_per_bar", None)
         try: tracks.append(MusicTrack(**row, path=path, seconds=track_seconds(path, settings) if row.get("file") else 0))
         except ValidationError as e:
@@ -396,7 +405,8 @@ def template_mood(template: str, settings: Settings) -> str:
     for item in settings.getlist("audio", "template_moods"):
         name, sep, mood = (s.strip() for s in item.partition(":"))
         if not (sep and name and mood):
-            raise ConfigError(f"[audio] template_moods item {item!r} is not template:mood; write it as explainer:calm, story:tense, default:warm")
+            raise ConfigError(f"[audio] template_moods item {item!r} is not template:mood; "
+                              "write it as explainer:calm, story:tense, default:warm")
         moods[name] = mood
     return moods.get(template, moods.get("default", "warm"))
 
