@@ -85,6 +85,15 @@ def test_clean_sample_refuses_bad_samples_in_one_line(tmp_path, st, name, make, 
     assert not (tmp_path / "out.wav").exists()
 
 
+def test_corrupt_sample_error_is_the_only_line_on_stderr(tmp_path):
+    import subprocess, sys
+    (tmp_path / "bad.mp3").write_bytes(b"\xff\xfb" + bytes(range(256)) * 40)
+    code = ("from pathlib import Path; from ytempire.audio import clean_sample; from ytempire.config import YtempireError\n"
+            "try: clean_sample(Path('bad.mp3'), Path('out.wav'))\nexcept YtempireError as e: raise SystemExit(f'error: {e}')")
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "cannot be decoded" in r.stderr, r.stderr
+
+
 def test_clean_sample_missing_file(tmp_path, st):
     with pytest.raises(InputError, match="does not exist"):
         audio.clean_sample(tmp_path / "nope.wav", tmp_path / "out.wav", settings=st)

@@ -42,6 +42,8 @@ def _ffmpeg_decode(path: Path, settings: Settings) -> tuple[np.ndarray, int] | N
         if r.returncode != 0 or not wav.is_file(): return None
         return sf.read(str(wav), always_2d=True, dtype="float32")
 
+_SNDFILE_TYPES = {".wav", ".flac", ".ogg", ".oga", ".aif", ".aiff"}   # MP3 goes to ffmpeg: libmpg123 prints to stderr
+
 def load_audio(path: Path,
                settings: Settings | None = None,  # where ffmpeg is ([tools] ffmpeg); default: the installed settings
                what: str = "audio file"           # what the file is, for the error: "voice sample", "music track"
@@ -49,8 +51,9 @@ def load_audio(path: Path,
     "(frames x channels float32, sample rate) of a file soundfile or ffmpeg can decode; a one-line `InputError` if neither can."
     path = Path(path)
     if not path.is_file(): raise InputError(f"{what} {path} does not exist; pass the path of an existing audio file")
-    try: return sf.read(str(path), always_2d=True, dtype="float32")
-    except (RuntimeError, TypeError, ValueError): pass       # a format libsndfile lacks (AAC, Opus in WebM ...): try ffmpeg
+    if path.suffix.lower() in _SNDFILE_TYPES:
+        try: return sf.read(str(path), always_2d=True, dtype="float32")
+        except (RuntimeError, TypeError, ValueError): pass    # mislabelled or damaged: let ffmpeg try
     decoded = _ffmpeg_decode(path, settings or Settings())
     if decoded is None or decoded[0].size == 0:
         raise InputError(f"{what} {path.name} cannot be decoded as audio (corrupt or not a sound file); "
@@ -351,10 +354,11 @@ class MusicTrack(BaseModel):
 
 def track_seconds(path: Path, settings: Settings) -> float:
     "Length of an audio file: from its header when libsndfile reads it, else by decoding it."
-    try: return float(sf.info(str(path)).duration)
-    except (RuntimeError, TypeError, ValueError):
-        a, sr = load_audio(path, settings, "music track")
-        return len(a) / sr
+    if path.suffix.lower() in _SNDFILE_TYPES:
+        try: return float(sf.info(str(path)).duration)
+        except (RuntimeError, TypeError, ValueError): pass
+    a, sr = load_audio(path, settings, "music track")
+    return len(a) / sr
 
 # %% ../nbs/21_audio.ipynb #c042
 def _manifest_rows(manifest: Path) -> list[dict]:
