@@ -293,3 +293,13 @@ def test_demo_run_logs_sound_metrics(made_run, st):
     out = json.loads((run / "stages" / "21-audio" / "output.json").read_text())["output"]
     assert out["music_pick"]["licence"] == audio.BUILT_IN_LICENCE
     assert "dBTP" in (run / "report.html").read_text() and "licence:" in (run / "report.html").read_text()
+
+
+def test_make_with_a_broken_library_stops_before_running(tmp_path):
+    from conftest import clean_env, ytempire
+    (tmp_path / "music").mkdir()
+    (tmp_path / "music" / audio.MANIFEST).write_text(HEADER + "gone.wav,calm,80,CC0-1.0,\n")
+    r = ytempire("make", "Coffee", "--duration", "10", "--out", tmp_path / "run", cwd=tmp_path,
+                 env=clean_env(YTEMPIRE_AUDIO_MUSIC_DIR=tmp_path / "music"), timeout=120)
+    assert r.returncode != 0 and r.stderr.strip().count("\n") == 0, r.stderr
+    assert "line 2 names 'gone.wav'" in r.stderr and not (tmp_path / "run" / "stages").exists()

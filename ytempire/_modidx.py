@@ -14,6 +14,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'ytempire.audio._stereo': ('audio.html#_stereo', 'ytempire/audio.py'),
                                 'ytempire.audio._to_midi': ('audio.html#_to_midi', 'ytempire/audio.py'),
                                 'ytempire.audio._triad': ('audio.html#_triad', 'ytempire/audio.py'),
+                                'ytempire.audio.built_in_mood': ('audio.html#built_in_mood', 'ytempire/audio.py'),
+                                'ytempire.audio.check_audio_inputs': ('audio.html#check_audio_inputs', 'ytempire/audio.py'),
                                 'ytempire.audio.clean_sample': ('audio.html#clean_sample', 'ytempire/audio.py'),
                                 'ytempire.audio.compose_bed': ('audio.html#compose_bed', 'ytempire/audio.py'),
                                 'ytempire.audio.crest_factor_db': ('audio.html#crest_factor_db', 'ytempire/audio.py'),

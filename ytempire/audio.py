@@ -29,8 +29,8 @@ __all__ = ['SILENT_DB', 'EQ_PRESETS_FILE', 'VOICE_LUFS', 'MOODS_FILE', 'PAD', 'K
            'trim_silence', 'clean_sample', 'eq_preset', 'de_ess', 'to_loudness', 'room_tone', 'room_tone_db',
            'process_voice', 'sibilance_db', 'level_spread_db', 'crest_factor_db', 'DrumHit', 'Mood', 'music_moods',
            'compose_bed', 'render_bed', 'MusicTrack', 'track_seconds', 'load_library', 'template_mood', 'select_track',
-           'fit_to_length', 'music_library_version', 'pick_music', 'measure', 'true_peak', 'duck_filter', 'duck_gain',
-           'master', 'ducking_depth', 'master_audio']
+           'fit_to_length', 'music_library_version', 'built_in_mood', 'pick_music', 'check_audio_inputs', 'measure',
+           'true_peak', 'duck_filter', 'duck_gain', 'master', 'ducking_depth', 'master_audio']
 
 # %% ../nbs/21_audio.ipynb #c021
 def _ffmpeg_decode(path: Path, settings: Settings) -> tuple[np.ndarray, int] | None:
@@ -465,6 +465,13 @@ def music_library_version(settings: Settings) -> str:
     files = sorted(p for p in d.iterdir() if p.is_file()) if d.is_dir() else []
     return hashlib.sha256(repr([(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]).encode()).hexdigest()[:16]
 
+def built_in_mood(brief: Brief, mood: str) -> Mood:
+    "The built-in arrangement of `mood`; a one-line `ConfigError` when there is none."
+    if mood not in music_moods():
+        raise ConfigError(f"[audio] template_moods gives template {brief.template!r} the mood {mood!r}, which has no built-in "
+                          f"bed; use one of: {', '.join(music_moods())}, or set [audio] music_dir")
+    return music_moods()[mood]
+
 def _stereo(a: np.ndarray) -> np.ndarray:
     return np.repeat(a, 2, axis=1) if a.shape[1] == 1 else a[:, :2]
 
@@ -479,10 +486,7 @@ def pick_music(brief: Brief, duration: float, settings: Settings, out_dir: Path)
                     reason=f"template {brief.template!r} -> {reason}")
         bar = track.bar_seconds
     else:
-        if mood not in music_moods():
-            raise ConfigError(f"[audio] template_moods gives template {brief.template!r} the mood {mood!r}, which has no built-in bed; "
-                              f"use one of: {', '.join(music_moods())}, or set [audio] music_dir")
-        m = music_moods()[mood]
+        m = built_in_mood(brief, mood)
         bed = render_bed(compose_bed(duration, f"{brief.topic}|{brief.template}", mood), out_dir / "bed.wav", settings)
         a, tsr = sf.read(str(bed), always_2d=True, dtype="float32")
         pick = dict(track=f"built-in:{mood}", mood=mood, bpm=m.tempo, licence=BUILT_IN_LICENCE, attribution="",
@@ -492,6 +496,18 @@ def pick_music(brief: Brief, duration: float, settings: Settings, out_dir: Path)
     y, loops, cut = fit_to_length(_stereo(resample(a, tsr, sr)), sr, bar, duration)
     y = to_loudness(y, sr, VOICE_LUFS + settings.getfloat("audio", "music_gain_db"))
     return write_wav(out_dir / "music.wav", y, sr, "FLOAT"), MusicPick(**pick, loops=loops, start=round(cut, 3))
+
+# %% ../nbs/21_audio.ipynb #c054
+def check_audio_inputs(brief: Brief, settings: Settings) -> None:
+    "The audio settings and music library a run will use, checked up front; the first problem as a one-line error."
+    eq_preset(settings.get("audio", "eq")); room_tone_db(settings)
+    for key in ("duck_attack", "duck_release", "highpass_hz"):
+        if settings.getfloat("audio", key) <= 0: raise ConfigError(f"[audio] {key} must be above 0; set it to a positive number")
+    if not 0 <= settings.getfloat("audio", "duck_db") <= 40:
+        raise ConfigError("[audio] duck_db must be between 0 and 40 (dB the music goes down under speech); 12 is the default")
+    mood = template_mood(brief.template, settings)
+    if settings.get("audio", "music_dir"): load_library(Path(settings.get("audio", "music_dir")), settings)
+    else: built_in_mood(brief, mood)
 
 # %% ../nbs/21_audio.ipynb #c012
 def measure(path: Path) -> tuple[float, float]:

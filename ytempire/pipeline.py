@@ -20,7 +20,7 @@ from .trends import research_trends
 from .scripts import check_script_inputs, youtube_metadata, provider_chain
 from .quality import score_script, enforce_gate, write_gated_script
 from .voice import narrate, check_voice_inputs
-from .audio import master_audio, music_library_version
+from .audio import master_audio, music_library_version, check_audio_inputs
 from .sync import make_subtitles
 from .video import render_video, encoder_args, output_format, check_video_inputs
 from .thumbnails import make_thumbnails
@@ -48,6 +48,7 @@ def preflight(brief: Brief, settings: Settings, out: Path) -> Path:
     find_tool(settings, "fluidsynth")
     encoder_args(output_format(brief, settings), ffmpeg)       # `[video] hwaccel = nvenc` without a GPU fails here
     check_video_inputs(settings)                               # [video] codec, transition, motion
+    check_audio_inputs(brief, settings)                        # [audio] eq, moods, the music library
     check_script_inputs(brief, settings)
     check_voice_inputs(brief, settings)
     budget = settings.getfloat("run", "budget")
