@@ -179,9 +179,9 @@ def room_tone_db(settings: Settings) -> float | None:
     raw = settings.get("audio", "room_tone").lower()
     if raw in ("", "off", "none", "false", "no"): return None
     level = settings.getfloat("audio", "room_tone")
-    if not -90 <= level < -20:
+    if not -90 <= level <= -35:       # louder, and the ducker would take the tone for speech
         raise ConfigError(f"[audio] room_tone = {raw} is out of range; "
-                          "give dB under the voice between -90 and -20 (e.g. -50), or off")
+                          "give dB under the voice between -90 and -35 (e.g. -50), or off")
     return level
 
 def process_voice(x: np.ndarray,   # mono narration
