@@ -12,15 +12,15 @@ from .config import Settings, InputError
 from .schemas import Word
 from .languages import base_lang
 
-log = logging.getLogger("ytempire.align")
+_log = logging.getLogger("ytempire.align")
 FEATURE_SR = 16000          # features are computed at 16 kHz whatever the input rate
 HOP_S = 0.010               # one feature frame per 10 ms
 MAX_CELLS = 6_000_000       # DTW cells warped in one piece (about 25 s against 25 s at 10 ms, ~150 MB)
 MARGIN_S = 0.15             # silence kept around the speech of both signals
 
 # %% auto #0
-__all__ = ['log', 'FEATURE_SR', 'HOP_S', 'MAX_CELLS', 'MARGIN_S', 'DNSMOS_SR', 'reference_speech', 'speech_span',
-           'speech_features', 'warp_frames', 'warp_long', 'align_words', 'naturalness']
+__all__ = ['FEATURE_SR', 'HOP_S', 'MAX_CELLS', 'MARGIN_S', 'DNSMOS_SR', 'reference_speech', 'speech_span', 'speech_features',
+           'warp_frames', 'warp_long', 'align_words', 'naturalness']
 
 # %% ../nbs/25_align.ipynb #c006
 def reference_speech(text: str, language: str, settings: Settings):
@@ -121,6 +121,8 @@ def align_words(audio: np.ndarray,      # speech, float (mono, or frames x chann
     to_frame = lambda t: int(np.clip(round((t - r0) / HOP_S), 0, len(ref_f) - 1))
     cuts = [to_frame((w.end + v.start) / 2) for w, v in zip(ref.words, ref.words[1:]) if v.start - w.end > 0.1]
     open_end = (rb - ra) / ref.sample_rate > 1.25 * (tb - ta) / sample_rate
+    if open_end: _log.warning("the audio holds %.1f s of speech, its text %.1f s in the reference voice: words the audio does "
+                              "not reach are placed at its end", (tb - ta) / sample_rate, (rb - ra) / ref.sample_rate)
     frames = warp_long(ref_f, tgt_f, cuts, open_end)
     # 3. reference word times through the warp, into the audio's time
     dur, t0 = len(y) / sample_rate, ta / sample_rate
