@@ -20,6 +20,7 @@ from .trends import research_trends
 from .scripts import check_script_inputs, youtube_metadata, provider_chain
 from .quality import score_script, enforce_gate, write_gated_script
 from .voice import narrate, check_voice_inputs
+from .align import naturalness
 from .audio import master_audio
 from .sync import make_subtitles
 from .video import render_video, encoder_args, output_format, check_video_inputs
@@ -27,8 +28,8 @@ from .thumbnails import make_thumbnails
 from .tracking import Tracker, error_line
 
 # %% auto #0
-__all__ = ['PARTS', 'slugify', 'default_out', 'preflight', 'champion_version', 'RunParts', 'run_stages', 'publish', 'run_metrics',
-           'run_warnings', 'write_records', 'track_run', 'make_video', 'load_run']
+__all__ = ['PARTS', 'NATURALNESS_SECONDS', 'slugify', 'default_out', 'preflight', 'champion_version', 'RunParts', 'run_stages',
+           'publish', 'run_metrics', 'run_warnings', 'write_records', 'track_run', 'make_video', 'load_run']
 
 # %% ../nbs/50_pipeline.ipynb #c006
 def slugify(text: str, max_len: int = 48) -> str:
@@ -122,6 +123,8 @@ def publish(run: RunDir, p: RunParts) -> dict[str, Path]:
     return out
 
 # %% ../nbs/50_pipeline.ipynb #c013c
+NATURALNESS_SECONDS = 12.0     # DNSMOS of the narration's first 12 s of speech (4 windows of 9 s): about 1 s on 2 cores
+
 def run_metrics(p: RunParts, timings: list[StageRun], brief: Brief) -> dict[str, float]:
     "The numbers a run is judged by."
     m = {"quality.overall": p.quality.overall, "quality.readability": p.quality.readability.score,
@@ -138,6 +141,7 @@ def run_metrics(p: RunParts, timings: list[StageRun], brief: Brief) -> dict[str,
     if p.quality.engagement is not None: m["quality.engagement"] = p.quality.engagement.score
     if p.quality.coherence is not None: m["quality.coherence"] = p.quality.coherence.score
     if p.trends.relevance is not None: m["trends.relevance"] = p.trends.relevance
+    m.update({f"voice.dnsmos_{k}": v for k, v in naturalness(p.narration.audio, max_seconds=NATURALNESS_SECONDS).items()})
     m.update({f"stage_seconds.{t.stage}": t.seconds for t in timings})
     return {k: round(float(v), 4) for k, v in m.items()}
 

@@ -87,7 +87,8 @@ footer{color:var(--muted);font-size:12px;text-align:center;margin-top:24px}
 <table class="small"><tr><td>Integrated loudness</td><td class="num">{{ "%.2f"|format(a.lufs) }} LUFS (target {{ target_lufs }})</td></tr>
 <tr><td>Peak</td><td class="num">{{ "%.2f"|format(a.true_peak_db) }} dBFS</td></tr><tr><td>Music ducked under speech by</td><td class="num">{{ "%.1f"|format(a.ducking_db) }} dB</td></tr>
 <tr><td>Narration</td><td class="num">{{ "%.1f"|format(n.duration) }} s · {{ n.words|length }} words · {{ n.characters }} characters</td></tr>
-<tr><td>Subtitles</td><td class="num">{{ subs.cues|length }} cues</td></tr></table></section>
+<tr><td>Subtitles</td><td class="num">{{ subs.cues|length }} cues</td></tr>
+{% if "voice.dnsmos_p808" in r.metrics %}<tr><td>Voice naturalness: DNSMOS, an objective proxy (a model's estimate), not listener ratings</td><td class="num">P.808 {{ "%.2f"|format(r.metrics["voice.dnsmos_p808"]) }} · OVRL {{ "%.2f"|format(r.metrics["voice.dnsmos_ovrl"]) }} / 5</td></tr>{% endif %}</table></section>
 </div>
 <section><h2>Script · {{ s.scenes|length }} scenes · {{ s.words }} words · written by {{ s.provider }}</h2>
 <table><tr><th>#</th><th class="num">time</th><th>on screen</th><th>narration</th></tr>
