@@ -19,9 +19,9 @@ from .ledger import Ledger, Guard
 from .trends import research_trends
 from .scripts import check_script_inputs, youtube_metadata, provider_chain
 from .quality import score_script, enforce_gate, write_gated_script
-from .voice import narrate, check_voice_inputs
+from .voice import narrate, check_voice_inputs, configured_voice_providers
 from .align import naturalness
-from .audio import master_audio
+from .audio import master_audio, music_library_version
 from .sync import make_subtitles
 from .video import render_video, encoder_args, output_format, check_video_inputs
 from .thumbnails import make_thumbnails
@@ -103,8 +103,11 @@ def run_stages(run: RunDir, brief: Brief, settings: Settings, ledger: Ledger, pr
           ("text", "voice", "channel", "retry", "quotas", "prices", "quality", "engagement"), lambda r: r.provider, scoring)
     stage("quality", partial(score_script, ledger=ledger, run_id=rid, guard=guard), (p.script, brief), ("quality", "text", "voice", "channel", "engagement"), depends=scoring)
     enforce_gate(p.quality, settings, log)
-    stage("narration", partial(narrate, ledger=ledger, run_id=rid), (p.script, brief), ("voice",), lambda r: f"{r.provider}:{r.voice}")
-    stage("audio", master_audio, (p.narration, brief), ("audio", "tools"), lambda r: "fluidsynth-fluidr3")
+    # the voice providers that can speak (which keys are set) are part of the input: a new key speaks anew
+    stage("narration", partial(narrate, ledger=ledger, run_id=rid), (p.script, brief), ("voice",), lambda r: f"{r.provider}:{r.voice}",
+          {"voice_providers": configured_voice_providers(brief, settings)})
+    stage("audio", master_audio, (p.narration, brief), ("audio", "tools"), lambda r: r.music_pick.track if r.music_pick else "",
+          {"music_library": music_library_version(settings)})
     stage("subtitles", make_subtitles, (p.narration, brief), ("subtitles",))
     stage("video", partial(render_video, progress=progress), (p.script, p.narration, p.audio, p.subtitles, brief),
           ("video", "subtitles", "tools"), lambda r: r.encoder)
@@ -130,7 +133,7 @@ def run_metrics(p: RunParts, timings: list[StageRun], brief: Brief) -> dict[str,
     m = {"quality.overall": p.quality.overall, "quality.readability": p.quality.readability.score,
          "quality.seo": p.quality.seo.score, "quality.structure": p.quality.structure.score,
          "script.words": p.script.words, "script.scenes": len(p.script.scenes),
-         "narration.seconds": p.narration.duration, "audio.lufs": p.audio.lufs, "audio.peak_db": p.audio.true_peak_db,
+         "narration.seconds": p.narration.duration, "audio.lufs": p.audio.lufs, "audio.true_peak_db": p.audio.true_peak_db,
          "audio.ducking_db": p.audio.ducking_db, "subtitles.cues": len(p.subtitles.cues),
          "video.seconds": p.video.duration, "video.duration_error": abs(p.video.duration - brief.duration) / brief.duration,
          "video.frames_encoded": p.video.frames_encoded, "video.megabytes": p.video.size_bytes / 1e6,
@@ -206,9 +209,9 @@ def make_video(brief: Brief, settings: Settings, out: str | Path | None = None, 
         outputs = publish(run, parts)
         costs = [CostRecord(**{k: r[k] for k in CostRecord.model_fields}) for r in ledger.calls(run_id=run.run_id).to_dict("records")]
         record = RunRecord(run_id=run.run_id, version=ytempire.__version__, brief=brief, stages=timings, costs=costs,
-                           fallbacks=parts.trends.fallbacks + parts.script.fallbacks,
+                           fallbacks=parts.trends.fallbacks + parts.script.fallbacks + parts.narration.fallbacks,
                            providers={"trends": parts.trends.provider, "text": parts.script.provider, "voice": f"{parts.narration.provider}:{parts.narration.voice}",
-                                      "music": "fluidsynth-fluidr3", "thumbnails": "local-composer", "encoder": parts.video.encoder},
+                                      "music": parts.audio.music_pick.track if parts.audio.music_pick else "", "thumbnails": "local-composer", "encoder": parts.video.encoder},
                            quality=parts.quality, metrics=run_metrics(parts, timings, brief), outputs=outputs,
                            warnings=run_warnings(parts, brief) + [a for a in guard.alerts if f"alert: {a}" not in parts.script.warnings])
         for w in record.warnings: log.warning(w)

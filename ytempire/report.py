@@ -85,7 +85,8 @@ footer{color:var(--muted);font-size:12px;text-align:center;margin-top:24px}
 <td><div class="bar"><i style="width:{{ (100 * t.seconds / max_stage) | round(1) }}%"></i></div></td><td class="num">{{ "%.2f"|format(t.seconds) }}</td></tr>{% endfor %}</table>
 <h2 style="margin-top:20px">Sound</h2>
 <table class="small"><tr><td>Integrated loudness</td><td class="num">{{ "%.2f"|format(a.lufs) }} LUFS (target {{ target_lufs }})</td></tr>
-<tr><td>Peak</td><td class="num">{{ "%.2f"|format(a.true_peak_db) }} dBFS</td></tr><tr><td>Music ducked under speech by</td><td class="num">{{ "%.1f"|format(a.ducking_db) }} dB</td></tr>
+<tr><td>True peak</td><td class="num">{{ "%.2f"|format(a.true_peak_db) }} dBTP</td></tr><tr><td>Music ducked under speech by</td><td class="num">{{ "%.1f"|format(a.ducking_db) }} dB</td></tr>
+{% if a.music_pick %}<tr><td>Music</td><td class="num">{{ a.music_pick.track }} ({{ a.music_pick.mood }}, {{ "%.0f"|format(a.music_pick.bpm) }} bpm) · licence: {{ a.music_pick.licence }}{% if a.music_pick.attribution %} · {{ a.music_pick.attribution }}{% endif %}</td></tr>{% endif %}
 <tr><td>Narration</td><td class="num">{{ "%.1f"|format(n.duration) }} s · {{ n.words|length }} words · {{ n.characters }} characters</td></tr>
 <tr><td>Subtitles</td><td class="num">{{ subs.cues|length }} cues</td></tr>
 {% if "voice.dnsmos_p808" in r.metrics %}<tr><td>Voice naturalness: DNSMOS, an objective proxy (a model's estimate), not listener ratings</td><td class="num">P.808 {{ "%.2f"|format(r.metrics["voice.dnsmos_p808"]) }} · OVRL {{ "%.2f"|format(r.metrics["voice.dnsmos_ovrl"]) }} / 5</td></tr>{% endif %}</table></section>

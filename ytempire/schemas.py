@@ -14,9 +14,9 @@ from .config import InputError
 
 # %% auto #0
 __all__ = ['RunPath', 'ASPECTS', 'MAX_TOPIC_CHARS', 'MIN_DURATION', 'MAX_DURATION', 'Model', 'Brief', 'validation_message',
-           'TrendReport', 'Scene', 'Fallback', 'Script', 'QualityPart', 'QualityReport', 'Word', 'Narration',
-           'AudioMix', 'Cue', 'Subtitles', 'Shot', 'TimedImage', 'CaptionTrack', 'AudioTrack', 'OutputFormat',
-           'Timeline', 'Video', 'Thumbnail', 'Thumbnails', 'StageRun', 'CostRecord', 'RunRecord']
+           'TrendReport', 'Scene', 'Fallback', 'Script', 'QualityPart', 'QualityReport', 'MusicPick', 'Word',
+           'Narration', 'AudioMix', 'Cue', 'Subtitles', 'Shot', 'TimedImage', 'CaptionTrack', 'AudioTrack',
+           'OutputFormat', 'Timeline', 'Video', 'Thumbnail', 'Thumbnails', 'StageRun', 'CostRecord', 'RunRecord']
 
 # %% ../nbs/01_schemas.ipynb #c006
 def _root(info) -> Path | None:
@@ -194,6 +194,18 @@ class QualityReport(Model):
     passed: bool
     reasons: list[str] = []
 
+# %% ../nbs/01_schemas.ipynb #c015m
+class MusicPick(Model):
+    "Which music bed a mix uses, why, and under what licence."
+    track: str                                # file name in [audio] music_dir, or built-in:<mood>
+    mood: str
+    bpm: float
+    licence: str
+    attribution: str = ""
+    reason: str                               # how it was chosen: template -> mood, then length
+    loops: int = 0                            # whole-bar repeats added to reach the narration's length
+    start: float = 0.0                        # seconds cut from the track's start (the bed is backtimed to its ending)
+
 # %% ../nbs/01_schemas.ipynb #c016
 class Word(Model):
     "A spoken word and when it is heard, in seconds from the start of the narration."
@@ -211,6 +223,7 @@ class Narration(Model):
     voice: str
     provider: str
     characters: int                           # characters synthesised (what cloud TTS bills)
+    fallbacks: list[Fallback] = []            # voice providers that failed before this one spoke
 
 class AudioMix(Model):
     "The mastered soundtrack: narration over a ducked music bed."
@@ -220,8 +233,9 @@ class AudioMix(Model):
     channels: int
     duration: float
     lufs: float                               # integrated loudness, measured
-    true_peak_db: float                       # sample peak after mastering, dBFS
+    true_peak_db: float                       # true peak after mastering, dBTP (ffmpeg ebur128, 4x oversampled)
     ducking_db: float                         # how far the music sits below its own level while the voice speaks
+    music_pick: Optional[MusicPick] = None    # the bed's track, mood, licence and why it was chosen
 
 class Cue(Model):
     "One subtitle: up to two lines, shown from start to end."
