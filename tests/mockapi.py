@@ -152,6 +152,8 @@ class MockAPI:
     Properties: url, openai_base (url + "/v1"), anthropic_base (url), requests (list of
     {"path", "headers", "json", "time", "method", "status"}), and count(path_substring=None)."""
 
+    handler_class = _Handler      # tests/mockvoice.py serves other wire formats with its own handler
+
     def __init__(self, actions=None, default=("ok", None), max_seconds=60, max_requests=200):
         self.actions = list(actions or [])
         self.default = default
@@ -166,7 +168,7 @@ class MockAPI:
     # -- lifecycle
     def start(self):
         if self._server is not None: return self
-        self._server = _Server(self, ("127.0.0.1", 0), _Handler)
+        self._server = _Server(self, ("127.0.0.1", 0), self.handler_class)
         self._port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="MockAPI", daemon=True)

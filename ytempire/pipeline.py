@@ -19,7 +19,8 @@ from .ledger import Ledger, Guard
 from .trends import research_trends
 from .scripts import check_script_inputs, youtube_metadata, provider_chain
 from .quality import score_script, enforce_gate, write_gated_script
-from .voice import narrate, check_voice_inputs
+from .voice import narrate, check_voice_inputs, configured_voice_providers
+from .align import naturalness
 from .audio import master_audio, music_library_version, check_audio_inputs
 from .sync import make_subtitles
 from .video import render_video, encoder_args, output_format, check_video_inputs
@@ -27,8 +28,8 @@ from .thumbnails import make_thumbnails
 from .tracking import Tracker, error_line
 
 # %% auto #0
-__all__ = ['PARTS', 'slugify', 'default_out', 'preflight', 'champion_version', 'RunParts', 'run_stages', 'publish', 'run_metrics',
-           'run_warnings', 'write_records', 'track_run', 'make_video', 'load_run']
+__all__ = ['PARTS', 'NATURALNESS_SECONDS', 'slugify', 'default_out', 'preflight', 'champion_version', 'RunParts', 'run_stages',
+           'publish', 'run_metrics', 'run_warnings', 'write_records', 'track_run', 'make_video', 'load_run']
 
 # %% ../nbs/50_pipeline.ipynb #c006
 def slugify(text: str, max_len: int = 48) -> str:
@@ -103,7 +104,9 @@ def run_stages(run: RunDir, brief: Brief, settings: Settings, ledger: Ledger, pr
           ("text", "voice", "channel", "retry", "quotas", "prices", "quality", "engagement"), lambda r: r.provider, scoring)
     stage("quality", partial(score_script, ledger=ledger, run_id=rid, guard=guard), (p.script, brief), ("quality", "text", "voice", "channel", "engagement"), depends=scoring)
     enforce_gate(p.quality, settings, log)
-    stage("narration", partial(narrate, ledger=ledger, run_id=rid), (p.script, brief), ("voice",), lambda r: f"{r.provider}:{r.voice}")
+    # the voice providers that can speak (which keys are set) are part of the input: a new key speaks anew
+    stage("narration", partial(narrate, ledger=ledger, run_id=rid), (p.script, brief), ("voice",), lambda r: f"{r.provider}:{r.voice}",
+          {"voice_providers": configured_voice_providers(brief, settings)})
     stage("audio", master_audio, (p.narration, brief), ("audio", "tools"), lambda r: r.music_pick.track if r.music_pick else "",
           {"music_library": music_library_version(settings)})
     stage("subtitles", make_subtitles, (p.narration, brief), ("subtitles",))
@@ -124,6 +127,8 @@ def publish(run: RunDir, p: RunParts) -> dict[str, Path]:
     return out
 
 # %% ../nbs/50_pipeline.ipynb #c013c
+NATURALNESS_SECONDS = 12.0     # DNSMOS of the narration's first 12 s of speech (4 windows of 9 s): about 1 s on 2 cores
+
 def run_metrics(p: RunParts, timings: list[StageRun], brief: Brief) -> dict[str, float]:
     "The numbers a run is judged by."
     m = {"quality.overall": p.quality.overall, "quality.readability": p.quality.readability.score,
@@ -140,6 +145,7 @@ def run_metrics(p: RunParts, timings: list[StageRun], brief: Brief) -> dict[str,
     if p.quality.engagement is not None: m["quality.engagement"] = p.quality.engagement.score
     if p.quality.coherence is not None: m["quality.coherence"] = p.quality.coherence.score
     if p.trends.relevance is not None: m["trends.relevance"] = p.trends.relevance
+    m.update({f"voice.dnsmos_{k}": v for k, v in naturalness(p.narration.audio, max_seconds=NATURALNESS_SECONDS).items()})
     m.update({f"stage_seconds.{t.stage}": t.seconds for t in timings})
     return {k: round(float(v), 4) for k, v in m.items()}
 
@@ -204,7 +210,7 @@ def make_video(brief: Brief, settings: Settings, out: str | Path | None = None, 
         outputs = publish(run, parts)
         costs = [CostRecord(**{k: r[k] for k in CostRecord.model_fields}) for r in ledger.calls(run_id=run.run_id).to_dict("records")]
         record = RunRecord(run_id=run.run_id, version=ytempire.__version__, brief=brief, stages=timings, costs=costs,
-                           fallbacks=parts.trends.fallbacks + parts.script.fallbacks,
+                           fallbacks=parts.trends.fallbacks + parts.script.fallbacks + parts.narration.fallbacks,
                            providers={"trends": parts.trends.provider, "text": parts.script.provider, "voice": f"{parts.narration.provider}:{parts.narration.voice}",
                                       "music": parts.audio.music_pick.track if parts.audio.music_pick else "", "thumbnails": "local-composer", "encoder": parts.video.encoder},
                            quality=parts.quality, metrics=run_metrics(parts, timings, brief), outputs=outputs,

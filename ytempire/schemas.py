@@ -223,6 +223,7 @@ class Narration(Model):
     voice: str
     provider: str
     characters: int                           # characters synthesised (what cloud TTS bills)
+    fallbacks: list[Fallback] = []            # voice providers that failed before this one spoke
 
 class AudioMix(Model):
     "The mastered soundtrack: narration over a ducked music bed."

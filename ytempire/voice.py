@@ -4,21 +4,22 @@
 
 # %% ../nbs/20_voice.ipynb #c003
 from __future__ import annotations
-import ctypes, ctypes.util, io, re, tempfile, threading
+import ctypes, ctypes.util, inspect, io, re, tempfile, threading, weakref
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 import numpy as np
 import soundfile as sf
-from .config import Settings, InputError, StageError
-from .schemas import Brief, Script, Narration, Word, CostRecord
+from .config import Settings, InputError, StageError, get_logger, redact
+from .schemas import Brief, Script, Narration, Word, CostRecord, Fallback
 from .store import write_bytes
 from .languages import words_of, spoken_text, japanese_reading, base_lang
 
 # %% auto #0
-__all__ = ['SpokenScene', 'SpeechSynthesizer', 'tokens', 'spoken_words', 'spread_words', 'PiperSynthesizer', 'EspeakSynthesizer',
-           'espeak_voice', 'synthesizer_for', 'check_voice_inputs', 'narrate']
+__all__ = ['VOICE_PROVIDERS', 'SpokenScene', 'SpeechSynthesizer', 'tokens', 'spoken_words', 'spread_words', 'PiperSynthesizer',
+           'EspeakSynthesizer', 'espeak_voice', 'voice_providers', 'configured_voice_providers', 'offline_synthesizer',
+           'speak_styled', 'VoiceChain', 'synthesizer_for', 'check_voice_inputs', 'narrate']
 
 # %% ../nbs/20_voice.ipynb #c006
 @dataclass
@@ -78,6 +79,37 @@ def _phoneme_words(alignments, offset: int) -> list[tuple[int, int]]:
     if cur: spans.append(tuple(cur))
     return spans
 
+_MARKS = _GAP | _SILENT | set("ˈˌ")      # not phonemes: spaces, pauses, stress
+
+def _phonemes(alignments, offset: int) -> list[tuple[str, int, int]]:
+    "(phoneme, start, end) samples of the spoken phonemes of one sentence chunk."
+    out, pos = [], offset
+    for a in alignments:
+        if a.phoneme not in _MARKS: out.append((a.phoneme, pos, pos + int(a.num_samples)))
+        pos += int(a.num_samples)
+    return out
+
+def _words_by_phonemes(v, toks: list[str], said: list[str], phonemes: list, sr: int) -> list[Word]:
+    "Word timings from each word's own phonemes matched in the spoken stream (difflib), for when espeak joins words (\"for the\")."
+    from difflib import SequenceMatcher
+    own = [[ch for sent in v.phonemize(p) for ch in sent if ch not in _MARKS] if p else [] for p in said]
+    flat = [ch for o in own for ch in o]
+    at = {}                                         # a word's phoneme (index in flat) -> stream index
+    for a, b, n in SequenceMatcher(None, flat, [ph for ph, _, _ in phonemes], autojunk=False).get_matching_blocks():
+        at.update({a + k: b + k for k in range(n)})
+    starts = np.cumsum([0] + [len(o) for o in own])
+    got = [[at[k] for k in range(a, b) if k in at] for a, b in zip(starts[:-1], starts[1:])]
+    words, nxt, last = [], 0, 0.0                   # nxt: the first stream phoneme no earlier word has claimed
+    for i, t in enumerate(toks):
+        later = next((g[0] for g in got[i + 1:] if g), len(phonemes))
+        if got[i]: a, b = (got[i][0] if starts[i] in at else min(nxt, got[i][0])), got[i][-1]
+        elif own[i] and nxt < later: a, b = nxt, later - 1          # said differently in context ("a" as ɐ): what lies between
+        else:                                        # nothing of it is heard: it shares the previous word's end
+            words.append(Word(text=t, start=last, end=last)); continue
+        words.append(Word(text=t, start=round(phonemes[a][1] / sr, 3), end=round(phonemes[b][2] / sr, 3)))
+        nxt, last = b + 1, words[-1].end
+    return words
+
 class PiperSynthesizer:
     "Piper neural TTS (en_US joe, medium) with word timings from phoneme alignments."
     name = "piper"
@@ -98,18 +130,19 @@ class PiperSynthesizer:
     def speak(self, text: str,
               speed: float = 1.0    # above 1 speaks faster (divides `[voice] piper_length_scale`)
              ) -> SpokenScene:
-        "One scene in Piper's voice; word timings from its phoneme alignments (spread by length if they do not match)."
+        "One scene in Piper's voice; word timings from its phoneme alignments (matched phoneme by phoneme where espeak joins words)."
         from piper import SynthesisConfig
         v = _piper_voice(self.model)
         cfg = SynthesisConfig(length_scale=self.length_scale / speed, normalize_audio=False)
         sr = v.config.sample_rate
         pause = np.zeros(int(self.sentence_pause * sr), np.float32)
-        pieces, spans, pos = [], [], 0
+        pieces, spans, phonemes, pos = [], [], [], 0
         toks, said = spoken_words(text, self.language)
         for chunk in v.synthesize(" ".join(p for p in said if p), syn_config=cfg, include_alignments=True):
             if pieces: pieces.append(pause); pos += len(pause)
             audio = chunk.audio_float_array.astype(np.float32)
-            if chunk.phoneme_alignments: spans += _phoneme_words(chunk.phoneme_alignments, pos)
+            if chunk.phoneme_alignments:
+                spans += _phoneme_words(chunk.phoneme_alignments, pos); phonemes += _phonemes(chunk.phoneme_alignments, pos)
             pieces.append(audio); pos += len(audio)
         audio = np.concatenate(pieces) if pieces else np.zeros(1, np.float32)
         counts = [self._words_per_token(v, [p])[0] if p else 0 for p in said]
@@ -121,6 +154,8 @@ class PiperSynthesizer:
                     words.append(Word(text=t, start=s, end=s)); continue
                 a, b = spans[i][0], spans[i + c - 1][1]; i += c
                 words.append(Word(text=t, start=round(a / sr, 3), end=round(b / sr, 3)))
+        elif toks and phonemes:
+            words = _words_by_phonemes(v, toks, said, phonemes, sr)
         else:
             voiced = [s for s in spans] or [(0, len(audio))]
             words = spread_words(toks, voiced[0][0] / sr, voiced[-1][1] / sr)
@@ -221,19 +256,129 @@ def espeak_voice(language: str) -> str:
     with _ESPEAK_LOCK:
         return tag if tag != base and lib.espeak_SetVoiceByName(tag.encode()) == 0 else base
 
-# %% ../nbs/20_voice.ipynb #c020
-def synthesizer_for(brief: Brief, settings: Settings) -> SpeechSynthesizer:
+# %% ../nbs/20_voice.ipynb #c019b
+VOICE_PROVIDERS = ("elevenlabs", "google", "openai", "offline")
+
+def voice_providers(brief: Brief, settings: Settings) -> list[str]:
+    "Voice provider names in fallback order (`local` read as `offline`); a one-line `InputError` for an unknown one."
+    names = list(dict.fromkeys("offline" if n == "local" else n for n in (brief.providers.get("voice") or settings.getlist("voice", "providers"))))
+    unknown = [n for n in names if n not in VOICE_PROVIDERS]
+    if unknown or not names:
+        raise InputError(f"unknown voice provider(s) {unknown or names}; list some of {', '.join(VOICE_PROVIDERS)} in [voice] providers")
+    return names
+
+def configured_voice_providers(brief: Brief, settings: Settings) -> list[str]:
+    "The providers of the chain that can speak here: offline, and cloud ones whose key is in the environment."
+    from ytempire.voice_cloud import CLOUD_SYNTHESIZERS
+    names = voice_providers(brief, settings)
+    ready = [n for n in names if n == "offline" or CLOUD_SYNTHESIZERS[n].configured(settings)]
+    if not ready:
+        keys = " or ".join(CLOUD_SYNTHESIZERS[n].key_env for n in names)
+        raise InputError(f"no voice provider of [voice] providers = {', '.join(names)} is configured; set {keys}, or add offline")
+    return ready
+
+def offline_synthesizer(brief: Brief, settings: Settings, voice: str | None = None) -> SpeechSynthesizer:
     "The offline voice for the brief's language: Piper for English, espeak-ng otherwise."
-    providers = brief.providers.get("voice") or settings.getlist("voice", "providers")
-    if "local" not in providers:
-        raise InputError(f"no available voice provider in {providers}; this version ships 'local' only: set [voice] providers = local")
-    if brief.lang == "en": return PiperSynthesizer(settings, brief.voice)
-    return EspeakSynthesizer(settings, brief.language, brief.voice)
+    if brief.lang == "en": return PiperSynthesizer(settings, voice)
+    return EspeakSynthesizer(settings, brief.language, voice)
+
+def _voice_for(name: str, voice: str | None, first: str) -> str | None:
+    "The voice id provider `name` gets: `provider:id` goes to that provider, a bare id to the chain's first."
+    if voice and ":" in voice:
+        p, _, v = voice.partition(":")
+        p = "offline" if p == "local" else p
+        if p in VOICE_PROVIDERS: return v if p == name else None
+    return voice if name == first else None
+
+# %% ../nbs/20_voice.ipynb #c019d
+def speak_styled(synth: SpeechSynthesizer, text: str, speed: float = 1.0, style: str = "") -> SpokenScene:
+    "`synth.speak`, with the scene's style when the engine takes one."
+    if style and "style" in inspect.signature(synth.speak).parameters: return synth.speak(text, speed, style=style)
+    return synth.speak(text, speed)
+
+class VoiceChain:
+    "Voice providers in fallback order behind one `SpeechSynthesizer`; the failures it fell back from are its `fallbacks`."
+    records_calls = True      # every request is in the ledger (cloud: by the engine; offline: here)
+
+    def __init__(self, members: list[tuple[str, SpeechSynthesizer]],   # (provider name, engine) in fallback order
+                 ledger=None, run_id: str = "-"):
+        self.members, self.ledger, self.run_id = members, ledger, run_id
+        self.i = 0                                   # the member speaking now
+        self.failed: list[tuple[str, str]] = []      # (provider, reason) of each failure, in order
+        self._held: list[list] = []                  # [weakref to a scene handed out, text, speed, style, member that spoke it]
+        self.log = get_logger("ytempire.voice", run_id)
+
+    @property
+    def name(self) -> str: return self.members[self.i][1].name
+    @property
+    def voice(self) -> str: return self.members[self.i][1].voice
+    @property
+    def fallbacks(self) -> list[Fallback]:
+        "The providers that failed, each with the one that speaks now."
+        return [Fallback(capability="voice", failed=n, served_by=self.name, reason=r) for n, r in self.failed]
+
+    def _say(self, synth, text: str, speed: float, style: str) -> SpokenScene:
+        if getattr(synth, "records_calls", False): return synth.speak(text, speed, style)
+        from ytempire.ledger import timed_call
+        rec = CostRecord(provider=synth.name, model=synth.voice, capability="voice", units=len(text), unit="characters")
+        with timed_call(self.ledger, self.run_id, rec): return speak_styled(synth, text, speed, style)
+
+    def _fail(self, name: str, e: Exception):
+        from ytempire.ledger import ProviderSkipped, classify
+        why = e.outcome if isinstance(e, ProviderSkipped) else classify(e)
+        self.failed.append((name, redact(f"{why}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")[:300]))
+        if self.i + 1 >= len(self.members):
+            raise StageError("every voice provider failed (" + "; ".join(f"{n}: {r}" for n, r in self.failed) +
+                             "); fix the first reason, or add offline to [voice] providers")
+        self.i += 1
+        self.log.warning("voice provider %s failed (%s); %s speaks instead", name, self.failed[-1][1], self.members[self.i][0])
+
+    def _catch_up(self, synth):
+        "Scenes a failed provider handed out, still held by the caller, spoken again in place by `synth`."
+        for h in self._held:
+            scene = h[0]()
+            if scene is None or h[4] == self.i: continue
+            new = self._say(synth, h[1], h[2], h[3])
+            scene.audio, scene.sample_rate, scene.words = new.audio, new.sample_rate, new.words
+            h[4] = self.i
+
+    def speak(self, text: str, speed: float = 1.0, style: str = "") -> SpokenScene:
+        "The scene from the first provider that can speak it (one that fails is not asked again)."
+        while True:
+            name, synth = self.members[self.i]
+            try:
+                self._catch_up(synth)
+                spoken = self._say(synth, text, speed, style)
+                break
+            except InputError: raise
+            except Exception as e: self._fail(name, e)
+        self._held.append([weakref.ref(spoken), text, speed, style, self.i])
+        return spoken
+
+def synthesizer_for(brief: Brief, settings: Settings,
+                    ledger=None,                 # a `Ledger` recording each request (None: not recorded)
+                    run_id: str = "-",
+                    guard=None,                  # quota and budget checks (default: one over `ledger`)
+                    voice: str | None = None     # a voice id (default: the brief's)
+                   ) -> SpeechSynthesizer:
+    "The brief's voice: the offline engine when it is the only provider, else a `VoiceChain` of the configured ones."
+    from ytempire.voice_cloud import CLOUD_SYNTHESIZERS
+    from ytempire.ledger import Guard
+    names, voice = configured_voice_providers(brief, settings), voice or brief.voice
+    if skipped := [n for n in voice_providers(brief, settings) if n not in names]:
+        get_logger("ytempire.voice", run_id).warning("voice providers %s skipped: no key in the environment", ", ".join(skipped))
+    if names == ["offline"]: return offline_synthesizer(brief, settings, _voice_for("offline", voice, "offline"))
+    guard = guard or Guard(ledger, settings, run_id)
+    members = [(n, offline_synthesizer(brief, settings, _voice_for(n, voice, names[0])) if n == "offline" else
+                CLOUD_SYNTHESIZERS[n](settings, brief.language, _voice_for(n, voice, names[0]), ledger=ledger, guard=guard, run_id=run_id))
+               for n in names]
+    return VoiceChain(members, ledger, run_id)
 
 def check_voice_inputs(brief: Brief, settings: Settings):
-    "Fail fast if no voice can speak the brief's language."
+    "Fail fast if no voice can speak the brief's language, a provider name is unknown or a paid voice has no price."
     synthesizer_for(brief, settings)
 
+# %% ../nbs/20_voice.ipynb #c020
 def _speech_seconds(scenes: list[SpokenScene]) -> float:
     return sum(len(s.audio) / s.sample_rate for s in scenes)
 
@@ -245,11 +390,12 @@ def narrate(script: Script, brief: Brief, settings: Settings,
     "Stage 20: speak every scene, fit the duration, and write narration.wav with word timings."
     from ytempire.ledger import timed_call
     out_dir = Path(out_dir or tempfile.mkdtemp(prefix="ytempire-voice-"))
-    synth = synthesizer_for(brief, settings)
+    synth = synthesizer_for(brief, settings, ledger=ledger, run_id=run_id)
     lead, tail, gap = (settings.getfloat("voice", k) for k in ("lead_in", "tail", "scene_pause"))
     texts = [s.narration for s in script.scenes]
     target = max(1.0, brief.duration - lead - tail - gap * (len(texts) - 1))
-    with timed_call(ledger, run_id, CostRecord(provider=synth.name, model=synth.voice, capability="voice", unit="characters")) as rec:
+    own = getattr(synth, "records_calls", False)          # a chain with cloud voices records each request itself
+    with timed_call(None if own else ledger, run_id, CostRecord(provider=synth.name, model=synth.voice, capability="voice", unit="characters")) as rec:
         # 1. calibrate on the first quarter of the text, then speak everything at the speed that fills the target
         chars = [len(t) for t in texts]
         k = next(i for i in range(len(texts)) if sum(chars[:i + 1]) >= 0.25 * sum(chars)) + 1
@@ -286,4 +432,5 @@ def narrate(script: Script, brief: Brief, settings: Settings,
     buf = io.BytesIO(); sf.write(buf, audio, sr, subtype="PCM_16", format="WAV")
     write_bytes(path, buf.getvalue())      # atomic, and a full disk becomes a one-line error
     return Narration(audio=path, sample_rate=sr, duration=round(len(audio) / sr, 3), words=words, scene_spans=spans,
-                     voice=synth.voice, provider=synth.name, characters=sum(len(x) for x in texts))
+                     voice=synth.voice, provider=synth.name, characters=sum(len(x) for x in texts),
+                     fallbacks=list(getattr(synth, "fallbacks", [])))
