@@ -50,6 +50,8 @@ test: setup
 bench: setup
 	@$(PY) tests/bench/render_bench.py
 	@$(PY) tests/bench/engagement_bench.py
+	@$(PY) tests/bench/alignment_bench.py
+	@$(PY) tests/bench/naturalness_bench.py
 
 clean:
 	rm -rf build runs mlruns.db mlruns.db.lock mlartifacts wandb ledger.db .cache

@@ -85,6 +85,15 @@ def test_clean_sample_refuses_bad_samples_in_one_line(tmp_path, st, name, make, 
     assert not (tmp_path / "out.wav").exists()
 
 
+def test_corrupt_sample_error_is_the_only_line_on_stderr(tmp_path):
+    import subprocess, sys
+    (tmp_path / "bad.mp3").write_bytes(b"\xff\xfb" + bytes(range(256)) * 40)
+    code = ("from pathlib import Path; from ytempire.audio import clean_sample; from ytempire.config import YtempireError\n"
+            "try: clean_sample(Path('bad.mp3'), Path('out.wav'))\nexcept YtempireError as e: raise SystemExit(f'error: {e}')")
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "cannot be decoded" in r.stderr, r.stderr
+
+
 def test_clean_sample_missing_file(tmp_path, st):
     with pytest.raises(InputError, match="does not exist"):
         audio.clean_sample(tmp_path / "nope.wav", tmp_path / "out.wav", settings=st)
@@ -237,6 +246,13 @@ def check_mix(mix: AudioMix, nar: Narration, st):
     assert mix.ducking_db >= 10
     assert abs(mix.duration - nar.duration) < 0.05
     assert mix.true_peak_db == audio.true_peak(mix.path, st)
+    ref, sr = sf.read(mix.path.parent / "music_ref.wav"); duck, _ = sf.read(mix.path.parent / "music_ducked.wav")
+    spans = [(int(w.start * sr), int(w.end * sr)) for w in nar.words if w.end - w.start > 0.05]
+    per_word = [10 * np.log10(np.mean(ref[i:j] ** 2) / np.mean(duck[i:j] ** 2)) for i, j in spans if np.mean(ref[i:j] ** 2) > 1e-9]
+    assert len(per_word) > 10 and min(per_word) >= 10                  # every word with music under it, not just on average
+    lr, ld = (audio.frame_levels(x.mean(1), sr, 0.01) for x in (ref, duck))
+    loud = (lr > -70)[1:] & (lr > -70)[:-1]
+    assert np.abs(np.diff(ld - lr))[loud].max() < 1.0                 # smooth: under 1 dB per 10 ms
 
 
 def test_master_audio_with_a_user_library(tmp_path, st, library, spoken):
@@ -277,3 +293,13 @@ def test_demo_run_logs_sound_metrics(made_run, st):
     out = json.loads((run / "stages" / "21-audio" / "output.json").read_text())["output"]
     assert out["music_pick"]["licence"] == audio.BUILT_IN_LICENCE
     assert "dBTP" in (run / "report.html").read_text() and "licence:" in (run / "report.html").read_text()
+
+
+def test_make_with_a_broken_library_stops_before_running(tmp_path):
+    from conftest import clean_env, ytempire
+    (tmp_path / "music").mkdir()
+    (tmp_path / "music" / audio.MANIFEST).write_text(HEADER + "gone.wav,calm,80,CC0-1.0,\n")
+    r = ytempire("make", "Coffee", "--duration", "10", "--out", tmp_path / "run", cwd=tmp_path,
+                 env=clean_env(YTEMPIRE_AUDIO_MUSIC_DIR=tmp_path / "music"), timeout=120)
+    assert r.returncode != 0 and r.stderr.strip().count("\n") == 0, r.stderr
+    assert "line 2 names 'gone.wav'" in r.stderr and not (tmp_path / "run" / "stages").exists()

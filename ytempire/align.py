@@ -12,15 +12,15 @@ from .config import Settings, InputError
 from .schemas import Word
 from .languages import base_lang
 
-log = logging.getLogger("ytempire.align")
+_log = logging.getLogger("ytempire.align")
 FEATURE_SR = 16000          # features are computed at 16 kHz whatever the input rate
 HOP_S = 0.010               # one feature frame per 10 ms
 MAX_CELLS = 6_000_000       # DTW cells warped in one piece (about 25 s against 25 s at 10 ms, ~150 MB)
 MARGIN_S = 0.15             # silence kept around the speech of both signals
 
 # %% auto #0
-__all__ = ['log', 'FEATURE_SR', 'HOP_S', 'MAX_CELLS', 'MARGIN_S', 'DNSMOS_SR', 'reference_speech', 'speech_span',
-           'speech_features', 'warp_frames', 'warp_long', 'align_words', 'naturalness']
+__all__ = ['FEATURE_SR', 'HOP_S', 'MAX_CELLS', 'MARGIN_S', 'DNSMOS_SR', 'reference_speech', 'speech_span', 'speech_features',
+           'warp_frames', 'warp_long', 'align_words', 'naturalness']
 
 # %% ../nbs/25_align.ipynb #c006
 def reference_speech(text: str, language: str, settings: Settings):
@@ -43,12 +43,13 @@ def speech_span(audio: np.ndarray, sample_rate: int) -> tuple[int, int]:
 
 # %% ../nbs/25_align.ipynb #c012
 def speech_features(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    "MFCCs per 10 ms frame, each coefficient mean and variance normalised over the signal: frames x 13."
+    "13 MFCCs and their deltas per 10 ms frame, each mean and variance normalised over the signal: frames x 26."
     import librosa
     y = np.asarray(audio, np.float32)
     if sample_rate != FEATURE_SR: y = librosa.resample(y, orig_sr=sample_rate, target_sr=FEATURE_SR)
     hop = int(FEATURE_SR * HOP_S)
-    m = librosa.feature.mfcc(y=y, sr=FEATURE_SR, n_mfcc=13, n_fft=512, win_length=400, hop_length=hop, n_mels=40).T
+    m = librosa.feature.mfcc(y=y, sr=FEATURE_SR, n_mfcc=13, n_fft=512, win_length=400, hop_length=hop, n_mels=40)
+    m = np.vstack([m, librosa.feature.delta(m, width=9, mode="nearest")]).T
     return (m - m.mean(0)) / (m.std(0) + 1e-8)
 
 # %% ../nbs/25_align.ipynb #c016
@@ -57,8 +58,10 @@ def warp_frames(ref: np.ndarray,        # reference features, frames x d
                 open_end: bool = False  # the audio may match only a leading part of the reference
                ) -> np.ndarray:
     "For every reference frame, the first audio frame the DTW path pairs with it."
-    from dtw import dtw, symmetric2
-    al = dtw(tgt, ref, dist_method="euclidean", step_pattern=symmetric2, open_end=open_end)
+    from dtw import dtw, symmetric2, symmetricP05
+    try: al = dtw(tgt, ref, dist_method="euclidean", step_pattern=symmetricP05, open_end=open_end)
+    except ValueError:          # no path within slopes 1/2..2 (one side far longer): any slope
+        al = dtw(tgt, ref, dist_method="euclidean", step_pattern=symmetric2, open_end=open_end)
     first = np.full(len(ref), al.index1[-1], np.int64)
     r, i = np.unique(al.index2, return_index=True)        # index2 never decreases: i is each frame's first pairing
     first[r] = al.index1[i]
@@ -77,8 +80,10 @@ def warp_long(ref: np.ndarray, tgt: np.ndarray,
     if len(ref) * len(tgt) <= MAX_CELLS: return warp_frames(ref, tgt, open_end)
     k = math.ceil(math.sqrt(len(ref) * len(tgt) / MAX_CELLS))
     coarse = np.minimum(warp_frames(_pool(ref, k), _pool(tgt, k), open_end) * k, len(tgt) - 1)
-    # 1. pieces of reference short enough that a piece times its span of audio fits in MAX_CELLS
-    size = int(0.7 * math.sqrt(MAX_CELLS * len(ref) / len(tgt)))
+    # 1. pieces of reference, each warped with an overlap on both sides that is dropped afterwards (so an error of the
+    #    coarse warp at a piece's ends falls where nothing is kept); a piece with its overlap fits in MAX_CELLS
+    span = int(0.7 * math.sqrt(MAX_CELLS * len(ref) / len(tgt)))
+    size, ov = 2 * span // 3, span // 6
     bounds, cuts = [0], sorted(c for c in cuts if 0 < c < len(ref))
     while len(ref) - bounds[-1] > size:
         near = [c for c in cuts if bounds[-1] + size // 2 <= c <= bounds[-1] + size]
@@ -86,11 +91,11 @@ def warp_long(ref: np.ndarray, tgt: np.ndarray,
     bounds.append(len(ref))
     # 2. each piece against the span of audio the coarse warp gives it
     out = []
-    for n, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
-        last = n == len(bounds) - 2
-        ta = 0 if n == 0 else int(coarse[a // k])
-        tb = len(tgt) if last else max(ta + 1, int(coarse[b // k]))
-        out.append(warp_frames(ref[a:b], tgt[ta:tb], open_end and last) + ta)
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        a0, b0 = max(0, a - ov), min(len(ref), b + ov)
+        ta = 0 if a0 == 0 else int(coarse[a0 // k])
+        tb = len(tgt) if b0 == len(ref) else max(ta + 1, int(coarse[b0 // k]))
+        out.append((warp_frames(ref[a0:b0], tgt[ta:tb], open_end and b0 == len(ref)) + ta)[a - a0:b - a0])
     return np.maximum.accumulate(np.concatenate(out))
 
 # %% ../nbs/25_align.ipynb #c024
@@ -116,6 +121,8 @@ def align_words(audio: np.ndarray,      # speech, float (mono, or frames x chann
     to_frame = lambda t: int(np.clip(round((t - r0) / HOP_S), 0, len(ref_f) - 1))
     cuts = [to_frame((w.end + v.start) / 2) for w, v in zip(ref.words, ref.words[1:]) if v.start - w.end > 0.1]
     open_end = (rb - ra) / ref.sample_rate > 1.25 * (tb - ta) / sample_rate
+    if open_end: _log.warning("the audio holds %.1f s of speech, its text %.1f s in the reference voice: words the audio does "
+                              "not reach are placed at its end", (tb - ta) / sample_rate, (rb - ra) / ref.sample_rate)
     frames = warp_long(ref_f, tgt_f, cuts, open_end)
     # 3. reference word times through the warp, into the audio's time
     dur, t0 = len(y) / sample_rate, ta / sample_rate

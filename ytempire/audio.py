@@ -16,6 +16,7 @@ import pyloudnorm
 import soundfile as sf
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from scipy import signal
+from scipy.ndimage import maximum_filter1d
 from .config import (Settings, ConfigError, InputError, StageError, ToolError, DiskFullError, find_tool, run_ffmpeg,
                              ffmpeg_error_line)
 from .languages import DATA_DIR, read_data_file
@@ -28,8 +29,8 @@ __all__ = ['SILENT_DB', 'EQ_PRESETS_FILE', 'VOICE_LUFS', 'MOODS_FILE', 'PAD', 'K
            'trim_silence', 'clean_sample', 'eq_preset', 'de_ess', 'to_loudness', 'room_tone', 'room_tone_db',
            'process_voice', 'sibilance_db', 'level_spread_db', 'crest_factor_db', 'DrumHit', 'Mood', 'music_moods',
            'compose_bed', 'render_bed', 'MusicTrack', 'track_seconds', 'load_library', 'template_mood', 'select_track',
-           'fit_to_length', 'music_library_version', 'pick_music', 'measure', 'true_peak', 'duck_filter', 'master',
-           'ducking_depth', 'master_audio']
+           'fit_to_length', 'music_library_version', 'built_in_mood', 'pick_music', 'check_audio_inputs', 'measure',
+           'true_peak', 'duck_filter', 'duck_gain', 'master', 'ducking_depth', 'master_audio']
 
 # %% ../nbs/21_audio.ipynb #c021
 def _ffmpeg_decode(path: Path, settings: Settings) -> tuple[np.ndarray, int] | None:
@@ -41,6 +42,8 @@ def _ffmpeg_decode(path: Path, settings: Settings) -> tuple[np.ndarray, int] | N
         if r.returncode != 0 or not wav.is_file(): return None
         return sf.read(str(wav), always_2d=True, dtype="float32")
 
+_SNDFILE_TYPES = {".wav", ".flac", ".ogg", ".oga", ".aif", ".aiff"}   # MP3 goes to ffmpeg: libmpg123 prints to stderr
+
 def load_audio(path: Path,
                settings: Settings | None = None,  # where ffmpeg is ([tools] ffmpeg); default: the installed settings
                what: str = "audio file"           # what the file is, for the error: "voice sample", "music track"
@@ -48,11 +51,13 @@ def load_audio(path: Path,
     "(frames x channels float32, sample rate) of a file soundfile or ffmpeg can decode; a one-line `InputError` if neither can."
     path = Path(path)
     if not path.is_file(): raise InputError(f"{what} {path} does not exist; pass the path of an existing audio file")
-    try: return sf.read(str(path), always_2d=True, dtype="float32")
-    except (RuntimeError, TypeError, ValueError): pass       # a format libsndfile lacks (AAC, Opus in WebM ...): try ffmpeg
+    if path.suffix.lower() in _SNDFILE_TYPES:
+        try: return sf.read(str(path), always_2d=True, dtype="float32")
+        except (RuntimeError, TypeError, ValueError): pass    # mislabelled or damaged: let ffmpeg try
     decoded = _ffmpeg_decode(path, settings or Settings())
     if decoded is None or decoded[0].size == 0:
-        raise InputError(f"{what} {path.name} cannot be decoded as audio (corrupt or not a sound file); export it again as WAV, FLAC or MP3")
+        raise InputError(f"{what} {path.name} cannot be decoded as audio (corrupt or not a sound file); "
+                         "export it again as WAV, FLAC or MP3")
     return decoded
 
 def resample(x: np.ndarray,   # samples, frames first (mono or frames x channels)
@@ -174,8 +179,9 @@ def room_tone_db(settings: Settings) -> float | None:
     raw = settings.get("audio", "room_tone").lower()
     if raw in ("", "off", "none", "false", "no"): return None
     level = settings.getfloat("audio", "room_tone")
-    if not -90 <= level < -20:
-        raise ConfigError(f"[audio] room_tone = {raw} is out of range; give dB under the voice between -90 and -20 (e.g. -50) or off")
+    if not -90 <= level <= -35:       # louder, and the ducker would take the tone for speech
+        raise ConfigError(f"[audio] room_tone = {raw} is out of range; "
+                          "give dB under the voice between -90 and -35 (e.g. -50), or off")
     return level
 
 def process_voice(x: np.ndarray,   # mono narration
@@ -318,9 +324,11 @@ def render_bed(mid: mido.MidiFile,
                             "-T", "wav", "-F", str(tmp), str(sf2), str(midi_path)], capture_output=True, text=True, timeout=600)
         complete = r.returncode == 0 and tmp.stat().st_size > 1000 and sf.info(str(tmp)).duration >= mid.length - 0.5
         if not complete and shutil.disk_usage(out.parent).free < 50_000_000:
-            raise DiskFullError(f"no space left while rendering the music bed in {out.parent}; free disk space or use another --out, then rerun to resume")
+            raise DiskFullError(f"no space left while rendering the music bed in {out.parent}; "
+                                "free disk space or use another --out, then rerun to resume")
         if not complete:
-            raise StageError(f"fluidsynth failed to render the music bed ({(r.stderr or r.stdout).strip()[-200:]}); check the soundfont and fluidsynth install")
+            raise StageError(f"fluidsynth failed to render the music bed ({(r.stderr or r.stdout).strip()[-200:]}); "
+                             "check the soundfont and fluidsynth install")
     return out
 
 # %% ../nbs/21_audio.ipynb #c041
@@ -346,26 +354,30 @@ class MusicTrack(BaseModel):
 
 def track_seconds(path: Path, settings: Settings) -> float:
     "Length of an audio file: from its header when libsndfile reads it, else by decoding it."
-    try: return float(sf.info(str(path)).duration)
-    except (RuntimeError, TypeError, ValueError):
-        a, sr = load_audio(path, settings, "music track")
-        return len(a) / sr
+    if path.suffix.lower() in _SNDFILE_TYPES:
+        try: return float(sf.info(str(path)).duration)
+        except (RuntimeError, TypeError, ValueError): pass
+    a, sr = load_audio(path, settings, "music track")
+    return len(a) / sr
 
 # %% ../nbs/21_audio.ipynb #c042
 def _manifest_rows(manifest: Path) -> list[dict]:
     "The rows of a manifest as dicts, header checked; a one-line `InputError` for a broken file."
     header = ",".join(MANIFEST_COLUMNS)
     try: text = manifest.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError: raise InputError(f"{manifest} is not UTF-8 text; save it as UTF-8 CSV with the header {header}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{manifest} is not UTF-8 text; save it as UTF-8 CSV with the header {header}") from None
     reader = csv.DictReader(text.splitlines())
     cols = [c.strip() for c in reader.fieldnames or []]
     missing = [c for c in MANIFEST_COLUMNS if c not in cols]
     unknown = [c for c in cols if c not in (*MANIFEST_COLUMNS, "beats_per_bar")]
-    if missing: raise InputError(f"{manifest} has no column {missing[0]!r}; its first line must be {header} (and optionally ,beats_per_bar)")
+    if missing:
+        raise InputError(f"{manifest} has no column {missing[0]!r}; its first line must be {header} (optionally ,beats_per_bar)")
     if unknown: raise InputError(f"{manifest} has an unknown column {unknown[0]!r}; the columns are {header},beats_per_bar")
     try: rows = [{k.strip(): (v or "").strip() for k, v in row.items() if k} for row in reader]
     except csv.Error as e: raise InputError(f"{manifest} is not valid CSV ({e}); fix the quoting on that line") from None
-    if not rows: raise InputError(f"{manifest} lists no tracks; add a line per track or leave [audio] music_dir empty for the built-in beds")
+    if not rows:
+        raise InputError(f"{manifest} lists no tracks; add a line per track, or leave [audio] music_dir empty for the built-in beds")
     return rows
 
 def load_library(music_dir: Path, settings: Settings) -> list[MusicTrack]:
@@ -373,14 +385,16 @@ def load_library(music_dir: Path, settings: Settings) -> list[MusicTrack]:
     music_dir = Path(music_dir).expanduser()
     manifest = music_dir / MANIFEST
     if not music_dir.is_dir():
-        raise ConfigError(f"[audio] music_dir {music_dir} is not a folder; create it with your tracks and a {MANIFEST}, or leave it empty for the built-in beds")
+        raise ConfigError(f"[audio] music_dir {music_dir} is not a folder; create it with your tracks and a {MANIFEST}, "
+                          "or leave it empty for the built-in beds")
     if not manifest.is_file():
         raise InputError(f"music library {music_dir} has no {MANIFEST}; add one with the columns {','.join(MANIFEST_COLUMNS)}")
     tracks = []
     for line, row in enumerate(_manifest_rows(manifest), start=2):
         path = music_dir / row.get("file", "")
         if row.get("file") and not path.is_file():
-            raise InputError(f"{manifest} line {line} names {row['file']!r}, which is not in {music_dir}; add the file or remove the line")
+            raise InputError(f"{manifest} line {line} names {row['file']!r}, which is not in {music_dir}; "
+                             "add the file or remove the line")
         if not row.get("beats_per_bar"): row.pop("beats_per_bar", None)
         try: tracks.append(MusicTrack(**row, path=path, seconds=track_seconds(path, settings) if row.get("file") else 0))
         except ValidationError as e:
@@ -395,7 +409,8 @@ def template_mood(template: str, settings: Settings) -> str:
     for item in settings.getlist("audio", "template_moods"):
         name, sep, mood = (s.strip() for s in item.partition(":"))
         if not (sep and name and mood):
-            raise ConfigError(f"[audio] template_moods item {item!r} is not template:mood; write it as explainer:calm, story:tense, default:warm")
+            raise ConfigError(f"[audio] template_moods item {item!r} is not template:mood; "
+                              "write it as explainer:calm, story:tense, default:warm")
         moods[name] = mood
     return moods.get(template, moods.get("default", "warm"))
 
@@ -450,6 +465,13 @@ def music_library_version(settings: Settings) -> str:
     files = sorted(p for p in d.iterdir() if p.is_file()) if d.is_dir() else []
     return hashlib.sha256(repr([(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]).encode()).hexdigest()[:16]
 
+def built_in_mood(brief: Brief, mood: str) -> Mood:
+    "The built-in arrangement of `mood`; a one-line `ConfigError` when there is none."
+    if mood not in music_moods():
+        raise ConfigError(f"[audio] template_moods gives template {brief.template!r} the mood {mood!r}, which has no built-in "
+                          f"bed; use one of: {', '.join(music_moods())}, or set [audio] music_dir")
+    return music_moods()[mood]
+
 def _stereo(a: np.ndarray) -> np.ndarray:
     return np.repeat(a, 2, axis=1) if a.shape[1] == 1 else a[:, :2]
 
@@ -464,10 +486,7 @@ def pick_music(brief: Brief, duration: float, settings: Settings, out_dir: Path)
                     reason=f"template {brief.template!r} -> {reason}")
         bar = track.bar_seconds
     else:
-        if mood not in music_moods():
-            raise ConfigError(f"[audio] template_moods gives template {brief.template!r} the mood {mood!r}, which has no built-in bed; "
-                              f"use one of: {', '.join(music_moods())}, or set [audio] music_dir")
-        m = music_moods()[mood]
+        m = built_in_mood(brief, mood)
         bed = render_bed(compose_bed(duration, f"{brief.topic}|{brief.template}", mood), out_dir / "bed.wav", settings)
         a, tsr = sf.read(str(bed), always_2d=True, dtype="float32")
         pick = dict(track=f"built-in:{mood}", mood=mood, bpm=m.tempo, licence=BUILT_IN_LICENCE, attribution="",
@@ -477,6 +496,18 @@ def pick_music(brief: Brief, duration: float, settings: Settings, out_dir: Path)
     y, loops, cut = fit_to_length(_stereo(resample(a, tsr, sr)), sr, bar, duration)
     y = to_loudness(y, sr, VOICE_LUFS + settings.getfloat("audio", "music_gain_db"))
     return write_wav(out_dir / "music.wav", y, sr, "FLOAT"), MusicPick(**pick, loops=loops, start=round(cut, 3))
+
+# %% ../nbs/21_audio.ipynb #c054
+def check_audio_inputs(brief: Brief, settings: Settings) -> None:
+    "The audio settings and music library a run will use, checked up front; the first problem as a one-line error."
+    eq_preset(settings.get("audio", "eq")); room_tone_db(settings)
+    for key in ("duck_attack", "duck_release", "highpass_hz"):
+        if settings.getfloat("audio", key) <= 0: raise ConfigError(f"[audio] {key} must be above 0; set it to a positive number")
+    if not 0 <= settings.getfloat("audio", "duck_db") <= 40:
+        raise ConfigError("[audio] duck_db must be between 0 and 40 (dB the music goes down under speech); 12 is the default")
+    mood = template_mood(brief.template, settings)
+    if settings.get("audio", "music_dir"): load_library(Path(settings.get("audio", "music_dir")), settings)
+    else: built_in_mood(brief, mood)
 
 # %% ../nbs/21_audio.ipynb #c012
 def measure(path: Path) -> tuple[float, float]:
@@ -503,6 +534,27 @@ def duck_filter(settings: Settings) -> str:
     "The sidechain compressor that ducks music under the voice (its first input), as an ffmpeg filter."
     return (f"sidechaincompress=threshold=0.012:ratio={settings.getfloat('audio', 'duck_ratio')}:attack=40:release=600:"
             "knee=4:makeup=1:link=maximum:detection=rms")
+
+# %% ../nbs/21_audio.ipynb #c012d
+def duck_gain(voice: np.ndarray,         # mono voice, the key
+              sr: int,
+              depth_db: float = 12.0,    # how far the music goes down under speech
+              attack: float = 0.25,      # seconds to go down, starting this long before the speech
+              release: float = 0.6,      # seconds to come back up once the speech (and `hold`) is over
+              hold: float = 0.3          # pauses shorter than this stay ducked
+             ) -> np.ndarray:
+    "Per-sample gain for music under `voice`: `depth_db` down while it speaks, on dB-linear ramps that lead each phrase."
+    step = 0.01
+    lv = frame_levels(voice, sr, step)
+    speech = (lv > lv.max() - 30).astype(np.uint8)
+    lead, tail = int(round(attack / step)), int(round(hold / step))
+    ducked = maximum_filter1d(speech, lead + tail + 1, origin=(tail - lead) // 2) > 0      # lead before, hold after
+    target = np.where(ducked, -depth_db, 0.0)
+    down, up = depth_db * step / attack, depth_db * step / release                     # dB per frame
+    g = np.zeros(len(target))
+    for i in range(1, len(target)):
+        g[i] = max(g[i - 1] - down, min(g[i - 1] + up, target[i]))
+    return 10 ** (np.interp(np.arange(len(voice)), (np.arange(len(g)) + 0.5) * step * sr, g) / 20)
 
 # %% ../nbs/21_audio.ipynb #c014
 def master(raw: Path,      # the unmastered mix (float WAV)
@@ -546,22 +598,18 @@ def master_audio(narration: Narration, brief: Brief, settings: Settings,
     sr = settings.getint("audio", "sample_rate")
     # 1. the voice through the narration chain, at the mix's rate
     a, vsr = load_audio(narration.audio, settings, "narration")
-    voice = write_wav(out_dir / "voice.wav", process_voice(resample(a.mean(axis=1), vsr, sr), sr, settings), sr, "FLOAT")
-    # 2. the bed: picked by mood, fitted to the narration, levelled under the voice
-    music, pick = pick_music(brief, narration.duration, settings, out_dir)
-    # 3. one filtergraph: duck the bed under the voice and mix (float, so nothing clips before mastering)
-    graph = ("[0:a]aformat=sample_fmts=fltp:channel_layouts=stereo,asplit=2[voice][key];"
-             "[1:a]aformat=sample_fmts=fltp:channel_layouts=stereo,asplit=2[bed][bedref];"
-             f"[bed][key]{duck_filter(settings)},asplit=2[ducked][duckedref];"
-             "[voice][ducked]amix=inputs=2:normalize=0:duration=first[out]")
-    raw, refs = out_dir / "mix_raw.wav", (out_dir / "music_ref.wav", out_dir / "music_ducked.wav")
-    with atomic_path(raw) as tmp, atomic_path(refs[0]) as r0, atomic_path(refs[1]) as r1:
-        run_ffmpeg(["-y", "-i", str(voice), "-i", str(music), "-filter_complex", graph,
-                    "-map", "[out]", "-c:a", "pcm_f32le", "-f", "wav", str(tmp),
-                    "-map", "[bedref]", "-c:a", "pcm_f32le", "-f", "wav", str(r0),
-                    "-map", "[duckedref]", "-c:a", "pcm_f32le", "-f", "wav", str(r1)], settings, "the audio mix")
+    voice = process_voice(resample(a.mean(axis=1), vsr, sr), sr, settings)
+    write_wav(out_dir / "voice.wav", voice, sr, "FLOAT")
+    # 2. the bed: picked by mood, fitted to the voice's length, levelled under the voice
+    music, pick = pick_music(brief, len(voice) / sr, settings, out_dir)
+    bed = sf.read(str(music), always_2d=True, dtype="float32")[0]
+    # 3. duck the bed under the voice and mix, in float so nothing clips before mastering
+    gain = duck_gain(voice, sr, *(settings.getfloat("audio", k) for k in ("duck_db", "duck_attack", "duck_release")))
+    ducked = bed * gain[:, None].astype(np.float32)
+    refs = write_wav(out_dir / "music_ref.wav", bed, sr, "FLOAT"), write_wav(out_dir / "music_ducked.wav", ducked, sr, "FLOAT")
+    raw = write_wav(out_dir / "mix_raw.wav", voice[:, None] + ducked, sr, "FLOAT")
     # 4. master to the loudness target under the true-peak ceiling, measured on the file written
     mix = out_dir / "mix.wav"
     lufs, tp = master(raw, mix, settings)
     return AudioMix(path=mix, music=music, sample_rate=sr, channels=2, duration=round(sf.info(str(mix)).duration, 3),
-                    lufs=lufs, true_peak_db=tp, ducking_db=ducking_depth(refs[0], refs[1], narration), music_pick=pick)
+                    lufs=lufs, true_peak_db=tp, ducking_db=ducking_depth(*refs, narration), music_pick=pick)

@@ -20,7 +20,8 @@ from .trends import research_trends
 from .scripts import check_script_inputs, youtube_metadata, provider_chain
 from .quality import score_script, enforce_gate, write_gated_script
 from .voice import narrate, check_voice_inputs, configured_voice_providers
-from .audio import master_audio, music_library_version
+from .align import naturalness
+from .audio import master_audio, music_library_version, check_audio_inputs
 from .voices import select_voice
 from .sync import make_subtitles
 from .video import render_video, encoder_args, output_format, check_video_inputs
@@ -28,8 +29,9 @@ from .thumbnails import make_thumbnails
 from .tracking import Tracker, error_line
 
 # %% auto #0
-__all__ = ['PARTS', 'slugify', 'default_out', 'preflight', 'champion_version', 'RunParts', 'run_stages', 'publish', 'run_metrics',
-           'run_warnings', 'voice_metrics', 'voice_providers', 'write_records', 'track_run', 'make_video', 'load_run']
+__all__ = ['PARTS', 'NATURALNESS_SECONDS', 'slugify', 'default_out', 'preflight', 'champion_version', 'RunParts', 'run_stages',
+           'publish', 'run_metrics', 'run_warnings', 'voice_metrics', 'voice_providers', 'write_records', 'track_run',
+           'make_video', 'load_run']
 
 # %% ../nbs/50_pipeline.ipynb #c006
 def slugify(text: str, max_len: int = 48) -> str:
@@ -49,6 +51,7 @@ def preflight(brief: Brief, settings: Settings, out: Path) -> Path:
     find_tool(settings, "fluidsynth")
     encoder_args(output_format(brief, settings), ffmpeg)       # `[video] hwaccel = nvenc` without a GPU fails here
     check_video_inputs(settings)                               # [video] codec, transition, motion
+    check_audio_inputs(brief, settings)                        # [audio] eq, moods, the music library
     check_script_inputs(brief, settings)
     check_voice_inputs(brief, settings)
     select_voice(brief, None, settings)                        # an unknown voice id or a language no voice speaks
@@ -127,6 +130,8 @@ def publish(run: RunDir, p: RunParts) -> dict[str, Path]:
     return out
 
 # %% ../nbs/50_pipeline.ipynb #c013c
+NATURALNESS_SECONDS = 12.0     # DNSMOS of the narration's first 12 s of speech (4 windows of 9 s): about 1 s on 2 cores
+
 def run_metrics(p: RunParts, timings: list[StageRun], brief: Brief) -> dict[str, float]:
     "The numbers a run is judged by."
     m = {"quality.overall": p.quality.overall, "quality.readability": p.quality.readability.score,
@@ -143,6 +148,7 @@ def run_metrics(p: RunParts, timings: list[StageRun], brief: Brief) -> dict[str,
     if p.quality.engagement is not None: m["quality.engagement"] = p.quality.engagement.score
     if p.quality.coherence is not None: m["quality.coherence"] = p.quality.coherence.score
     if p.trends.relevance is not None: m["trends.relevance"] = p.trends.relevance
+    m.update({f"voice.dnsmos_{k}": v for k, v in naturalness(p.narration.audio, max_seconds=NATURALNESS_SECONDS).items()})
     m.update({f"stage_seconds.{t.stage}": t.seconds for t in timings})
     return {k: round(float(v), 4) for k, v in m.items()}
 

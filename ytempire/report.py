@@ -88,7 +88,8 @@ footer{color:var(--muted);font-size:12px;text-align:center;margin-top:24px}
 <tr><td>True peak</td><td class="num">{{ "%.2f"|format(a.true_peak_db) }} dBTP</td></tr><tr><td>Music ducked under speech by</td><td class="num">{{ "%.1f"|format(a.ducking_db) }} dB</td></tr>
 {% if a.music_pick %}<tr><td>Music</td><td class="num">{{ a.music_pick.track }} ({{ a.music_pick.mood }}, {{ "%.0f"|format(a.music_pick.bpm) }} bpm) · licence: {{ a.music_pick.licence }}{% if a.music_pick.attribution %} · {{ a.music_pick.attribution }}{% endif %}</td></tr>{% endif %}
 <tr><td>Narration</td><td class="num">{{ "%.1f"|format(n.duration) }} s · {{ n.words|length }} words · {{ n.characters }} characters</td></tr>
-<tr><td>Subtitles</td><td class="num">{{ subs.cues|length }} cues</td></tr></table></section>
+<tr><td>Subtitles</td><td class="num">{{ subs.cues|length }} cues</td></tr>
+{% if "voice.dnsmos_p808" in r.metrics %}<tr><td>Voice naturalness: DNSMOS, an objective proxy (a model's estimate), not listener ratings</td><td class="num">P.808 {{ "%.2f"|format(r.metrics["voice.dnsmos_p808"]) }} · OVRL {{ "%.2f"|format(r.metrics["voice.dnsmos_ovrl"]) }} / 5</td></tr>{% endif %}</table></section>
 </div>
 <section><h2>Script · {{ s.scenes|length }} scenes · {{ s.words }} words · written by {{ s.provider }}</h2>
 <table><tr><th>#</th><th class="num">time</th><th>on screen</th><th>narration</th></tr>

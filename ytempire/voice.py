@@ -81,6 +81,37 @@ def _phoneme_words(alignments, offset: int) -> list[tuple[int, int]]:
     if cur: spans.append(tuple(cur))
     return spans
 
+_MARKS = _GAP | _SILENT | set("ˈˌ")      # not phonemes: spaces, pauses, stress
+
+def _phonemes(alignments, offset: int) -> list[tuple[str, int, int]]:
+    "(phoneme, start, end) samples of the spoken phonemes of one sentence chunk."
+    out, pos = [], offset
+    for a in alignments:
+        if a.phoneme not in _MARKS: out.append((a.phoneme, pos, pos + int(a.num_samples)))
+        pos += int(a.num_samples)
+    return out
+
+def _words_by_phonemes(v, toks: list[str], said: list[str], phonemes: list, sr: int) -> list[Word]:
+    "Word timings from each word's own phonemes matched in the spoken stream (difflib), for when espeak joins words (\"for the\")."
+    from difflib import SequenceMatcher
+    own = [[ch for sent in v.phonemize(p) for ch in sent if ch not in _MARKS] if p else [] for p in said]
+    flat = [ch for o in own for ch in o]
+    at = {}                                         # a word's phoneme (index in flat) -> stream index
+    for a, b, n in SequenceMatcher(None, flat, [ph for ph, _, _ in phonemes], autojunk=False).get_matching_blocks():
+        at.update({a + k: b + k for k in range(n)})
+    starts = np.cumsum([0] + [len(o) for o in own])
+    got = [[at[k] for k in range(a, b) if k in at] for a, b in zip(starts[:-1], starts[1:])]
+    words, nxt, last = [], 0, 0.0                   # nxt: the first stream phoneme no earlier word has claimed
+    for i, t in enumerate(toks):
+        later = next((g[0] for g in got[i + 1:] if g), len(phonemes))
+        if got[i]: a, b = (got[i][0] if starts[i] in at else min(nxt, got[i][0])), got[i][-1]
+        elif own[i] and nxt < later: a, b = nxt, later - 1          # said differently in context ("a" as ɐ): what lies between
+        else:                                        # nothing of it is heard: it shares the previous word's end
+            words.append(Word(text=t, start=last, end=last)); continue
+        words.append(Word(text=t, start=round(phonemes[a][1] / sr, 3), end=round(phonemes[b][2] / sr, 3)))
+        nxt, last = b + 1, words[-1].end
+    return words
+
 class PiperSynthesizer:
     "Piper neural TTS (en_US joe, medium) with word timings from phoneme alignments."
     name = "piper"
@@ -102,18 +133,19 @@ class PiperSynthesizer:
               speed: float = 1.0,   # above 1 speaks faster (divides `[voice] piper_length_scale`)
               style: str = ""       # a style's rate and pauses (Piper has no pitch control)
              ) -> SpokenScene:
-        "One scene in Piper's voice; word timings from its phoneme alignments (spread by length if they do not match)."
+        "One scene in Piper's voice; word timings from its phoneme alignments (matched phoneme by phoneme where espeak joins words)."
         from piper import SynthesisConfig
         v, p = _piper_voice(self.model), prosody(style)
         cfg = SynthesisConfig(length_scale=self.length_scale / (speed * p["rate"]), normalize_audio=False)
         sr = v.config.sample_rate
         pause = np.zeros(int(self.sentence_pause * p["pause"] * sr), np.float32)
-        pieces, spans, pos = [], [], 0
+        pieces, spans, phonemes, pos = [], [], [], 0
         toks, said = spoken_words(text, self.language)
         for chunk in v.synthesize(" ".join(p for p in said if p), syn_config=cfg, include_alignments=True):
             if pieces: pieces.append(pause); pos += len(pause)
             audio = chunk.audio_float_array.astype(np.float32)
-            if chunk.phoneme_alignments: spans += _phoneme_words(chunk.phoneme_alignments, pos)
+            if chunk.phoneme_alignments:
+                spans += _phoneme_words(chunk.phoneme_alignments, pos); phonemes += _phonemes(chunk.phoneme_alignments, pos)
             pieces.append(audio); pos += len(audio)
         audio = np.concatenate(pieces) if pieces else np.zeros(1, np.float32)
         counts = [self._words_per_token(v, [p])[0] if p else 0 for p in said]
@@ -125,6 +157,8 @@ class PiperSynthesizer:
                     words.append(Word(text=t, start=s, end=s)); continue
                 a, b = spans[i][0], spans[i + c - 1][1]; i += c
                 words.append(Word(text=t, start=round(a / sr, 3), end=round(b / sr, 3)))
+        elif toks and phonemes:
+            words = _words_by_phonemes(v, toks, said, phonemes, sr)
         else:
             voiced = [s for s in spans] or [(0, len(audio))]
             words = spread_words(toks, voiced[0][0] / sr, voiced[-1][1] / sr)
