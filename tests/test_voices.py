@@ -272,3 +272,13 @@ def test_offline_dialogue_in_another_language_has_two_voices(tmp_path, lang):
     print(lang, nar.voices, {k: round(v) for k, v in f0.items()}, f"{semis:.1f} semitones")
     assert nar.voices == {"host": f"espeak-ng:{lang}", "guest": f"espeak-ng:{lang}+f3"}
     assert semis > 4, f0
+
+
+def test_make_voice_flag(tmp_path):
+    bad = ytempire("make", "Coffee", "--voice", "nobody", "--out", tmp_path / "run", cwd=tmp_path)
+    assert bad.returncode != 0 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+    assert "voice 'nobody' is not a usable en voice; pick one from `ytempire voices --language en`" in bad.stderr
+    from ytempire.cli import parser, _brief
+    settings, brief = _brief(parser().parse_args(["script", "Tea", "--voice", "en+f3", "--language", "en-GB"]))
+    from ytempire.voices import select_voice
+    assert select_voice(brief, None, settings)[0].key == "espeak-ng:en+f3"

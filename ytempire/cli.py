@@ -56,6 +56,7 @@ def _brief_args(m: argparse.ArgumentParser):
     m.add_argument("--duration", type=_duration, help="target length in seconds (5-1800, default 60)")
     m.add_argument("--language", help="BCP-47 language of narration and subtitles (default en)")
     m.add_argument("--template", help=f"script template: {', '.join(PROMPTS)}")
+    m.add_argument("--voice", help="the narrator's (a dialogue host's) voice id, from `ytempire voices` (default: chosen by language, accent and channel)")
     m.add_argument("--notes", help="your own notes for the script: a text file of bullets or a draft")
     m.add_argument("--keywords", help="comma-separated target keywords; the first is the primary keyword (title, tags)")
     m.add_argument("--budget", type=_budget, help="spending cap for paid providers, USD (default 3)")
@@ -123,7 +124,7 @@ def _brief(a):
     g = lambda k: settings.get("run", k)
     brief = Brief.create(topic=a.topic, aspect=a.aspect or g("aspect"), duration=a.duration if a.duration is not None else settings.getfloat("run", "duration"),
                          language=a.language or g("language"), template=a.template or g("template"), audience=g("audience"),
-                         notes=read_notes(a.notes), brand=a.brand,
+                         notes=read_notes(a.notes), brand=a.brand, voice=a.voice,
                          keywords=[k.strip() for k in (a.keywords or "").split(",") if k.strip()])
     return settings, brief
 
