@@ -54,7 +54,7 @@ def preflight(brief: Brief, settings: Settings, out: Path) -> Path:
     check_audio_inputs(brief, settings)                        # [audio] eq, moods, the music library
     check_script_inputs(brief, settings)
     check_voice_inputs(brief, settings)
-    select_voice(brief, None, settings)                        # an unknown voice id or a language no voice speaks
+    if brief.voice or settings.get("channel", "voice"): select_voice(brief, None, settings)    # a voice id not in the catalog
     budget = settings.getfloat("run", "budget")
     if budget < 0: raise InputError(f"budget {budget:g} USD is negative; pass --budget 0 or more")
     return check_writable(out)
