@@ -73,7 +73,7 @@ def test_festival_is_distinct_from_piper():
     other = [voice_distance(pa, fa, sr), voice_distance(pb, fb, sr)]
     print(f"same voice, other paragraph: {same}\npiper vs festival, same paragraph: {other}")
     assert min(d["semitones"] for d in other) > 4 > max(d["semitones"] for d in same)   # joe (male) vs slt (female)
-    assert min(d["mfcc"] for d in other) > max(d["mfcc"] for d in same)                 # timbre beyond what the words move
+    assert min(d["mfcc"] for d in other) > 2 * max(d["mfcc"] for d in same)             # timbre, well beyond what the words move
 
 
 def test_styles_change_prosody():

@@ -281,51 +281,32 @@ def select_voice(brief: Brief, script: Script | None, settings: Settings, speake
     return _select(brief, script, settings, speaker, [v for v, _ in plan.values()], first=False)
 
 # %% ../nbs/26_voices.ipynb #c027
-def _frames(audio: np.ndarray, sr: int, seconds: float = 0.04, hop: float = 0.01) -> np.ndarray:
-    n, h = int(sr * seconds), int(sr * hop)
-    if len(audio) < n: return np.zeros((0, n), np.float32)
-    idx = np.arange(n)[None, :] + h * np.arange((len(audio) - n) // h + 1)[:, None]
-    return audio[idx] * np.hanning(n)[None, :]
+_N_FFT, _HOP = 2048, 256
 
-def _loud(frames: np.ndarray) -> np.ndarray:
-    e = np.sqrt((frames ** 2).mean(1))
-    return e > max(1e-4, 0.1 * np.percentile(e, 95)) if len(e) else e.astype(bool)
+def _loud(audio: np.ndarray) -> np.ndarray:
+    "Frames (at `_HOP`) whose RMS is above a tenth of the 95th percentile: speech, not pauses."
+    import librosa
+    rms = librosa.feature.rms(y=audio, frame_length=_N_FFT, hop_length=_HOP)[0]
+    return rms > max(1e-4, 0.1 * float(np.percentile(rms, 95)))
 
 def median_f0(audio: np.ndarray, sr: int) -> float:
-    "Median fundamental frequency (Hz) of the voiced frames; 0.0 when none is voiced."
-    f = _frames(np.asarray(audio, np.float64), sr)
-    f = f[_loud(f)]
-    if not len(f): return 0.0
-    f = f - f.mean(1, keepdims=True)
-    spec = np.fft.rfft(f, 2 * f.shape[1])
-    ac = np.fft.irfft(np.abs(spec) ** 2)[:, :f.shape[1]]
-    ac = ac / np.maximum(ac[:, :1], 1e-12)
-    lo, hi = int(sr / 400), int(sr / 60)
-    lag = lo + ac[:, lo:hi].argmax(1)
-    voiced = ac[np.arange(len(lag)), lag] > 0.5
-    return float(np.median(sr / lag[voiced])) if voiced.any() else 0.0
+    "Median fundamental frequency (Hz) of the loud, pitched frames (librosa's YIN, 60-400 Hz); 0.0 when there are none."
+    import librosa
+    audio = np.asarray(audio, np.float32)
+    if len(audio) < _N_FFT: return 0.0
+    f0 = librosa.yin(audio, fmin=60, fmax=400, sr=sr, frame_length=_N_FFT, hop_length=_HOP)
+    ok = _loud(audio)[:len(f0)] & (f0 > 61) & (f0 < 399)      # YIN pinned at a bound found no pitch there
+    return float(np.median(f0[ok])) if ok.any() else 0.0
 
 # %% ../nbs/26_voices.ipynb #c028
-def _mel_bank(sr: int, n_fft: int, bands: int = 26) -> np.ndarray:
-    mel = lambda hz: 2595 * np.log10(1 + hz / 700)
-    edges = 700 * (10 ** (np.linspace(mel(80), mel(min(7600, sr / 2 - 1)), bands + 2) / 2595) - 1)
-    bins = np.fft.rfftfreq(n_fft, 1 / sr)
-    bank = np.zeros((bands, len(bins)))
-    for i in range(bands):
-        lo, mid, hi = edges[i:i + 3]
-        bank[i] = np.clip(np.minimum((bins - lo) / (mid - lo), (hi - bins) / (hi - mid)), 0, None)
-    return bank
-
 def mean_mfcc(audio: np.ndarray, sr: int, n: int = 13) -> np.ndarray:
-    "Mean MFCCs (coefficients 1..n-1) over the loud frames of the audio."
-    from scipy.fft import dct
-    f = _frames(np.asarray(audio, np.float64), sr, 0.025, 0.01)
-    f = f[_loud(f)]
-    if not len(f): return np.zeros(n - 1)
-    n_fft = 1 << (f.shape[1] - 1).bit_length()
-    power = np.abs(np.fft.rfft(f, n_fft)) ** 2
-    logmel = np.log(power @ _mel_bank(sr, n_fft).T + 1e-10)
-    return dct(logmel, type=2, norm="ortho", axis=1)[:, 1:n].mean(0)
+    "Mean MFCCs (coefficients 1..n-1, librosa) over the loud frames of the audio."
+    import librosa
+    audio = np.asarray(audio, np.float32)
+    if len(audio) < _N_FFT: return np.zeros(n - 1)
+    m = librosa.feature.mfcc(y=audio, sr=sr, n_mfcc=n, n_fft=_N_FFT, hop_length=_HOP)
+    loud = _loud(audio)[:m.shape[1]]
+    return m[1:, loud].mean(1) if loud.any() else np.zeros(n - 1)
 
 def voice_distance(a: np.ndarray, b: np.ndarray, sr: int) -> dict:
     "How far apart two recordings sound: median F0 of each (Hz), their ratio in semitones, and the mean-MFCC distance."
