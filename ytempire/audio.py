@@ -5,7 +5,7 @@ user's library or composed offline in the template's mood, ducked under the voic
 
 # %% ../nbs/21_audio.ipynb #c003
 from __future__ import annotations
-import csv, functools, hashlib, math, random, re, shutil, subprocess, tempfile
+import csv, functools, io, hashlib, math, random, re, shutil, subprocess, tempfile
 from math import gcd
 from pathlib import Path
 from typing import Literal
@@ -21,7 +21,7 @@ from .config import (Settings, ConfigError, InputError, StageError, ToolError, D
                              ffmpeg_error_line)
 from .languages import DATA_DIR, read_data_file
 from .schemas import Brief, Narration, AudioMix, MusicPick
-from .store import atomic_path
+from .store import atomic_path, write_bytes
 
 # %% auto #0
 __all__ = ['SILENT_DB', 'EQ_PRESETS_FILE', 'VOICE_LUFS', 'MOODS_FILE', 'PAD', 'KEYS', 'BASS', 'DRUMS', 'MANIFEST',
@@ -68,9 +68,9 @@ def resample(x: np.ndarray,   # samples, frames first (mono or frames x channels
     return signal.resample_poly(x, to // g, sr // g, axis=0).astype(np.float32)
 
 def write_wav(path: Path, x: np.ndarray, sr: int, subtype: str = "PCM_16") -> Path:
-    "Write `x` as a WAV file atomically."
-    with atomic_path(path) as tmp: sf.write(str(tmp), x, sr, subtype=subtype, format="WAV")
-    return Path(path)
+    "Write `x` as a WAV file atomically; encoded in memory first, so a full disk is `write_bytes`' one-line `DiskFullError`."
+    buf = io.BytesIO(); sf.write(buf, x, sr, subtype=subtype, format="WAV")     # libsndfile reports ENOSPC as "System error."
+    return write_bytes(path, buf.getvalue())
 
 # %% ../nbs/21_audio.ipynb #c024
 SILENT_DB = -60.0        # a recording whose loudest 20 ms stays under this (dBFS RMS) holds no voice
