@@ -314,6 +314,26 @@ def test_voice_stage_falls_back_elevenlabs_google_offline(tmp_path):
     assert set(calls.provider.tolist()[5:]) == {"piper"}
 
 
+@pytest.mark.parametrize("duration", [14, 24])
+def test_paid_narration_bills_the_script_once(tmp_path, duration):
+    """A paid voice speaks each scene once: the duration is fitted by a local time-stretch and the pauses, so the ledger
+    bills exactly the script's characters, whether the speech runs long (14 s asked) or short (24 s asked)."""
+    script = _script()
+    with MockVoice() as m:
+        st = settings(m, tmp_path, voice__providers="elevenlabs")
+        led = ledger(st)
+        nar = narrate(script, Brief(topic="coffee", duration=duration), st, tmp_path / "out", ledger=led, run_id="t")
+        assert m.tts_count("elevenlabs") == len(script.scenes)
+    calls = led.calls(run_id="t")
+    assert calls.provider.unique().tolist() == ["elevenlabs"] and calls.units.sum() == sum(len(s.narration) for s in script.scenes)
+    spoken = sum(sp["seconds"] for sp in m.spoken)                  # what the server said, at its own pace
+    speech = sum(b - a for a, b in nar.scene_spans)                 # what the narration holds after the stretch
+    target = duration - 0.4 - 1.2 - 0.35 * 2                         # [voice] lead_in, tail, two scene pauses
+    factor = min(max(spoken / target, 0.85), 1.15)
+    assert abs(factor - 1) > 0.05 and speech == pytest.approx(spoken / factor, abs=0.02), (spoken, speech, factor)
+    assert all(a - 0.01 <= w.start <= w.end <= b + 0.01 for (a, b) in nar.scene_spans[:1] for w in nar.words[:len(script.scenes[0].narration.split())])
+
+
 def test_offline_default_is_unchanged(tmp_path):
     st = Settings(env={"ELEVENLABS_API_KEY": EL_KEY})          # a key alone does not enable a provider
     assert isinstance(synthesizer_for(Brief(topic="x"), st), PiperSynthesizer)

@@ -21,7 +21,7 @@ from .voices import Voice, festival_voice_dir, prosody, scene_style, script_spea
 __all__ = ['VOICE_PROVIDERS', 'SpokenScene', 'SpeechSynthesizer', 'tokens', 'spoken_words', 'spread_words', 'PiperSynthesizer',
            'EspeakSynthesizer', 'espeak_voice', 'FestivalSynthesizer', 'voice_providers', 'configured_voice_providers',
            'offline_synthesizer', 'speak_styled', 'VoiceChain', 'synthesizer_for', 'check_voice_inputs',
-           'offline_voice_synthesizer', 'speaker_synthesizers', 'narrate']
+           'offline_voice_synthesizer', 'speaker_synthesizers', 'is_billed', 'stretch_scene', 'narrate']
 
 # %% ../nbs/20_voice.ipynb #c006
 @dataclass
@@ -507,6 +507,20 @@ def _speech_rms(audio: np.ndarray) -> float:
     loud = frames[frames >= np.median(frames)]
     return float(np.sqrt(np.mean(loud ** 2))) if loud.size else 0.0
 
+# %% ../nbs/20_voice.ipynb #c019t
+def is_billed(synth) -> bool:
+    "Whether an engine (or any engine of a fallback chain) bills by the character: then every request costs money."
+    return bool(getattr(synth, "billed", False) or any(is_billed(s) for _, s in getattr(synth, "members", [])))
+
+def stretch_scene(scene: SpokenScene, factor: float) -> SpokenScene:
+    "The scene `factor` times faster (below 1: slower), pitch kept, word timings scaled: Rubber Band, via pedalboard."
+    import pedalboard
+    audio = pedalboard.time_stretch(scene.audio[None, :].astype(np.float32), scene.sample_rate,
+                                    stretch_factor=factor, high_quality=True)[0]
+    words = [Word(text=w.text, start=round(w.start / factor, 3), end=round(w.end / factor, 3)) for w in scene.words]
+    return SpokenScene(audio=audio.astype(np.float32), sample_rate=scene.sample_rate, words=words)
+
+
 # %% ../nbs/20_voice.ipynb #c020
 def _speech_seconds(scenes: list[SpokenScene]) -> float:
     return sum(len(s.audio) / s.sample_rate for s in scenes)
@@ -543,15 +557,22 @@ def narrate(script: Script, brief: Brief, settings: Settings,
             ledger.record(CostRecord(provider=s.name, model=s.voice, capability="voice", units=spent[sp][0], unit="characters",
                                      latency_s=round(spent[sp][1], 4), outcome=outcome, error=error), run_id)
     try:
-        # 1. calibrate on the first quarter of the text, then speak everything at the speed that fills the target
-        k = next(i for i in range(len(texts)) if sum(chars[:i + 1]) >= 0.25 * sum(chars)) + 1
-        sample = speak(range(k), 1.0)
-        speed = float(np.clip(_speech_seconds(sample) / sum(chars[:k]) * sum(chars) / target, 0.78, 1.3))
-        spoken = sample + speak(range(k, len(texts)), 1.0) if abs(speed - 1) <= 0.03 else speak(range(len(texts)), speed)
-        # 2. if the whole still misses by more than 4 %, correct once more from the measured total
-        ratio = _speech_seconds(spoken) / target
-        if abs(ratio - 1) > 0.04 and 0.78 < speed * ratio < 1.3:
-            spoken = speak(range(len(texts)), float(speed * ratio))
+        if any(is_billed(s) for s in synths.values()):
+            # 1'. a paid voice is asked once per scene, at its own pace: the fit comes from a local time-stretch, not from
+            #     paying for the same text again (re-speaking at a new speed billed 2.3 times the script's characters)
+            spoken = speak(range(len(texts)), 1.0)
+            factor = float(np.clip(_speech_seconds(spoken) / target, 0.85, 1.15))
+            if abs(factor - 1) > 0.03: spoken = [stretch_scene(s, factor) for s in spoken]
+        else:
+            # 1. calibrate on the first quarter of the text, then speak everything at the speed that fills the target
+            k = next(i for i in range(len(texts)) if sum(chars[:i + 1]) >= 0.25 * sum(chars)) + 1
+            sample = speak(range(k), 1.0)
+            speed = float(np.clip(_speech_seconds(sample) / sum(chars[:k]) * sum(chars) / target, 0.78, 1.3))
+            spoken = sample + speak(range(k, len(texts)), 1.0) if abs(speed - 1) <= 0.03 else speak(range(len(texts)), speed)
+            # 2. if the whole still misses by more than 4 %, correct once more from the measured total
+            ratio = _speech_seconds(spoken) / target
+            if abs(ratio - 1) > 0.04 and 0.78 < speed * ratio < 1.3:
+                spoken = speak(range(len(texts)), float(speed * ratio))
     except Exception as e:
         record(classify(e), redact(f"{e.__class__.__name__}: {e}")[:500]); raise
     record()

@@ -180,6 +180,7 @@ class CloudSynthesizer:
     name = provider = key_env = ""      # chain name, ledger provider, the environment variable holding the key
     max_chars_key = ""                  # `[voice]` key of the longest chunk one request may carry
     records_calls = True                # every request is in the ledger (20_voice's chain relies on it)
+    billed = True                       # paid by the character: 20_voice asks once per scene and stretches locally
 
     def __init__(self, settings: Settings,
                  language: str,                 # BCP-47 tag of the text
