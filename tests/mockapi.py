@@ -53,6 +53,27 @@ class _Server(ThreadingHTTPServer):
         pass
 
 
+def read_body(handler) -> bytes:
+    "The request's body as sent (empty when there is none or its length is not a number)."
+    try: n = int(handler.headers.get("content-length") or 0)
+    except ValueError: n = 0
+    return handler.rfile.read(n) if n > 0 else b""
+
+
+def write_response(handler, status: int, headers: dict, data: bytes, close: bool = False):
+    "Status, headers (content-length added) and body; a client that went away only closes the connection."
+    try:
+        handler.send_response(status)
+        for k, v in headers.items(): handler.send_header(k, v)
+        handler.send_header("content-length", str(len(data)))
+        if close: handler.send_header("connection", "close")
+        handler.end_headers()
+        handler.wfile.write(data)
+        handler.wfile.flush()
+    except OSError:     # BrokenPipeError, ConnectionResetError, ConnectionAbortedError are OSErrors
+        handler.close_connection = True
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "MockAPI/1.0"
@@ -81,9 +102,7 @@ class _Handler(BaseHTTPRequestHandler):
         if mock._stopping.is_set():
             self.close_connection = True
             return
-        try: n = int(self.headers.get("content-length") or 0)
-        except ValueError: n = 0
-        raw = self.rfile.read(n) if n > 0 else b""
+        raw = read_body(self)
         try: body = json.loads(raw) if raw else None
         except ValueError: body = None
         path = urlsplit(self.path).path.rstrip("/") or "/"
@@ -115,21 +134,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, api, status, out, extra):
         data = out if isinstance(out, bytes) else (out.encode() if isinstance(out, str) else _dumps(out).encode())
         mock = self.server.mock
-        hdrs = {"content-type": "application/json", "content-length": str(len(data))}
+        hdrs = {"content-type": "application/json"}
         rid = f"req_mock{next(mock._ids):06d}"
         hdrs["x-request-id" if api == "openai" else "request-id"] = rid
-        for k, v in (extra or {}).items(): hdrs[k.lower()] = str(v)
-        hdrs["content-length"] = str(len(data))
+        for k, v in (extra or {}).items():
+            if k.lower() != "content-length": hdrs[k.lower()] = str(v)
         if mock._stopping.is_set(): self.close_connection = True
-        try:
-            self.send_response(status)
-            for k, v in hdrs.items(): self.send_header(k, v)
-            if self.close_connection: self.send_header("connection", "close")
-            self.end_headers()
-            self.wfile.write(data)
-            self.wfile.flush()
-        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, OSError):
-            self.close_connection = True
+        write_response(self, status, hdrs, data, close=self.close_connection)
 
 
 def _error(api, status, kind, message, headers=None):

@@ -36,7 +36,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
-from mockapi import MockAPI, _Handler
+from mockapi import MockAPI, _Handler, read_body, write_response
 
 __all__ = ["MockVoice", "ELEVEN_VOICES", "GOOGLE_VOICES"]
 
@@ -119,9 +119,7 @@ class _VoiceHandler(_Handler):
         if mock._stopping.is_set():
             self.close_connection = True
             return
-        try: n = int(self.headers.get("content-length") or 0)
-        except ValueError: n = 0
-        raw = self.rfile.read(n) if n > 0 else b""
+        raw = read_body(self)
         ctype = self.headers.get("content-type", "")
         try: body = json.loads(raw) if raw and "json" in ctype else None
         except ValueError: body = None
@@ -147,15 +145,7 @@ class _VoiceHandler(_Handler):
     def _send(self, api, status, out, extra):
         data = out if isinstance(out, bytes) else (out.encode() if isinstance(out, str) else json.dumps(out).encode())
         hdrs = {"content-type": "application/json", **{k.lower(): str(v) for k, v in (extra or {}).items()}}
-        try:
-            self.send_response(status)
-            for k, v in hdrs.items(): self.send_header(k, v)
-            self.send_header("content-length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-            self.wfile.flush()
-        except OSError:
-            self.close_connection = True
+        write_response(self, status, hdrs, data)
 
 
 class MockVoice(MockAPI):

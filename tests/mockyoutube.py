@@ -21,6 +21,7 @@ requests, and stops on leaving the `with` block. Stdlib only; logs nothing.
 import json, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+from mockapi import read_body, write_response
 
 __all__ = ["MockYouTube", "CATEGORIES", "error_body"]
 
@@ -89,8 +90,7 @@ class _Handler(BaseHTTPRequestHandler):
         if mock._stopping.is_set():
             self.close_connection = True
             return
-        n = int(self.headers.get("content-length") or 0)
-        if n > 0: self.rfile.read(n)
+        read_body(self)
         parts = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         route = parts.path[len(BASE):] if parts.path.startswith(BASE) else None
@@ -105,15 +105,7 @@ class _Handler(BaseHTTPRequestHandler):
         else: status, body = mock._respond(route, query)
         rec["status"] = status
         data = body if isinstance(body, bytes) else (body.encode() if isinstance(body, str) else json.dumps(body).encode())
-        try:
-            self.send_response(status)
-            self.send_header("content-type", "application/json; charset=UTF-8")
-            self.send_header("content-length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-            self.wfile.flush()
-        except OSError:
-            self.close_connection = True
+        write_response(self, status, {"content-type": "application/json; charset=UTF-8"}, data)
 
     do_GET = do_POST = do_PUT = do_DELETE = _dispatch
 
