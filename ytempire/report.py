@@ -40,6 +40,7 @@ video{width:100%;max-height:560px;background:#000;border-radius:8px}
 table{width:100%;border-collapse:collapse;font-size:14px}th,td{text-align:left;padding:7px 8px;border-bottom:1px solid var(--line);vertical-align:top}
 th{font-size:12px;color:var(--muted);font-weight:600;text-transform:uppercase;letter-spacing:.05em}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+td.wrap{text-align:right;overflow-wrap:anywhere}
 .bar{height:8px;background:var(--line);border-radius:4px;overflow:hidden;min-width:120px}.bar i{display:block;height:100%;background:var(--accent)}
 .score{display:flex;align-items:center;gap:10px;margin:8px 0}.score b{width:110px;font-weight:600}.score .bar{flex:1}.score span{width:48px;text-align:right;font-variant-numeric:tabular-nums}
 .badge{display:inline-block;padding:2px 8px;border-radius:999px;font-size:12px;font-weight:600}.pass{background:#d1fae5;color:#065f46}.fail{background:#fee2e2;color:#991b1b}
@@ -86,7 +87,7 @@ footer{color:var(--muted);font-size:12px;text-align:center;margin-top:24px}
 <h2 style="margin-top:20px">Sound</h2>
 <table class="small"><tr><td>Integrated loudness</td><td class="num">{{ "%.2f"|format(a.lufs) }} LUFS (target {{ target_lufs }})</td></tr>
 <tr><td>True peak</td><td class="num">{{ "%.2f"|format(a.true_peak_db) }} dBTP</td></tr><tr><td>Music ducked under speech by</td><td class="num">{{ "%.1f"|format(a.ducking_db) }} dB</td></tr>
-{% if a.music_pick %}<tr><td>Music</td><td class="num">{{ a.music_pick.track }} ({{ a.music_pick.mood }}, {{ "%.0f"|format(a.music_pick.bpm) }} bpm) · licence: {{ a.music_pick.licence }}{% if a.music_pick.attribution %} · {{ a.music_pick.attribution }}{% endif %}</td></tr>{% endif %}
+{% if a.music_pick %}<tr><td>Music</td><td class="wrap">{{ a.music_pick.track }} ({{ a.music_pick.mood }}, {{ "%.0f"|format(a.music_pick.bpm) }} bpm) · licence: {{ a.music_pick.licence }}{% if a.music_pick.attribution %} · {{ a.music_pick.attribution }}{% endif %}</td></tr>{% endif %}
 <tr><td>Narration</td><td class="num">{{ "%.1f"|format(n.duration) }} s · {{ n.words|length }} words · {{ n.characters }} characters</td></tr>
 <tr><td>Subtitles</td><td class="num">{{ subs.cues|length }} cues</td></tr>
 {% if "voice.dnsmos_p808" in r.metrics %}<tr><td>Voice naturalness: DNSMOS, an objective proxy (a model's estimate), not listener ratings</td><td class="num">P.808 {{ "%.2f"|format(r.metrics["voice.dnsmos_p808"]) }} · OVRL {{ "%.2f"|format(r.metrics["voice.dnsmos_ovrl"]) }} / 5</td></tr>{% endif %}</table></section>
