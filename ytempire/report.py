@@ -69,7 +69,7 @@ footer{color:var(--muted);font-size:12px;text-align:center;margin-top:24px}
 <div class="grid">
 <section><h2>Video</h2>
 {% if video_src %}<video controls preload="metadata" poster="{{ thumb_src }}"><source src="{{ video_src }}" type="video/mp4"></video>{% else %}<p>The video is larger than the embedding limit: open <a href="video.mp4">video.mp4</a> next to this report.</p>{% endif %}
-<p class="small muted">{{ v.width }}×{{ v.height }} · {{ v.encoder }} · {% if v.vfr is not none %}{{ "variable frame rate" if v.vfr else "constant %d fps" % v.fps }} · {% endif %}{{ v.frames_encoded }} frames encoded · {{ "%.1f"|format(v.size_bytes / 1e6) }} MB · narration by {{ r.providers.voice }}</p></section>
+<p class="small muted">{{ v.width }}×{{ v.height }} · {{ v.encoder }} · {% if v.vfr is not none %}{{ "variable frame rate" if v.vfr else "constant %d fps" % v.fps }} · {% endif %}{{ v.frames_encoded }} frames encoded · {{ "%.1f"|format(v.size_bytes / 1e6) }} MB · {% if n.voices|length > 1 %}voices: {% for sp, vo in n.voices.items() %}{{ sp }} {{ vo }}{{ ", " if not loop.last }}{% endfor %}{% else %}narration by {{ r.providers.voice }}{% endif %}</p></section>
 <section class="thumbs"><h2>Thumbnail</h2><img src="{{ thumb_src }}" alt="chosen thumbnail">
 <div class="variants">{% for t in thumbs %}<figure class="{{ 'chosen' if t.chosen }}"><img src="{{ t.src }}" alt="{{ t.name }}"><figcaption>{{ t.name }} · {{ "%.1f"|format(t.score) }}</figcaption></figure>{% endfor %}</div>
 <p class="small muted">Scores are a legibility heuristic (contrast, size at feed scale, coverage, words) until the CTR model exists.</p></section>
