@@ -15,7 +15,7 @@ from ytempire.voice import synthesizer_for, narrate, PiperSynthesizer
 from ytempire.voice_cloud import ElevenLabsSynthesizer, GoogleSynthesizer, OpenAISynthesizer, ssml_billed_chars, clone_voice
 
 LINE = "Coffee starts green. At two hundred degrees, the beans crack, and the flavour appears!"
-EL_KEY, OA_KEY = "el-secret-key-0123456789", "sk-test-secret-openai-0123"
+EL_KEY, OA_KEY = "el-secret-key-0123456789", "not-a-real-key-openai-0002"
 
 
 def settings(m, tmp_path, env=None, **over):
