@@ -15,7 +15,7 @@ from .config import Settings, InputError, StageError, get_logger, redact
 from .schemas import Brief, Script, Narration, Word, CostRecord, Fallback
 from .store import write_bytes
 from .languages import words_of, spoken_text, japanese_reading, base_lang
-from .voices import Voice, festival_voice_dir, prosody, scene_style, script_speakers, select_voices
+from .voices import Voice, festival_voice_dir, prosody, scene_style, script_speakers, select_voices, voice_chain
 
 # %% auto #0
 __all__ = ['VOICE_PROVIDERS', 'SpokenScene', 'SpeechSynthesizer', 'tokens', 'spoken_words', 'spread_words', 'PiperSynthesizer',
@@ -355,7 +355,7 @@ VOICE_PROVIDERS = ("elevenlabs", "google", "openai", "offline")
 
 def voice_providers(brief: Brief, settings: Settings) -> list[str]:
     "Voice provider names in fallback order (`local` read as `offline`); a one-line `InputError` for an unknown one."
-    names = list(dict.fromkeys("offline" if n == "local" else n for n in (brief.providers.get("voice") or settings.getlist("voice", "providers"))))
+    names = voice_chain(settings, brief)
     unknown = [n for n in names if n not in VOICE_PROVIDERS]
     if unknown or not names:
         raise InputError(f"unknown voice provider(s) {unknown or names}; list some of {', '.join(VOICE_PROVIDERS)} in [voice] providers")
