@@ -97,11 +97,15 @@ class _Handler(BaseHTTPRequestHandler):
         try: super().handle()
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, socket.timeout, OSError): pass
 
+    def _stopped(self) -> bool:
+        "Whether the mock is stopping (then the connection closes without an answer)."
+        stopping = self.server.mock._stopping.is_set()
+        if stopping: self.close_connection = True
+        return stopping
+
     def _dispatch(self):
         mock = self.server.mock
-        if mock._stopping.is_set():
-            self.close_connection = True
-            return
+        if self._stopped(): return
         raw = read_body(self)
         try: body = json.loads(raw) if raw else None
         except ValueError: body = None

@@ -116,9 +116,7 @@ def _ssml_text_and_marks(ssml: str):
 class _VoiceHandler(_Handler):
     def _dispatch(self):
         mock = self.server.mock
-        if mock._stopping.is_set():
-            self.close_connection = True
-            return
+        if self._stopped(): return
         raw = read_body(self)
         ctype = self.headers.get("content-type", "")
         try: body = json.loads(raw) if raw and "json" in ctype else None
