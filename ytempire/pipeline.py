@@ -30,8 +30,8 @@ from .tracking import Tracker, error_line
 
 # %% auto #0
 __all__ = ['PARTS', 'NATURALNESS_SECONDS', 'slugify', 'default_out', 'preflight', 'champion_version', 'RunParts', 'run_stages',
-           'publish', 'run_metrics', 'run_warnings', 'voice_metrics', 'voice_providers', 'write_records', 'track_run',
-           'make_video', 'load_run']
+           'publish', 'run_metrics', 'run_warnings', 'voice_metrics', 'narration_providers', 'write_records',
+           'track_run', 'make_video', 'load_run']
 
 # %% ../nbs/50_pipeline.ipynb #c006
 def slugify(text: str, max_len: int = 48) -> str:
@@ -183,7 +183,7 @@ def voice_metrics(narration: Narration) -> dict[str, float]:
         m |= {"voice.speaker_semitones": d["semitones"], "voice.speaker_mfcc_distance": d["mfcc"]}
     return {k: round(float(v), 3) for k, v in m.items()}
 
-def voice_providers(narration: Narration) -> dict[str, str]:
+def narration_providers(narration: Narration) -> dict[str, str]:
     "`voice` (the narrator or first speaker) and `voice.<speaker>` for each speaker of a multi-voice narration."
     out = {"voice": f"{narration.provider}:{narration.voice}"}
     if narration.speakers: out |= {f"voice.{sp}": v for sp, v in narration.voices.items()}
@@ -236,7 +236,7 @@ def make_video(brief: Brief, settings: Settings, out: str | Path | None = None, 
         costs = [CostRecord(**{k: r[k] for k in CostRecord.model_fields}) for r in ledger.calls(run_id=run.run_id).to_dict("records")]
         record = RunRecord(run_id=run.run_id, version=ytempire.__version__, brief=brief, stages=timings, costs=costs,
                            fallbacks=parts.trends.fallbacks + parts.script.fallbacks + parts.narration.fallbacks,
-                           providers={"trends": parts.trends.provider, "text": parts.script.provider, **voice_providers(parts.narration),
+                           providers={"trends": parts.trends.provider, "text": parts.script.provider, **narration_providers(parts.narration),
                                       "music": parts.audio.music_pick.track if parts.audio.music_pick else "", "thumbnails": "local-composer", "encoder": parts.video.encoder},
                            quality=parts.quality, metrics=run_metrics(parts, timings, brief) | voice_metrics(parts.narration), outputs=outputs,
                            voice_reasons=parts.narration.voice_reasons,
