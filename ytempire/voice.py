@@ -4,7 +4,7 @@
 
 # %% ../nbs/20_voice.ipynb #c003
 from __future__ import annotations
-import ctypes, ctypes.util, inspect, io, re, shutil, subprocess, tempfile, threading, time, weakref
+import ctypes, ctypes.util, inspect, re, shutil, subprocess, tempfile, threading, time, weakref
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -13,7 +13,7 @@ import numpy as np
 import soundfile as sf
 from .config import Settings, InputError, StageError, get_logger, redact
 from .schemas import Brief, Script, Narration, Word, CostRecord, Fallback
-from .store import write_bytes
+from .audio import write_wav
 from .languages import words_of, spoken_text, japanese_reading, base_lang
 from .voices import Voice, festival_voice_dir, prosody, scene_style, script_speakers, select_voices, voice_chain
 
@@ -599,8 +599,7 @@ def narrate(script: Script, brief: Brief, settings: Settings,
     peak = float(np.max(np.abs(audio))) or 1.0
     audio = (audio * (10 ** (-1 / 20) / peak)).astype(np.float32)
     path = out_dir / "narration.wav"
-    buf = io.BytesIO(); sf.write(buf, audio, sr, subtype="PCM_16", format="WAV")
-    write_bytes(path, buf.getvalue())      # atomic, and a full disk becomes a one-line error
+    write_wav(path, audio, sr)      # 21_audio's writer: atomic, and a full disk becomes a one-line error
     synth = synths[first]
     return Narration(audio=path, sample_rate=sr, duration=round(len(audio) / sr, 3), words=words, scene_spans=spans,
                      voice=synth.voice, provider=synth.name, characters=sum(chars),
