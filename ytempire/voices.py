@@ -125,8 +125,11 @@ def voice_available(v: Voice) -> bool:
 
 # %% ../nbs/26_voices.ipynb #c015
 def cloud_synthesizers() -> dict:
-    "`ytempire.voice_cloud.CLOUD_SYNTHESIZERS`, imported when first needed (voice_cloud imports 20_voice, which imports this)."
-    from ytempire.voice_cloud import CLOUD_SYNTHESIZERS
+    "`ytempire.voice_cloud.CLOUD_SYNTHESIZERS` (imported when first needed); a one-line `ConfigError` when it cannot be imported."
+    try: from ytempire.voice_cloud import CLOUD_SYNTHESIZERS
+    except ImportError as e:
+        raise ConfigError(f"cloud voices need ytempire.voice_cloud (nbs/24_voice_cloud.ipynb), which this install lacks ({e}); "
+                          "update ytempire, or keep only offline in [voice] providers") from None
     return CLOUD_SYNTHESIZERS
 
 def voice_chain(settings: Settings, brief: Brief | None = None) -> list[str]:
