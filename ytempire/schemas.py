@@ -15,8 +15,9 @@ from .config import InputError
 # %% auto #0
 __all__ = ['RunPath', 'ASPECTS', 'MAX_TOPIC_CHARS', 'MIN_DURATION', 'MAX_DURATION', 'Model', 'Brief', 'validation_message',
            'TrendReport', 'Scene', 'Fallback', 'Script', 'QualityPart', 'QualityReport', 'MusicPick', 'Word',
-           'Narration', 'AudioMix', 'Cue', 'Subtitles', 'Shot', 'TimedImage', 'CaptionTrack', 'AudioTrack',
-           'OutputFormat', 'Timeline', 'Video', 'Thumbnail', 'Thumbnails', 'StageRun', 'CostRecord', 'RunRecord']
+           'Narration', 'AudioMix', 'Cue', 'Subtitles', 'Shot', 'TimedImage', 'Overlay', 'CaptionTrack', 'AudioTrack',
+           'OutputFormat', 'Timeline', 'Video', 'ShotVisual', 'Visuals', 'ShotRecord', 'Thumbnail', 'Thumbnails',
+           'StageRun', 'CostRecord', 'RunRecord']
 
 # %% ../nbs/01_schemas.ipynb #c006
 def _root(info) -> Path | None:
@@ -58,6 +59,7 @@ class Brief(Model):
     persona: Optional[str] = None            # channel persona / brand voice
     brand: Optional[str] = None              # channel or brand name shown on cards and thumbnails
     notes: str = ""                          # the user's own notes: bullets or a draft
+    media: Optional[str] = None              # a folder of the user's images and clips the scenes may show (--media)
     providers: dict[str, list[str]] = {}     # per-capability provider override, e.g. {"text": ["offline"]}
     keywords: list[str] = []                 # trending or target keywords to work in; the first is the primary keyword
     related_titles: list[str] = []           # titles of related videos doing well now (trend context for the prompt)
@@ -258,21 +260,39 @@ class Subtitles(Model):
 # %% ../nbs/01_schemas.ipynb #c018
 class Shot(Model):
     "A visual on screen from start to end."
-    visual: RunPath                           # full-frame background image (scaled to cover the frame)
+    visual: RunPath                           # full-frame background: an image (scaled to cover the frame) or a video clip
+    kind: Literal["image", "clip"] = "image"  # what `visual` is
+    clip_start: float = 0.0                   # a clip: where in it the shot starts, seconds
+    fill: Literal["cover", "blur"] = "cover"  # media of another aspect: crop to cover, or fit over a blurred copy of itself
     layer: Optional[RunPath] = None           # optional transparent title layer, animated by `motion`
     layer_x: int = 0                          # where the layer's top-left corner sits in the frame
     layer_y: int = 0
+    subject: Optional[RunPath] = None         # optional cut-out subject (transparent PNG) that moves apart from the background
+    subject_x: int = 0
+    subject_y: int = 0
     start: float
     end: float
-    motion: Literal["none", "rise", "pan"] = "none"
-    transition: str = "fade"              # ffmpeg xfade transition into this shot from the previous one; none: a cut
+    motion: Literal["none", "rise", "pan", "kenburns", "parallax"] = "none"
+    motion_seed: int = 0                      # picks the Ken Burns direction (zoom in or out, drift) so cuts vary
+    transition: str = "fade"              # transition into this shot from the previous one (30_video TRANSITIONS); none: a cut
     transition_seconds: float = 0.5
+    effects: list[str] = []                   # per-shot effects from 30_video's registry (vignette, grain, ...)
 
 class TimedImage(Model):
     "An image shown from start to end."
     image: RunPath
     start: float
     end: float
+
+class Overlay(Model):
+    "A transparent image over the picture from start to end: a lower third, list counter, chapter marker, title, credit."
+    image: RunPath
+    start: float
+    end: float
+    x: int = 0
+    y: int = 0
+    kind: str = ""                            # lower_third, counter, chapter, title, credit, progress
+    animate: Literal["none", "fade", "slide"] = "fade"
 
 class CaptionTrack(Model):
     "Burned-in captions: same-size transparent images at one position."
@@ -299,11 +319,14 @@ class OutputFormat(Model):
     audio_bitrate: str = "192k"
     vfr: bool = False                        # variable frame rate: encode only the frames that change
     hwaccel: str = "auto"
+    grade: str = "none"                      # colour grade preset of the whole picture (a LUT, 30_video GRADES)
+    bitrate: str = ""                        # peak video bitrate (YouTube's target for the resolution), "" = crf only
 
 class Timeline(Model):
     "Everything on screen and in the speakers, in time."
     shots: list[Shot]
     captions: Optional[CaptionTrack] = None
+    overlays: list[Overlay] = []
     audio: list[AudioTrack] = []
     format: OutputFormat
     duration: float
@@ -322,6 +345,46 @@ class Video(Model):
     size_bytes: int
     render_seconds: float
 
+class ShotVisual(Model):
+    "What one scene shows and where it came from (29_visuals)."
+    scene: int                                # index of the scene in the script
+    kind: Literal["image", "clip", "design", "chart", "card"] = "image"  # a photo/picture, a video clip, a designed
+                                              # illustration scene, a chart of the narration's numbers, a text card
+    path: Optional[RunPath] = None            # the picture or clip (design: the subject illustration, transparent PNG)
+    source: str = ""                          # media, stock, generated, library, chart, card
+    provider: str = ""                        # media, pexels, pixabay, openai_images, noto-emoji, mdi, chart, card
+    origin: str = ""                          # the original: the user's file name, the stock page URL, an icon name, a prompt
+    query: str = ""                           # what was searched for (the scene's visual query)
+    licence: str = ""
+    attribution: str = ""                     # the credit a licence asks for ("" when none is required)
+    score: Optional[float] = None             # match score (cosine similarity of the scene and the visual's description)
+    clip_start: float = 0.0                   # a clip: where the shot starts in it, seconds
+    clip_seconds: Optional[float] = None      # a clip: its length
+    width: int = 0
+    height: int = 0
+
+class Visuals(Model):
+    "Stage 29: a visual per scene."
+    shots: list[ShotVisual]
+    providers: list[str] = []                 # the chain that was tried, in order
+    fallbacks: list[Fallback] = []
+
+class ShotRecord(Model):
+    "One shot of the rendered video, as run.json lists it."
+    scene: int
+    start: float
+    end: float
+    source: str
+    provider: str
+    file: str = ""                            # the visual's file in the run directory ("" for a text card)
+    origin: str = ""
+    licence: str = ""
+    attribution: str = ""
+    match_score: Optional[float] = None
+    transition: str = "none"                  # the transition into this shot
+    motion: str = "none"
+    effects: list[str] = []
+
 class Thumbnail(Model):
     "One thumbnail variant."
     path: RunPath
@@ -330,6 +393,10 @@ class Thumbnail(Model):
     layout: str = ""
     score: float = 0.0                        # predicted click appeal, 0-10 (heuristic until the CTR model)
     score_parts: dict[str, float] = {}
+    imagery: str = ""                         # what picture it shows: scene, generated, illustration, none
+    palette: str = ""
+    headline: str = ""                        # the title phrasing on it
+    legible: Optional[bool] = None            # passes the mobile legibility check (contrast and text height)
 
 class Thumbnails(Model):
     "Thumbnail variants and the chosen one."
@@ -373,6 +440,7 @@ class RunRecord(Model):
     wandb_run_path: Optional[str] = None
     warnings: list[str] = []                  # what a person should know about this run (shown in the report)
     voice_reasons: dict[str, str] = {}        # speaker ("" = narrator) -> why its voice was chosen (26_voices)
+    shots: list[ShotRecord] = []              # every shot of the video: its scene, time, source, licence, match score
 
     @property
     def total_cost(self) -> float:
