@@ -344,6 +344,8 @@ class Video(Model):
     vfr: Optional[bool] = None               # variable frame rate (True), constant (False), not recorded (None)
     size_bytes: int
     render_seconds: float
+    shots: list["ShotRecord"] = []           # every shot: its scene, time, visual, source, licence, transition
+    contact_sheet: Optional[RunPath] = None  # a frame of every shot in one image
 
 class ShotVisual(Model):
     "What one scene shows and where it came from (29_visuals)."
@@ -402,6 +404,9 @@ class Thumbnails(Model):
     "Thumbnail variants and the chosen one."
     variants: list[Thumbnail]
     chosen: int
+
+Video.model_rebuild()
+
 
 # %% ../nbs/01_schemas.ipynb #c020
 class StageRun(Model):
