@@ -10,8 +10,8 @@ import ytempire
 from .config import Settings, YtempireError, InputError, setup_logging
 
 # %% auto #0
-__all__ = ['MAX_NOTES_BYTES', 'read_notes', 'parser', 'cmd_make', 'cmd_script', 'cmd_costs', 'cmd_report', 'cmd_voices',
-           'cmd_trends', 'cmd_engagement', 'main']
+__all__ = ['MAX_NOTES_BYTES', 'read_notes', 'parser', 'media_dir', 'cmd_make', 'cmd_script', 'cmd_costs', 'cmd_report',
+           'cmd_voices', 'cmd_trends', 'cmd_engagement', 'main']
 
 # %% ../nbs/60_cli.ipynb #c005
 MAX_NOTES_BYTES = 200_000
@@ -72,6 +72,8 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     m = sub.add_parser("make", help="make a video from a topic", description="Make a finished video from a topic, offline by default.")
     _brief_args(m)
+    m.add_argument("--media", metavar="DIR", help="your images and video clips for the scenes; a file's name and an optional "
+                   "sidecar FILE.txt or FILE.json describe it (each scene shows the best match)")
     m.add_argument("--out", help="run directory (default: runs/<date>-<topic-slug>); rerun with the same --out to resume")
     m.add_argument("--no-progress", action="store_true", help="no progress bars")
     sc = sub.add_parser("script", help="write a script only", description="Write and print a script (same providers, ledger and budget as make).")
@@ -117,6 +119,13 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 # %% ../nbs/60_cli.ipynb #c006
+def media_dir(path: str | None) -> str | None:
+    "The absolute path of a --media folder, with a one-line error when it is not a folder."
+    if not path: return None
+    p = Path(path).expanduser()
+    if not p.is_dir(): raise InputError(f"media folder {p} does not exist; pass a folder of your images and clips to --media")
+    return str(p.resolve())
+
 def _brief(a):
     "Settings and Brief from the shared options."
     from ytempire.schemas import Brief
@@ -124,7 +133,7 @@ def _brief(a):
     g = lambda k: settings.get("run", k)
     brief = Brief.create(topic=a.topic, aspect=a.aspect or g("aspect"), duration=a.duration if a.duration is not None else settings.getfloat("run", "duration"),
                          language=a.language or g("language"), template=a.template or g("template"), audience=g("audience"),
-                         notes=read_notes(a.notes), brand=a.brand, voice=a.voice,
+                         notes=read_notes(a.notes), brand=a.brand, voice=a.voice, media=media_dir(getattr(a, "media", None)),
                          keywords=[k.strip() for k in (a.keywords or "").split(",") if k.strip()])
     return settings, brief
 

@@ -14,7 +14,7 @@ from .sync import timestamp
 from .scripts import description_with_chapters
 
 # %% auto #0
-__all__ = ['TEMPLATE', 'data_uri', 'tracking_status', 'render_report', 'write_report']
+__all__ = ['TEMPLATE', 'credits_text', 'data_uri', 'tracking_status', 'render_report', 'write_report']
 
 # %% ../nbs/52_report.ipynb #c005
 TEMPLATE = r"""<!doctype html>
@@ -95,6 +95,11 @@ footer{color:var(--muted);font-size:12px;text-align:center;margin-top:24px}
 <section><h2>Script · {{ s.scenes|length }} scenes · {{ s.words }} words · written by {{ s.provider }}</h2>
 <table><tr><th>#</th><th class="num">time</th><th>on screen</th><th>narration</th></tr>
 {% for sc in scenes %}<tr><td class="muted">{{ loop.index }}</td><td class="num">{{ sc.t }}</td><td><b>{{ sc.on_screen }}</b></td><td>{% if sc.speaker %}<b>{{ sc.speaker }}</b>{% if sc.style %} <span class="muted">({{ sc.style }})</span>{% endif %}: {% endif %}{{ sc.narration }}</td></tr>{% endfor %}</table></section>
+{% if v.shots %}<section><h2>Shots · {{ v.shots|length }} · what each scene shows and where it came from</h2>
+{% if sheet_src %}<img src="{{ sheet_src }}" style="width:100%;border-radius:8px;display:block;margin-bottom:12px" alt="contact sheet: a frame of every shot">{% endif %}
+<table class="small"><tr><th>#</th><th class="num">time</th><th>visual</th><th>source</th><th>licence</th><th class="num">match</th><th>transition in</th><th>motion</th></tr>
+{% for sh in v.shots %}<tr><td class="muted">{{ sh.scene + 1 }}</td><td class="num">{{ ts(sh.start) }}–{{ ts(sh.end) }}</td><td>{{ sh.origin or sh.file }}</td><td>{{ sh.provider }}</td><td>{{ sh.licence or "–" }}{% if sh.attribution %}<br><span class="muted">{{ sh.attribution }}</span>{% endif %}</td><td class="num">{{ "%.2f"|format(sh.match_score) if sh.match_score is not none else "–" }}</td><td>{{ sh.transition }}</td><td>{{ sh.motion }}{% if sh.effects %} <span class="muted">+ {{ sh.effects|join(", ") }}</span>{% endif %}</td></tr>{% endfor %}</table>
+<p class="small muted">Match: the cosine similarity (MiniLM sentence embeddings) of the scene's narration and visual query with the picture's description; "–" for charts and text cards.</p></section>{% endif %}
 <div class="grid2">
 <section><h2>YouTube metadata</h2><p><b>{{ s.title }}</b> <span class="muted small">({{ s.title|length }} characters)</span></p>
 <pre>{{ description }}</pre><div class="tags" style="margin-top:12px">{% for t in s.tags %}<span>{{ t }}</span>{% endfor %}{% for h in s.hashtags %}<span>{{ h }}</span>{% endfor %}</div></section>
@@ -118,6 +123,11 @@ footer{color:var(--muted);font-size:12px;text-align:center;margin-top:24px}
 """
 
 # %% ../nbs/52_report.ipynb #c005d
+def credits_text(shots) -> str:
+    "The credits the shown pictures' licences ask for, one line each (empty when none does), for the video's description."
+    lines = list(dict.fromkeys(s.attribution for s in shots if s.attribution))
+    return ("Credits:\n" + "\n".join(lines)) if lines else ""
+
 def data_uri(path: Path, mime: str) -> str:
     "The file as a base64 data URI."
     return f"data:{mime};base64," + base64.b64encode(Path(path).read_bytes()).decode()
@@ -148,7 +158,8 @@ def render_report(record: RunRecord, parts, settings: Settings) -> str:
         video_src=data_uri(video_path, "video/mp4") if Path(video_path).stat().st_size <= limit else "",
         thumb_src=thumb_srcs[th.chosen],
         thumbs=[dict(src=src, name=t.variant, score=t.score, chosen=i == th.chosen) for i, (t, src) in enumerate(zip(th.variants, thumb_srcs))],
-        scenes=scenes, description=description_with_chapters(s, n), target_lufs=settings.get("audio", "target_lufs"),
+        scenes=scenes, description="\n\n".join(x for x in (description_with_chapters(s, n), credits_text(v.shots)) if x),
+        sheet_src=data_uri(v.contact_sheet, "image/jpeg") if v.contact_sheet and Path(v.contact_sheet).exists() else "", ts=timestamp, target_lufs=settings.get("audio", "target_lufs"),
         max_stage=max([t.seconds for t in record.stages] + [1e-3]), total_seconds=sum(t.seconds for t in record.stages),
         settings_json=json.dumps(settings.as_dict(), indent=1), untracked=lambda backend: tracking_status(record, settings, backend))
     return redact(html_text, patterns=False)   # exact secret values only: key-shaped patterns could hit base64 media
