@@ -5,7 +5,6 @@ request before it leaves; and the --media folder: a labelled set of generated pi
 them in other words (top-1 accuracy, the issue asks >= 80 %), clips trimmed to their shot, corrupt files skipped, a
 missing folder refused in one line."""
 import json, logging, subprocess, sys, time
-from datetime import datetime, timezone
 from pathlib import Path
 import pytest
 from PIL import Image
@@ -13,8 +12,7 @@ from mockimages import MockImages, PEXELS_KEY, PIXABAY_KEY, picture
 from ytempire.config import Settings, InputError, find_tool
 from ytempire.ledger import Ledger, QuotaExceeded, BudgetExceeded
 from ytempire.schemas import Brief, CostRecord, Narration, Scene, Script, Word
-from ytempire.visuals import (choose_visuals, generate_image, attributions, check_visuals_inputs, scan_media, visual_chain,
-                              VisualContext, PexelsSource)
+from ytempire.visuals import choose_visuals, generate_image, attributions, check_visuals_inputs, visual_chain
 
 OA_KEY = "not-a-real-key-openai-images-01"
 
