@@ -542,7 +542,8 @@ def visual_sources(brief: Brief, settings: Settings, log=None) -> tuple[list, li
             skipped.append((n, why))
             if log and n != "media": log.warning("visual source %s cannot serve (%s); the next one does", n, why)
             continue
-        out.append(cls())
+        try: out.append(cls())
+        except TypeError: out.append(cls(settings))     # a source made with the settings (they also come in the context)
     return out, skipped
 
 # %% ../nbs/29_visuals.ipynb #c052
