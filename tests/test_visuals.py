@@ -328,3 +328,13 @@ def test_chain_ends_with_card_when_library_is_missing(tmp_path, monkeypatch):
     vis = choose_visuals(script_of([LAVA, ASH]), narration_of(2), brief, st, tmp_path / "stage")
     assert vis.providers == ["card"] and [s.kind for s in vis.shots] == ["card", "card"]
     assert vis.fallbacks[0].failed == "library" and "cannot be imported" in vis.fallbacks[0].reason
+
+
+def test_more_scenes_than_files_no_file_twice(tmp_path):
+    folder = tmp_path / "media"; folder.mkdir()
+    (folder / "lava-flow.jpg").write_bytes(picture("lava", (320, 200)))
+    (folder / "ash-cloud.png").write_bytes(picture("ash", (320, 200), "PNG"))
+    scenes = [LAVA, ASH, LAVA.model_copy(update={"narration": "Lava keeps pouring out for weeks.", "visual": "lava pouring out"})]
+    vis = run(scenes, settings(None, tmp_path), tmp_path, ["media", "card"], media=folder)
+    assert [s.origin for s in vis.shots] == ["lava-flow.jpg", "ash-cloud.png", scenes[2].on_screen]
+    assert vis.shots[2].provider == "card" and "shown in another scene" in vis.fallbacks[0].reason
