@@ -351,6 +351,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                    'ytempire.overlays._unit': ('overlays.html#_unit', 'ytempire/overlays.py'),
                                    'ytempire.overlays.apply_overlays': ('overlays.html#apply_overlays', 'ytempire/overlays.py'),
                                    'ytempire.overlays.chapter_tag': ('overlays.html#chapter_tag', 'ytempire/overlays.py'),
+                                   'ytempire.overlays.concat_frame': ('overlays.html#concat_frame', 'ytempire/overlays.py'),
                                    'ytempire.overlays.counter_pill': ('overlays.html#counter_pill', 'ytempire/overlays.py'),
                                    'ytempire.overlays.credit_line': ('overlays.html#credit_line', 'ytempire/overlays.py'),
                                    'ytempire.overlays.crop_even': ('overlays.html#crop_even', 'ytempire/overlays.py'),

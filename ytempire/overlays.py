@@ -18,7 +18,7 @@ from .languages import script_font
 __all__ = ['SAFE_MARGINS', 'LIST_TEMPLATES_KEY', 'SLIDE_SECONDS', 'FADE_IN', 'FADE_OUT', 'safe_area', 'overlay_fonts', 'fit_line',
            'text_box', 'crop_even', 'panel', 'save_png', 'lower_third', 'counter_pill', 'chapter_tag', 'credit_line',
            'progress_bar', 'title_card', 'scene_windows', 'progress_steps', 'make_overlays', 'apply_overlays',
-           'overlay_frames']
+           'concat_frame', 'overlay_frames']
 
 # %% ../nbs/27_overlays.ipynb #o006
 SAFE_MARGINS = {  # (left, top, right, bottom) margins, as shares of the frame's width and height
@@ -79,7 +79,9 @@ def save_png(img: Image.Image, path: Path) -> Path:
     return path
 
 # %% ../nbs/27_overlays.ipynb #o014
-def _unit(size): return min(size) / 1080
+def _unit(size):
+    "Pixels per design unit: the short side over 1080, and 20 % more in a Short (watched on a phone, never full screen on a TV)."
+    return min(size) / 1080 * (1.2 if size[1] > size[0] else 1.0)
 
 def _canvas(size): return Image.new("RGBA", size, (0, 0, 0, 0))
 
@@ -193,7 +195,7 @@ def title_card(title: str, size: tuple[int, int], palette: tuple[str, ...], sett
     cx, cy = (x0 + x1) / 2, y0 + (y1 - y0) * 0.42
     px, py = cx - pw / 2, cy - ph / 2
     img = _canvas(size)
-    panel(img, (px, py, px + pw, py + ph), round(24 * u), rgb(palette[1], 225))
+    panel(img, (px, py, px + pw, py + ph), round(24 * u), rgb(palette[1], 248))      # opaque enough over any picture
     d = ImageDraw.Draw(img)
     for i, line in enumerate(lines):
         draw_text(d, (cx - f.getlength(line) / 2, py + pad - t + i * lh), line, f, fill=rgb(palette[3], 255))
@@ -331,16 +333,18 @@ def apply_overlays(g, # the filtergraph under construction (30_video `Graph`)
         video = out
     return video
 
+def concat_frame(t: float, fps: int) -> int:
+    "The first output frame that shows an image an ffconcat list starts at `t` s (images are timed on image2's 1/25 s grid)."
+    return math.ceil(math.floor(t * 25 + 0.5) / 25 * fps - 1e-6)     # ffmpeg rounds halves up, not to even
+
 def overlay_frames(tl: Timeline) -> set[int]:
     "Output frames where an overlay appears, changes or animates (variable frame rate keeps them)."
     fps = tl.format.fps
     total = _frame(max((s.end for s in tl.shots), default=tl.duration), fps)
     out: set[int] = set()
     for o in tl.overlays:
-        if o.animate == "none":        # an image sequence: the concat demuxer times images on image2's 1/25 s grid,
-            for t in (o.start, o.end):  # so a change lands on the first frame at or after its time +- 20 ms: keep both
-                out.update({math.ceil((t - 0.02) * fps - 1e-6), math.ceil((t + 0.02) * fps - 1e-6)})
-            continue
+        if o.animate == "none":
+            out.update(concat_frame(t, fps) for t in (o.start, o.end)); continue
         a, b = _frame(o.start, fps), _frame(o.end, fps)
         anim_in = math.ceil(max(FADE_IN, SLIDE_SECONDS if o.animate == "slide" else 0) * fps)
         out.update(range(a, min(b, a + anim_in + 1)))
