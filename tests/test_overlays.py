@@ -4,7 +4,6 @@ overlay changes (variable frame rate keeps them), render windows (chunks), one-l
 Until 30_video's `render_args` calls `apply_overlays`, a tiny harness adds the overlays in a second ffmpeg run over the
 rendered base video: the same filtergraph code, fed by the decoded base."""
 import subprocess
-from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image

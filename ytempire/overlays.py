@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 from PIL import Image, ImageDraw, ImageFilter
-from .config import Settings, ConfigError
+from .config import Settings
 from .schemas import Brief, Script, Narration, Overlay, Timeline, TimedImage
 from .store import atomic_path
 from .design import palette_for, rgb, font_for, draw_text
@@ -90,7 +90,7 @@ def lower_third(name: str, role: str, size: tuple[int, int], palette: tuple[str,
                 lang: str = "en") -> tuple[Image.Image, int, int]:
     "Name (Bebas Neue) and role (Inter) on a dark panel with an accent bar, at the lower left of the safe area."
     w, h = size
-    u, (x0, y0, x1, y1), fonts = _unit(size), safe_area(w, h), overlay_fonts(settings, lang)
+    u, (x0, _, x1, y1), fonts = _unit(size), safe_area(w, h), overlay_fonts(settings, lang)
     top_c, bottom_c, accent, text, muted = palette
     max_w = (x1 - x0) * (0.6 if w > h else 0.92)
     pad, bar, gap = round(30 * u), round(10 * u), round(16 * u)
@@ -116,7 +116,7 @@ def counter_pill(k: int, n: int, size: tuple[int, int], palette: tuple[str, ...]
                 ) -> tuple[Image.Image, int, int]:
     "'k / n' in the panel colour on an accent pill, at the top right of the safe area."
     w, h = size
-    u, (x0, y0, x1, y1) = _unit(size), safe_area(w, h)
+    u, (_, _, x1, _) = _unit(size), safe_area(w, h)
     f = font_for(settings.get("video", "title_font"), "Regular", round(56 * u))      # digits only: Bebas Neue in every language
     label = f"{k} / {n}"
     t, b = text_box(f, label)
@@ -131,7 +131,7 @@ def chapter_tag(k: int, title: str, size: tuple[int, int], palette: tuple[str, .
                 top: int, lang: str = "en") -> tuple[Image.Image, int, int]:
     "The scene number on an accent square and the scene's on-screen text on a dark panel, at the top left."
     w, h = size
-    u, (x0, y0, x1, y1), fonts = _unit(size), safe_area(w, h), overlay_fonts(settings, lang)
+    u, (x0, _, x1, _), fonts = _unit(size), safe_area(w, h), overlay_fonts(settings, lang)
     top_c, bottom_c, accent, text, muted = palette
     nf = font_for(settings.get("video", "title_font"), "Regular", round(46 * u))
     num = f"{k:02d}"
@@ -152,7 +152,7 @@ def credit_line(text: str, size: tuple[int, int], palette: tuple[str, ...], sett
                 bottom: int, lang: str = "en") -> tuple[Image.Image, int, int]:
     "A small credit line on a translucent pill, at the right of the safe area with its bottom at `bottom`."
     w, h = size
-    u, (x0, y0, x1, y1), fonts = _unit(size), safe_area(w, h), overlay_fonts(settings, lang)
+    u, (x0, _, x1, _), fonts = _unit(size), safe_area(w, h), overlay_fonts(settings, lang)
     f, text = fit_line(text, fonts["body"], round(24 * u), (x1 - x0) * (0.36 if w > h else 0.6))
     t, b = text_box(f, text)
     padx, pady = round(16 * u), round(9 * u)
@@ -166,7 +166,7 @@ def credit_line(text: str, size: tuple[int, int], palette: tuple[str, ...], sett
 def progress_bar(fraction: float, size: tuple[int, int], palette: tuple[str, ...]) -> tuple[Image.Image, int, int]:
     "The progress bar filled to `fraction`: along the top of a Short's safe area, else along the frame's bottom edge."
     w, h = size
-    u, (x0, y0, x1, y1) = _unit(size), safe_area(w, h)
+    u, (x0, y0, x1, _) = _unit(size), safe_area(w, h)
     th = max(4, round(7 * u))
     if h > w: left, right, top = x0, x1, y0 - 2 * th
     else: left, right, top = round(64 * u), w - round(64 * u), h - round(40 * u)
@@ -234,7 +234,7 @@ def make_overlays(script: Script, narration: Narration, brief: Brief, settings: 
     out_dir, lang = Path(out_dir), brief.lang
     duration = duration or narration.duration
     _, pal = palette_for(brief.topic)
-    u, (x0, y0, x1, y1) = _unit(size), safe_area(w, h)
+    u, (_, y0, _, _) = _unit(size), safe_area(w, h)
     cs = caption_style(w, h, settings, lang)
     cap_top = h - cs["margin_v"] - round(cs["size"] * 1.22) * settings.getint("subtitles", "max_lines") - 2 * cs["outline"]
     top = y0 + (round(40 * u) if w >= h else round(24 * u))   # the top row: under the cards' topic line in 16:9
