@@ -239,6 +239,10 @@ def make_overlays(script: Script, narration: Narration, brief: Brief, settings: 
     cap_top = h - cs["margin_v"] - round(cs["size"] * 1.22) * settings.getint("subtitles", "max_lines") - 2 * cs["outline"]
     top = y0 + (round(40 * u) if w >= h else round(24 * u))   # the top row: under the cards' topic line in 16:9
     windows = scene_windows(narration.scene_spans, duration)
+    # per-scene overlays change during the scene transitions, whose frames are encoded anyway (variable frame rate)
+    x = settings.getfloat("video", "transition_seconds") if settings.get("video", "transition") != "none" else 0.0
+    shown = [(max(0.0, s - x / 2), min(duration, e + x / 2)) for s, e in windows]
+    fade = "fade" if x >= FADE_IN else "none"
     points = [i for i, s in enumerate(script.scenes) if s.kind == "point"]
     out: list[Overlay] = []
     def add(drawn, stem, start, end, kind, animate):
@@ -266,19 +270,17 @@ def make_overlays(script: Script, narration: Narration, brief: Brief, settings: 
             if not text or i >= len(windows): continue
             bottom = cap_top - round(24 * u)
             if lt_box and lt_box[3] == i: bottom = min(bottom, lt_box[1] - round(16 * u))
-            add(credit_line(text, size, pal, settings, bottom, lang), f"credit-{i:02d}", windows[i][0] + 0.25,
-                windows[i][1] - 0.25, "credit", "fade")
+            add(credit_line(text, size, pal, settings, bottom, lang), f"credit-{i:02d}", *shown[i], "credit", fade)
     # 4. counters on the point scenes of list-like templates
     if on("counters") and script.template in settings.getlist("overlays", LIST_TEMPLATES_KEY):
         for k, i in enumerate(points):
-            add(counter_pill(k + 1, len(points), size, pal, settings, top), f"counter-{i:02d}", windows[i][0] + 0.25,
-                windows[i][1] - 0.25, "counter", "fade")
+            add(counter_pill(k + 1, len(points), size, pal, settings, top), f"counter-{i:02d}", *shown[i], "counter", fade)
     # 5. chapter markers as each point scene's speech starts
     if on("chapters"):
         for k, i in enumerate(points):
-            s = max(windows[i][0] + 0.3, narration.scene_spans[i][0])
+            s = shown[i][0]
             add(chapter_tag(k + 1, script.scenes[i].on_screen, size, pal, settings, top, lang), f"chapter-{i:02d}",
-                s, min(s + 2.2, windows[i][1] - 0.2), "chapter", "slide")
+                s, min(s + x + 2.2, windows[i][1] - 0.2), "chapter", "slide")
     # 6. the progress bar, in steps (see above)
     if on("progress"):
         steps = progress_steps(narration, duration)
