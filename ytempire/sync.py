@@ -7,15 +7,16 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 import pysubs2
-from .config import Settings
+from .config import Settings, ConfigError
 from .schemas import Brief, Cue, Narration, Subtitles, Word
 from .store import atomic_path
 from .languages import base_lang, SPACELESS, script_font
+from .overlays import safe_area
 
 # %% auto #0
-__all__ = ['joiner', 'split_word_lines', 'split_lines', 'cue_line_words', 'build_cues', 'caption_style', 'speaker_colors',
-           'write_srt', 'words_in', 'write_ass', 'timestamp', 'chapters', 'make_subtitles', 'speaker_turns',
-           'speaker_cues', 'max_chars']
+__all__ = ['CAPTION_STYLES', 'joiner', 'split_word_lines', 'split_lines', 'cue_line_words', 'build_cues', 'caption_style',
+           'speaker_colors', 'write_srt', 'words_in', 'write_ass', 'timestamp', 'chapters', 'make_subtitles',
+           'speaker_turns', 'speaker_cues', 'max_chars']
 
 # %% ../nbs/22_sync.ipynb #c006
 def joiner(lang: str) -> str:
@@ -89,15 +90,22 @@ def build_cues(words: list[Word],
     return cues
 
 # %% ../nbs/22_sync.ipynb #c014
+CAPTION_STYLES = ("highlight", "karaoke", "pop", "boxed")    # `[subtitles] style`: how the spoken word is shown (30_video)
+
 def caption_style(width: int, height: int, settings: Settings, lang: str = "en") -> dict:
-    "Caption geometry and font for a frame size and language: font, size, outline, bottom margin (px), max text width."
+    "Caption geometry, font and look for a frame size and language, inside the frame's safe area (27_overlays)."
+    style = settings.get("subtitles", "style")
+    if style not in CAPTION_STYLES:
+        raise ConfigError(f"[subtitles] style = {style!r} is unknown; set it to one of: {', '.join(CAPTION_STYLES)}")
     portrait = height > width
+    x0, _, x1, y1 = safe_area(width, height)
     size = round(min(width, height) * (0.062 if portrait else 0.05))
-    margin = round(height * (0.24 if portrait else 0.075))
+    margin = height - y1 + round(height * 0.01)       # the band's bottom just inside the safe area
     latin = settings.get("subtitles", "font")
     return dict(font=script_font(lang) or latin, latin_font=latin, sep=joiner(lang), size=size, outline=max(2, round(size * 0.08)),
-                margin_v=margin, max_width=round(width * (0.86 if portrait else 0.7)), highlight="#FFD23F", color="#FFFFFF",
-                speaker_colors=["#" + c.lstrip("#") for c in settings.getlist("subtitles", "speaker_colors")])
+                margin_v=margin, left=x0, band_w=x1 - x0,
+                max_width=round((x1 - x0) * 0.95 if portrait else width * 0.7), highlight="#FFD23F", color="#FFFFFF",
+                style=style, speaker_colors=["#" + c.lstrip("#") for c in settings.getlist("subtitles", "speaker_colors")])
 
 def speaker_colors(cues: list[Cue], st: dict) -> dict[str, str]:
     "Text colour of each speaker of the cues, in order of first appearance ({} for a single narrator)."
@@ -131,7 +139,8 @@ def write_ass(cues: list[Cue],
     subs.styles["Default"] = pysubs2.SSAStyle(fontname=st["font"], fontsize=st["size"], bold=True, primarycolor=_ass_color(st["color"]),
                                               outlinecolor=_ass_color("#000000", 40), backcolor=_ass_color("#000000", 160),
                                               outline=st["outline"], shadow=0, alignment=pysubs2.Alignment.BOTTOM_CENTER,
-                                              marginv=st["margin_v"], marginl=40, marginr=40)
+                                              marginv=st["margin_v"], marginl=st["left"],
+                                              marginr=width - st["left"] - st["band_w"])
     colors = speaker_colors(cues, st)
     for name, color in colors.items():         # one style per speaker: the Default look in the speaker's colour
         subs.styles[name] = subs.styles["Default"].copy(); subs.styles[name].primarycolor = _ass_color(color)

@@ -20,12 +20,12 @@ from .design import palette_for, rgb, font, font_for, draw_text, fit_text, gradi
 from .audio import duck_filter
 
 # %% auto #0
-__all__ = ['CODECS', 'MOTIONS', 'RISE_SECONDS', 'COLOR_ARGS', 'card_fonts', 'card_background', 'title_layer', 'render_card',
-           'compose_card', 'draw_caption', 'caption_size', 'render_captions', 'xfade_transitions', 'check_video_inputs',
-           'segments', 'Piece', 'Plan', 'Graph', 'add_shot_sources', 'still', 'rise', 'shot_range',
-           'write_caption_list', 'overlay_captions', 'mix_audio', 'frame_runs', 'keep_expr', 'render_args', 'mux_args',
-           'ffmpeg_encoders', 'nvenc_works', 'encoder_args', 'ffmpeg_major', 'output_format', 'render_timeline',
-           'shot_times', 'plan_video', 'render_video']
+__all__ = ['POP_STEPS', 'CODECS', 'MOTIONS', 'RISE_SECONDS', 'COLOR_ARGS', 'card_fonts', 'card_background', 'title_layer',
+           'render_card', 'compose_card', 'draw_caption', 'caption_size', 'render_captions', 'xfade_transitions',
+           'check_video_inputs', 'segments', 'Piece', 'Plan', 'Graph', 'add_shot_sources', 'still', 'rise',
+           'shot_range', 'write_caption_list', 'overlay_captions', 'mix_audio', 'frame_runs', 'keep_expr',
+           'render_args', 'mux_args', 'ffmpeg_encoders', 'nvenc_works', 'encoder_args', 'ffmpeg_major', 'output_format',
+           'render_timeline', 'shot_times', 'plan_video', 'render_video']
 
 # %% ../nbs/30_video.ipynb #c011
 def card_fonts(settings: Settings, lang: str = "en") -> tuple[str, str, str, str]:
@@ -38,7 +38,7 @@ def card_background(size: tuple[int, int], palette: tuple[str, ...], topic: str,
                     index: int, total: int, # the scene's position, for the progress bar
                     number: str | None, # big faint scene number ("02"), or None
                     settings: Settings, lang: str = "en") -> Image.Image:
-    "A card's background: gradient, two glows, the scene number, the topic in a corner, a progress bar."
+    "A card's background: gradient, two glows, the scene number, the topic in a corner, a progress bar (unless 27_overlays draws one)."
     w, h = size
     top, bottom, accent, text, muted = palette
     u = min(w, h) / 1080
@@ -53,7 +53,7 @@ def card_background(size: tuple[int, int], palette: tuple[str, ...], topic: str,
         big = font(settings.get("video", "title_font"), "Regular", round((560 if w > h else 420) * u))   # digits only
         d.text((w - big.getlength(number) - m, h * (0.07 if w >= h else 0.05)), number, font=big, fill=rgb(text, 20))
     draw_text(d, (m, round(52 * u)), topic.upper()[:60], font_for(body_family, body_style, round(26 * u)), fill=rgb(muted, 210))
-    if total > 1:
+    if total > 1 and not settings.getbool("overlays", "progress"):
         y1, y2 = h - round(40 * u), h - round(34 * u)
         d.rounded_rectangle([m, y1, w - m, y2], 3, fill=rgb(muted, 45))
         d.rounded_rectangle([m, y1, m + round((w - 2 * m) * (index + 1) / total), y2], 3, fill=rgb(accent, 230))
@@ -111,6 +111,8 @@ def compose_card(bg: Path, layer: Path | None, x: int, y: int) -> Image.Image:
     return img.convert("RGB")
 
 # %% ../nbs/30_video.ipynb #c020
+POP_STEPS = ((0.8, 0.034), (1.14, 0.1))     # pop style: (scale, seconds) of the spoken word before it settles at full size
+
 def _caption_font(st: dict, size: int):
     return font_for(st["font"], "Bold", size, (st["latin_font"], "Bold"))
 
@@ -118,25 +120,53 @@ def _glyph_height(f) -> int:
     "Ascent + descent (Noto CJK and Devanagari reach much further below the baseline than Inter)."
     return sum((f.main if isinstance(f, MixedFont) else f).getmetrics())
 
+def _ink(f, word: str) -> tuple[int, int]:
+    "(top, bottom) of a word's ink drawn at y = 0."
+    box = (f.main if isinstance(f, MixedFont) else f).getbbox(word)
+    return box[1], box[3]
+
 def draw_caption(lines: list[list[str]], # the words of each line
-                 active: int, # index of the highlighted word over all lines (-1: none)
+                 active: int, # index of the word being spoken over all lines (-1: none)
                  w: int, band_h: int, st: dict, size: int,
-                 color: str | None = None  # the text colour (a speaker's); default the style's
+                 color: str | None = None, # the text colour (a speaker's); default the style's
+                 pop: float = 1.0 # pop style: the scale the spoken word is drawn at
                 ) -> Image.Image:
-    "Caption image of the lines, word `active` highlighted, the last line at the bottom of the band."
+    """Caption image of the lines, the last line at the bottom of the band, in `st["style"]`: highlight (the spoken
+    word in the highlight colour), karaoke (the words spoken so far highlighted, the rest dim), pop (only the words
+    spoken so far, the last one at scale `pop`), boxed (the spoken word in dark on a box of the highlight colour)."""
+    style = st.get("style", "highlight")
     img = Image.new("RGBA", (w, band_h), (0, 0, 0, 0))
-    d = ImageDraw.Draw(img)
+    dim = Image.new("RGBA", (w, band_h), (0, 0, 0, 0))     # karaoke's words still to come, faded once drawn
+    d, dd = ImageDraw.Draw(img), ImageDraw.Draw(dim)
     f, sep = _caption_font(st, size), st.get("sep", " ")
     space, line_h = f.getlength(sep) if sep else 0, round(size * 1.22)
     y = band_h - st["outline"] - _glyph_height(f) - (len(lines) - 1) * line_h     # the last line's descent stays inside
+    base, hl, stroke = color or st["color"], st["highlight"], dict(stroke_width=st["outline"], stroke_fill=(0, 0, 0, 235))
     k = 0
     for ws in lines:
         x = (w - f.getlength(sep.join(ws))) / 2
         for word in ws:
-            fill = st["highlight"] if k == active else (color or st["color"])
-            draw_text(d, (x, y), word, f, fill=rgb(fill, 255), stroke_width=st["outline"], stroke_fill=(0, 0, 0, 235))
-            x += f.getlength(word) + space; k += 1
+            wl, now, later = f.getlength(word), k == active, active >= 0 and k > active
+            if style == "pop" and later: pass
+            elif style == "pop" and now and pop != 1.0:
+                pf = _caption_font(st, max(8, round(size * pop)))
+                (t, b), (pt, pb) = _ink(f, word), _ink(pf, word)
+                draw_text(d, (x + (wl - pf.getlength(word)) / 2, y + (t + b - pt - pb) / 2), word, pf, fill=rgb(hl, 255),
+                          stroke_width=max(1, round(st["outline"] * pop)), stroke_fill=(0, 0, 0, 235))
+            elif style == "boxed" and now:
+                t, b = _ink(f, "Hg" if sep else word)
+                px, py = round(size * 0.1), round(size * 0.12)
+                d.rounded_rectangle([x - px, y + t - py, x + wl + px, y + b + py], round(size * 0.2), fill=rgb(hl, 255))
+                draw_text(d, (x, y), word, f, fill=rgb("#111111", 255))
+            elif style == "karaoke" and later: draw_text(dd, (x, y), word, f, fill=rgb(base, 255), **stroke)
+            else:
+                lit = now or (style == "karaoke" and active >= 0 and k < active)
+                draw_text(d, (x, y), word, f, fill=rgb(hl if lit else base, 255), **stroke)
+            x += wl + space; k += 1
         y += line_h
+    if style == "karaoke":
+        r, g, b, a = dim.split()
+        img.alpha_composite(Image.merge("RGBA", (r, g, b, a.point(lambda v: v * 45 // 100))))
     return img
 
 def caption_size(lines: list[str], st: dict) -> int:
@@ -145,24 +175,26 @@ def caption_size(lines: list[str], st: dict) -> int:
     while size > 12 and max(_caption_font(st, size).getlength(l) for l in lines) > st["max_width"]: size = int(size * 0.93)
     return size
 
+
 # %% ../nbs/30_video.ipynb #c022
 def render_captions(cues: list[Cue], words: list[Word], size: tuple[int, int], settings: Settings, out_dir: Path,
                     lang: str = "en") -> CaptionTrack:
-    "Caption images for every caption state, and where they go."
+    "Caption images for every caption state (`[subtitles] style`), and where they go: a band across the safe area."
     w, h = size
     st = caption_style(w, h, settings, lang)
-    line_h = round(st["size"] * 1.22)
+    bw, line_h = st["band_w"], round(st["size"] * 1.22)
     band_h = (max(line_h, _glyph_height(_caption_font(st, st["size"]))) + line_h * (settings.getint("subtitles", "max_lines") - 1)
-              + 2 * st["outline"] + 8)
+              + 2 * st["outline"] + 8 + (round(st["size"] * 0.2) if st["style"] in ("pop", "boxed") else 0))  # room for a grown word or a box
     out_dir.mkdir(parents=True, exist_ok=True)
     highlight = settings.getbool("subtitles", "highlight_words")
+    steps = POP_STEPS if st["style"] == "pop" else ()
     images, cache = [], {}
     colors = speaker_colors(cues, st)                 # a multi-voice narration: each speaker's text in its colour
-    def image_for(lines, active, color=None):
-        key = ("\n".join("\t".join(l) for l in lines), active, color)
+    def image_for(lines, active, color=None, pop=1.0):
+        key = ("\n".join("\t".join(l) for l in lines), active, color, pop)
         if key not in cache:
             p = out_dir / f"cap-{len(cache):04d}.png"
-            with atomic_path(p) as tmp: draw_caption(lines, active, w, band_h, st, size, color).save(tmp, "PNG", compress_level=1)
+            with atomic_path(p) as tmp: draw_caption(lines, active, bw, band_h, st, size, color, pop).save(tmp, "PNG", compress_level=1)
             cache[key] = p
         return cache[key]
     for c in cues:
@@ -174,8 +206,13 @@ def render_captions(cues: list[Cue], words: list[Word], size: tuple[int, int], s
         for k, wd in enumerate(inside):
             s = c.start if k == 0 else wd.start
             e = inside[k + 1].start if k + 1 < len(inside) else c.end
+            for scale, secs in steps:                 # pop: the word grows in over a few frames, then holds
+                if s + secs > e - 0.05: break
+                images.append(TimedImage(image=image_for(lines, k, color, scale), start=round(s, 3), end=round(s + secs, 3)))
+                s += secs
             images.append(TimedImage(image=image_for(lines, k, color), start=round(s, 3), end=round(e, 3)))
-    return CaptionTrack(images=images, x=0, y=h - st["margin_v"] - band_h)
+    return CaptionTrack(images=images, x=st["left"], y=h - st["margin_v"] - band_h)
+
 
 # %% ../nbs/30_video.ipynb #c030
 CODECS = {"h264": ("libx264", "h264_nvenc"), "hevc": ("libx265", "hevc_nvenc")}    # codec: (CPU encoder, NVENC encoder)
