@@ -1,13 +1,12 @@
 """Stage 31 thumbnails: variants with imagery, sizes and bytes, the mobile legibility check, generation failures, hi/ja."""
 import logging
-from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 from ytempire.config import Settings, StageError
 from ytempire.design import PALETTES, font
 from ytempire.schemas import Brief, Scene, Script
-from ytempire.thumbnails import (Drawn, ThumbImage, cap_height, headlines, layout_bold, layout_center, legibility,
+from ytempire.thumbnails import (Drawn, ThumbImage, cap_height, headlines, layout_center, legibility,
                                  make_thumbnails, short_enough)
 
 ST = Settings(env={})
@@ -56,9 +55,12 @@ def test_variants_setting_raises_the_count(tmp_path):
     assert len(th.variants) == 9 and len({v.variant for v in th.variants}) == 9
 
 
-def test_listicle_number_form():
-    hs = headlines(script(5), Brief(topic="Facts about volcanoes", template="listicle"))
+def test_listicle_number_form(tmp_path):
+    b = Brief(topic="Facts about volcanoes", template="listicle")
+    hs = headlines(script(5), b)
     assert hs["number"] == "5 facts" and all(len(h.split()) <= 4 for h in hs.values())
+    th = make_thumbnails(script(5), b, ST, tmp_path)
+    assert "5 facts" in {v.headline for v in th.variants} and sum(bool(v.legible) for v in th.variants) >= 6
 
 
 def test_legibility_fails_grey_on_grey_and_passes_palettes():
@@ -108,6 +110,17 @@ def test_imagery_variants_show_the_pictures(tmp_path):
         green = ((px[..., 1] > 100) & (px[..., 0] < 50) & (px[..., 2] < 50)).mean()
         assert (green > 0.05) == (v.imagery == "scene"), v.variant
     assert all(v.legible for v in th.variants if v.imagery == "scene")        # darkened enough behind the text
+    assert th.variants[th.chosen].imagery != "none"                          # a picture wins a tie with text only
+
+
+def test_bright_busy_picture_stays_legible(tmp_path):
+    "The worst picture for white letters: bright, busy noise everywhere; the darkening must still carry the text."
+    bright = busy_picture(tmp_path / "bright.png", seed=5, tint=(1, 1, 1))
+    img = Image.open(bright); Image.eval(img, lambda v: 140 + v * 115 // 255).save(bright)
+    th = make_thumbnails(script(), Brief(topic="How coffee roasting works"), ST, tmp_path / "out",
+                         [ThumbImage("scene", bright)])
+    scene = [v for v in th.variants if v.imagery == "scene"]
+    assert len(scene) == 3 and all(v.legible for v in scene), [(v.variant, v.score_parts) for v in scene]
 
 
 def test_generated_variant_and_failures(tmp_path, caplog):
