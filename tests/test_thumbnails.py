@@ -144,7 +144,10 @@ def test_generated_variant_and_failures(tmp_path, caplog):
     assert "HTTP 500" in caplog.text
 
 
-@pytest.mark.parametrize("lang,topic", [("hi", "कॉफ़ी की भुनाई कैसे होती है"), ("ja", "火山の仕組み")])
+HI, JA = "कॉफ़ी की भुनाई कैसे होती है", "火山の仕組み"
+
+
+@pytest.mark.parametrize("lang,topic", [("hi", HI), ("ja", JA)])
 def test_hindi_japanese(tmp_path, lang, topic):
     b = Brief(topic=topic, language=lang)
     th = make_thumbnails(script(), b, ST, tmp_path, [ThumbImage("scene", busy_picture(tmp_path / "s.png"))])

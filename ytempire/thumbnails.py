@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
-from .config import Settings, YtempireError, get_logger
+from .config import ConfigError, Settings, YtempireError, get_logger
 from .schemas import Brief, Script, Thumbnail, Thumbnails
 from .store import atomic_path
 from .design import PALETTES, palette_for, rgb, font, font_for, draw_text, fit_text, gradient, glow
@@ -20,10 +20,10 @@ from .languages import (DATA_DIR, SPACELESS, base_lang, font_for_text, is_questi
 
 # %% auto #0
 __all__ = ['PHRASES', 'MAX_WORDS', 'MAX_CHARS', 'EMOJI_FONT', 'LAYOUTS', 'FEED_SIZES', 'MIN_CAP', 'LARGE_CAP', 'IMAGERY_APPEAL',
-           'ThumbImage', 'punchline', 'tagline', 'short_enough', 'headlines', 'palettes_for', 'emoji_for',
-           'render_emoji', 'cover', 'darken', 'place_subject', 'Drawn', 'cap_height', 'layout_bold', 'layout_split',
-           'layout_center', 'contrast_ratio', 'behind_text', 'legibility', 'save_png', 'thumbnail_prompt',
-           'plan_variants', 'make_thumbnails', 'contact_sheet']
+           'ThumbImage', 'load_phrases', 'punchline', 'tagline', 'short_enough', 'headlines', 'palettes_for',
+           'emoji_for', 'render_emoji', 'cover', 'darken', 'place_subject', 'Drawn', 'cap_height', 'layout_bold',
+           'layout_split', 'layout_center', 'contrast_ratio', 'behind_text', 'legibility', 'save_png',
+           'thumbnail_prompt', 'plan_variants', 'make_thumbnails', 'contact_sheet']
 
 # %% ../nbs/31_thumbnails.ipynb #c004c
 @dataclass(frozen=True)
@@ -39,12 +39,24 @@ class ThumbImage:
             raise ValueError(f"ThumbImage kind {self.kind!r} is unknown; use scene, generated or illustration")
 
 # %% ../nbs/31_thumbnails.ipynb #c006
-PHRASES = read_data_file(DATA_DIR / "thumbnails" / "phrases.json")
+def _is_char_name(name: str) -> bool:
+    try: return bool(unicodedata.lookup(name))
+    except KeyError: return False
 
-_STOP = {"how", "why", "what", "the", "a", "an", "to", "of", "in", "on", "and", "for", "with", "your", "my", "is", "are",
-         "does", "do", "works", "work", "explained", "guide", "el", "la", "de", "le", "les", "der", "die", "das", "und", "et", "y",
-         "o", "a", "os", "as", "do", "da", "dos", "das", "como", "e", "um", "uma", "para", "com", "que", "funciona",
-         "का", "की", "के", "में", "है", "हैं", "और", "को", "से", "कैसे", "क्या", "क्यों", "एक", "पर", "करता", "करती", "काम", "होती", "होता", "होते", "जाता", "जाती"}
+def load_phrases(path: Path = DATA_DIR / "thumbnails" / "phrases.json") -> dict:
+    "The thumbnail wording file, checked: every section there, English in every table, emoji names that exist."
+    data = read_data_file(path)
+    missing = [k for k in ("tagline", "question", "number", "stop_words", "emoji") if k not in data]
+    if missing: raise ConfigError(f"{path} lacks {', '.join(missing)}; restore the file with git")
+    if any("en" not in t for t in [*data["tagline"].values(), data["question"], data["number"]]):
+        raise ConfigError(f"{path}: every phrase table needs an 'en' entry (the fallback); add it")
+    unknown = [n for n in data["emoji"].values() if not _is_char_name(n)]
+    if unknown: raise ConfigError(f"{path}: {', '.join(unknown)} is no Unicode character name; fix it in 'emoji'")
+    return data
+
+PHRASES = load_phrases()
+
+_STOP = set(PHRASES["stop_words"])        # words a punchline drops (every language)
 MAX_WORDS, MAX_CHARS = 4, 12      # the longest headline: words, or characters in Japanese
 
 def punchline(topic: str, max_words: int = 3, lang: str = "en") -> str:
@@ -128,7 +140,7 @@ def emoji_for(topic: str) -> tuple[str, str]:
 
 # %% ../nbs/31_thumbnails.ipynb #c011c
 def render_emoji(emoji: str, px: int) -> Image.Image:
-    "A transparent RGBA cut-out of `emoji`, `px` pixels tall (Noto Color Emoji draws only at 109 px; enlarged, edges smoothed)."
+    "A transparent cut-out of `emoji`, `px` pixels tall (the font draws only at 109 px: enlarged, edges smoothed)."
     from PIL import ImageFont
     f = ImageFont.truetype(str(EMOJI_FONT), 109)
     im = Image.new("RGBA", (160, 160), (0, 0, 0, 0))
@@ -146,7 +158,7 @@ def cover(img: Image.Image, w: int, h: int) -> Image.Image:
 
 def darken(img: Image.Image, color: str, side: str, strength: float = 0.9,
            hold: float = 0.45, reach: float = 0.85) -> Image.Image:
-    "The picture darkened towards `side` (left, bottom) in a deep shade of `color`: full `strength` up to `hold`, none past `reach`."
+    "The picture darkened towards `side` (left, bottom) in a deep shade of `color`, from `hold` of the frame to `reach`."
     w, h = img.size
     t = np.linspace(0, 1, w)[None, :] if side == "left" else np.linspace(1, 0, h)[:, None]
     x = np.clip((reach - t) / (reach - hold), 0, 1)
@@ -258,7 +270,8 @@ def layout_bold(w: int, h: int, pal: tuple[str, ...], # thumbnail size and palet
     else:
         img = gradient(w, h, top, bottom).convert("RGBA")
         glow(img, w * 0.8, h * 0.3, h * 0.75, accent, 70)
-    if subject is not None: place_subject(img, subject, (round(w * 0.58), round(h * 0.08), round(w * 0.97), round(h * 0.92)), accent)
+    if subject is not None:
+        place_subject(img, subject, (round(w * 0.58), round(h * 0.08), round(w * 0.97), round(h * 0.92)), accent)
     m = round(w * 0.06)
     text_w = round(w * (0.52 if subject is not None or picture is not None else 0.62))
     tag_bottom = _tag(img, tag, lang, (m, round(h * 0.1)), accent, top)
@@ -272,7 +285,9 @@ def layout_split(w: int, h: int, pal: tuple[str, ...], headline: str, tag: str, 
     "Dark headline on an accent panel left; the picture, or the subject on the palette's background, right."
     top, bottom, accent, text, muted = pal
     pw = round(w * 0.54)
-    if picture is not None: img = Image.new("RGBA", (w, h)); img.paste(cover(picture, w - pw + round(w * 0.1), h), (pw - round(w * 0.1), 0))
+    if picture is not None:                    # the picture fills the right part, under the panel's slanted edge
+        img = Image.new("RGBA", (w, h))
+        img.paste(cover(picture, w - pw + round(w * 0.1), h), (pw - round(w * 0.1), 0))
     else:
         img = gradient(w, h, top, bottom).convert("RGBA")
         glow(img, w * 0.78, h * 0.5, h * 0.6, accent, 80)
@@ -281,10 +296,12 @@ def layout_split(w: int, h: int, pal: tuple[str, ...], headline: str, tag: str, 
     if subject is not None: place_subject(img, subject, (pw, round(h * 0.1), w - round(w * 0.04), round(h * 0.9)), accent)
     elif picture is None:
         mark = next((w for w in headline.split() if w.lower().strip('¿?') not in _STOP), headline)[:1].upper()
-        big = font(font_for_text(mark, "Bebas Neue"), "Regular" if mark.isascii() else "Bold", round(h * (0.9 if mark.isascii() else 0.55)))
+        latin = mark.isascii()
+        big = font(font_for_text(mark, "Bebas Neue"), "Regular" if latin else "Bold", round(h * (0.9 if latin else 0.55)))
         d.text((pw + (w - pw - big.getlength(mark)) / 2, h * 0.02), mark, font=big, fill=rgb(text, 235))
     m = round(w * 0.05)
-    box, mask, cap = _headline(img, headline, lang, (m, round(h * 0.1), pw - round(w * 0.13), round(h * 0.74)), 0.3, top, shadow=False)
+    region = (m, round(h * 0.1), pw - round(w * 0.1), round(h * 0.74))      # clear of the slanted edge
+    box, mask, cap = _headline(img, headline, lang, region, 0.3, top, shadow=False)
     _tag(img, tag, lang, (m, round(h * 0.8)), top, accent)
     return Drawn(img.convert("RGB"), box, mask, top, cap)
 
@@ -303,7 +320,8 @@ def layout_center(w: int, h: int, pal: tuple[str, ...], headline: str, tag: str,
     elif picture is not None: region = (round(w * 0.06), round(h * 0.5), round(w * 0.94), round(h * 0.9))
     else: region = (round(w * 0.08), round(h * 0.16), round(w * 0.92), round(h * 0.74))
     box, mask, cap = _headline(img, headline, lang, region, 0.34, text, align="center")
-    if subject is None and picture is None: _tag(img, tag, lang, (w // 2, box[3] + round(h * 0.04)), accent, top, align="center")
+    if subject is None and picture is None:
+        _tag(img, tag, lang, (w // 2, box[3] + round(h * 0.04)), accent, top, align="center")
     else: _tag(img, tag, lang, (w - round(w * 0.06) - _tag_width(tag, lang, h), round(h * 0.06)), accent, top)
     return Drawn(img.convert("RGB"), box, mask, text, cap)
 
@@ -376,7 +394,8 @@ def save_png(img: Image.Image, path: Path, max_bytes: int) -> Path:
     with atomic_path(path) as tmp:
         img.save(tmp, "PNG", compress_level=6)
         if tmp.stat().st_size > max_bytes:
-            img.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.FLOYDSTEINBERG).save(tmp, "PNG", optimize=True)
+            small = img.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.FLOYDSTEINBERG)
+            small.save(tmp, "PNG", optimize=True)
     return path
 
 def thumbnail_prompt(brief: Brief, settings: Settings) -> str:
@@ -399,7 +418,8 @@ def _arts(imagery, generate, brief, settings, size, out_dir) -> list[_Art]:
     for im in imagery:
         try: pic = Image.open(im.path); pic.load()
         except OSError as e: log.warning("thumbnail picture %s is unreadable (%s); skipped", im.path, e); continue
-        arts.append(_Art(im.kind, None, pic.convert("RGBA"), im.licence) if im.cutout else _Art(im.kind, pic.convert("RGB"), None, im.licence))
+        if im.cutout: arts.append(_Art(im.kind, None, pic.convert("RGBA"), im.licence))
+        else: arts.append(_Art(im.kind, pic.convert("RGB"), None, im.licence))
     if generate is not None:
         try:
             p = generate(thumbnail_prompt(brief, settings), size, out_dir / "generated-picture.png")
@@ -421,9 +441,9 @@ def plan_variants(arts: list[str], layouts: list[str], palettes: list[str], phra
 # %% ../nbs/31_thumbnails.ipynb #c014d
 def make_thumbnails(script: Script, brief: Brief, settings: Settings, out_dir: Path | None = None,
                     imagery: list[ThumbImage] | tuple = (), # pictures to show: best scene, generated, illustration
-                    generate: Callable[[str, tuple[int, int], Path], Path] | None = None, # makes one picture, e.g. visuals.generate_image
+                    generate: Callable[[str, tuple[int, int], Path], Path] | None = None, # (prompt, size, out) -> picture
                    ) -> Thumbnails:
-    "Stage 31: thumbnail variants from layouts × imagery × palettes × phrasings, checked at feed size; the best legible is `chosen`."
+    "Stage 31: variants from layouts × imagery × palettes × phrasings, checked at feed size; the best legible is `chosen`."
     out_dir = Path(out_dir or tempfile.mkdtemp(prefix="ytempire-thumbs-")); out_dir.mkdir(parents=True, exist_ok=True)
     w, h = settings.getint("thumbnails", "width"), settings.getint("thumbnails", "height")
     # 1. the pictures
@@ -445,7 +465,8 @@ def make_thumbnails(script: Script, brief: Brief, settings: Settings, out_dir: P
         variants.append(Thumbnail(path=path, variant=name, layout=layout, score=score, score_parts=parts, imagery=kind,
                                   palette=pal, headline=phrasings[phr], legible=legible))
     chosen = max(range(len(variants)), key=lambda i: (bool(variants[i].legible), variants[i].score, -i))
-    if not variants[chosen].legible: get_logger(__name__).warning("no thumbnail variant passed the legibility check; chose the best score")
+    if not variants[chosen].legible:
+        get_logger(__name__).warning("no thumbnail variant passed the legibility check; chose the best score")
     return Thumbnails(variants=variants, chosen=chosen)
 
 # %% ../nbs/31_thumbnails.ipynb #c014e
@@ -459,5 +480,6 @@ def contact_sheet(thumbs: Thumbnails, width: int = 320, cols: int = 4) -> Image.
         x, y = 8 + i % cols * (tw + 8), 8 + i // cols * (th + 30)
         sheet.paste(Image.open(v.path).convert("RGB").resize((tw, th), Image.BOX), (x, y))
         mark = ("★ " if i == thumbs.chosen else "") + ("ok" if v.legible else "ILLEGIBLE")
-        d.text((x, y + th + 4), f"{v.variant}  {v.score:.1f}  {mark}", font=f, fill=(230, 230, 230) if v.legible else (248, 113, 113))
+        ink = (230, 230, 230) if v.legible else (248, 113, 113)
+        d.text((x, y + th + 4), f"{v.variant}  {v.score:.1f}  {mark}", font=f, fill=ink)
     return sheet
