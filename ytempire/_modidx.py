@@ -570,6 +570,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                      'ytempire.thumbnails._phrase': ('thumbnails.html#_phrase', 'ytempire/thumbnails.py'),
                                      'ytempire.thumbnails._stem': ('thumbnails.html#_stem', 'ytempire/thumbnails.py'),
                                      'ytempire.thumbnails._tag': ('thumbnails.html#_tag', 'ytempire/thumbnails.py'),
+                                     'ytempire.thumbnails._tag_font': ('thumbnails.html#_tag_font', 'ytempire/thumbnails.py'),
                                      'ytempire.thumbnails._tag_width': ('thumbnails.html#_tag_width', 'ytempire/thumbnails.py'),
                                      'ytempire.thumbnails._words': ('thumbnails.html#_words', 'ytempire/thumbnails.py'),
                                      'ytempire.thumbnails.behind_text': ('thumbnails.html#behind_text', 'ytempire/thumbnails.py'),

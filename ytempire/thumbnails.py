@@ -16,7 +16,7 @@ from .schemas import Brief, Script, Thumbnail, Thumbnails
 from .store import atomic_path
 from .design import PALETTES, palette_for, rgb, font, font_for, draw_text, fit_text, gradient, glow
 from .languages import (DATA_DIR, SPACELESS, base_lang, font_for_text, is_question_topic, read_data_file,
-                        script_font, short_headline, words_of)
+                        script_font, short_headline, words_of, writing_system)
 
 # %% auto #0
 __all__ = ['PHRASES', 'MAX_WORDS', 'MAX_CHARS', 'EMOJI_FONT', 'LAYOUTS', 'FEED_SIZES', 'MIN_CAP', 'LARGE_CAP', 'IMAGERY_APPEAL',
@@ -202,13 +202,14 @@ class Drawn:
 def _fonts(lang: str) -> tuple[str, str, str, float, float]:
     "(headline family, its style, tag family, headline size factor, line spacing) for a language."
     f = script_font(lang)
-    return (f, "Bold", f, 0.6, 1.3) if f else ("Bebas Neue", "Regular", "Inter", 1.0, 0.92)
+    if not f: return "Bebas Neue", "Regular", "Inter", 1.0, 0.92
+    return f, "Bold", f, 0.75 if base_lang(lang) == "hi" else 0.6, 1.3     # Devanagari's body is small for its size
+
+_CAP_PROBE = {"devanagari": "क", "cjk": "日"}    # a letter's body: Devanagari without its vowel signs, a full kanji
 
 def cap_height(f, text: str) -> int:
-    "The height of the headline's letters: of 'H' in Latin, of the text's own glyphs in other scripts."
-    main = getattr(f, "main", f)
-    probe = "H" if re.search(r"[A-Za-z]", text) and text.isascii() else re.sub(r"[\s?？!！¿、。]", "", text)[:4] or "H"
-    b = main.getbbox(probe)
+    "The height of the headline's letters: of 'H' in Latin, of a plain letter of the text's script in others."
+    b = getattr(f, "main", f).getbbox(_CAP_PROBE.get(writing_system(text), "H"))
     return b[3] - b[1]
 
 def _breaks_words(lines: list[str], lang: str) -> bool:
@@ -244,11 +245,14 @@ def _headline(img: Image.Image, text: str, lang: str, region: tuple, size_k: flo
     left = x0 if align == "left" else x0 + (x1 - x0 - wmax) / 2
     return (round(left), top, round(left + wmax), y), mask, cap_height(f, up)
 
+def _tag_font(lang: str, h: int):
+    "The tag line's font: 6.2 % of the frame, Devanagari a size up (its letters' body is small for the size)."
+    return font_for(_fonts(lang)[2], "Bold", round(h * 0.062 * (1.15 if base_lang(lang) == "hi" else 1)))
+
 def _tag(img: Image.Image, text: str, lang: str, xy: tuple, fill: str, ink: str, align: str = "left") -> int:
     "A tag pill (accent fill, dark ink) at `xy` (top-left, or top-centre when align='center'); returns its bottom."
-    _, _, tfam, k, _ = _fonts(lang)
     h = img.height
-    tf = font_for(tfam, "Bold", round(h * 0.062))
+    tf = _tag_font(lang, h)
     t = text if lang in ("hi", "ja") else text.upper()
     tw, ph, pad = tf.getlength(t), round(h * 0.095), round(h * 0.028)
     x = xy[0] - (tw / 2 + pad if align == "center" else 0)
@@ -315,7 +319,7 @@ def layout_center(w: int, h: int, pal: tuple[str, ...], headline: str, tag: str,
         img = Image.new("RGBA", (w, h), rgb(top, 255))
         glow(img, w / 2, h * 0.45, h * 0.7, accent, 95)
     if subject is not None:
-        place_subject(img, subject, (round(w * 0.3), round(h * 0.05), round(w * 0.7), round(h * 0.5)), accent)
+        place_subject(img, subject, (round(w * 0.3), round(h * 0.04), round(w * 0.7), round(h * 0.46)), accent)
         region = (round(w * 0.06), round(h * 0.5), round(w * 0.94), round(h * 0.9))
     elif picture is not None: region = (round(w * 0.06), round(h * 0.5), round(w * 0.94), round(h * 0.9))
     else: region = (round(w * 0.08), round(h * 0.16), round(w * 0.92), round(h * 0.74))
@@ -326,7 +330,7 @@ def layout_center(w: int, h: int, pal: tuple[str, ...], headline: str, tag: str,
     return Drawn(img.convert("RGB"), box, mask, text, cap)
 
 def _tag_width(tag: str, lang: str, h: int) -> int:
-    tf = font_for(_fonts(lang)[2], "Bold", round(h * 0.062))
+    tf = _tag_font(lang, h)
     return round(tf.getlength(tag if lang in ("hi", "ja") else tag.upper()) + 2 * round(h * 0.028))
 
 LAYOUTS = {"bold": layout_bold, "split": layout_split, "center": layout_center}
