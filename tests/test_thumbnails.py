@@ -6,7 +6,7 @@ from PIL import Image, ImageDraw
 from ytempire.config import Settings, StageError
 from ytempire.design import PALETTES, font
 from ytempire.schemas import Brief, Scene, Script
-from ytempire.thumbnails import (Drawn, ThumbImage, cap_height, headlines, layout_center, legibility,
+from ytempire.thumbnails import (Drawn, ThumbImage, cap_height, headlines, layout_center, layout_split, legibility,
                                  make_thumbnails, short_enough)
 
 ST = Settings(env={})
@@ -47,6 +47,13 @@ def test_offline_variants(tmp_path):
     assert len({v.variant for v in th.variants}) == len(th.variants)
     parts = th.variants[0].score_parts
     assert {"contrast", "feed_size", "coverage", "words", "calm", "contrast_p10", "cap_share", "cap_px_168"} <= set(parts)
+
+
+def test_split_marks_the_brand():
+    pal = PALETTES["ember"]
+    plain, branded = (np.asarray(layout_split(640, 360, pal, "coffee roasting", "Explained", brand=b).image, float)
+                      for b in (None, "Zeta Lab"))
+    assert np.abs(plain - branded)[:, 360:].mean() > 3 and np.abs(plain - branded)[:, :300].mean() == 0
 
 
 def test_variants_setting_raises_the_count(tmp_path):

@@ -267,7 +267,8 @@ def layout_bold(w: int, h: int, pal: tuple[str, ...], # thumbnail size and palet
                 headline: str, tag: str, # the headline phrasing and the tagline
                 lang: str = "en",
                 picture: Image.Image | None = None, # a full-frame picture (scene, generated)
-                subject: Image.Image | None = None): # a transparent cut-out (illustration)
+                subject: Image.Image | None = None, # a transparent cut-out (illustration)
+                brand: str | None = None): # the channel's name (its initial marks the split layout)
     "A huge headline on the left under an accent tag; the picture behind it darkened to the left, or the subject right."
     top, bottom, accent, text, muted = pal
     if picture is not None: img = darken(cover(picture, w, h), top, "left", hold=0.55, reach=0.9).convert("RGBA")
@@ -285,7 +286,7 @@ def layout_bold(w: int, h: int, pal: tuple[str, ...], # thumbnail size and palet
 
 # %% ../nbs/31_thumbnails.ipynb #c013c
 def layout_split(w: int, h: int, pal: tuple[str, ...], headline: str, tag: str, lang: str = "en",
-                 picture: Image.Image | None = None, subject: Image.Image | None = None):
+                 picture: Image.Image | None = None, subject: Image.Image | None = None, brand: str | None = None):
     "Dark headline on an accent panel left; the picture, or the subject on the palette's background, right."
     top, bottom, accent, text, muted = pal
     pw = round(w * 0.54)
@@ -299,7 +300,8 @@ def layout_split(w: int, h: int, pal: tuple[str, ...], headline: str, tag: str, 
     d.polygon([(0, 0), (pw, 0), (pw - round(w * 0.08), h), (0, h)], fill=rgb(accent, 255))
     if subject is not None: place_subject(img, subject, (pw, round(h * 0.1), w - round(w * 0.04), round(h * 0.9)), accent)
     elif picture is None:
-        mark = next((w for w in headline.split() if w.lower().strip('¿?') not in _STOP), headline)[:1].upper()
+        word = next((w for w in headline.split() if w.lower().strip("¿?") not in _STOP), headline)
+        mark = (brand or word)[:1].upper()                   # the brand's initial, else the headline's first real word's
         latin = mark.isascii()
         big = font(font_for_text(mark, "Bebas Neue"), "Regular" if latin else "Bold", round(h * (0.9 if latin else 0.55)))
         d.text((pw + (w - pw - big.getlength(mark)) / 2, h * 0.02), mark, font=big, fill=rgb(text, 235))
@@ -311,7 +313,7 @@ def layout_split(w: int, h: int, pal: tuple[str, ...], headline: str, tag: str, 
 
 # %% ../nbs/31_thumbnails.ipynb #c013e
 def layout_center(w: int, h: int, pal: tuple[str, ...], headline: str, tag: str, lang: str = "en",
-                  picture: Image.Image | None = None, subject: Image.Image | None = None):
+                  picture: Image.Image | None = None, subject: Image.Image | None = None, brand: str | None = None):
     "One centred headline low in the frame over a spotlight or the darkened picture; the subject above it."
     top, bottom, accent, text, muted = pal
     if picture is not None: img = darken(cover(picture, w, h), top, "bottom", hold=0.4, reach=0.7).convert("RGBA")
@@ -462,7 +464,7 @@ def make_thumbnails(script: Script, brief: Brief, settings: Settings, out_dir: P
     for kind, layout, pal, phr in plan:
         art = arts[kind]
         label = phrasings["punch"] if phr == "number" else tag        # "5 FACTS" is tagged with what they are about
-        drawn = LAYOUTS[layout](w, h, PALETTES[pal], phrasings[phr], label, brief.lang, art.picture, art.subject)
+        drawn = LAYOUTS[layout](w, h, PALETTES[pal], phrasings[phr], label, brief.lang, art.picture, art.subject, brief.brand)
         score, parts, legible = legibility(drawn, phrasings[phr], brief.lang, kind)
         name = f"{layout}-{kind}-{pal}-{phr}"
         path = save_png(drawn.image, out_dir / f"thumbnail-{name}.png", settings.getint("thumbnails", "max_bytes"))
