@@ -4,7 +4,7 @@
 
 # %% ../nbs/50_pipeline.ipynb #c003
 from __future__ import annotations
-import logging, re, time, unicodedata
+import hashlib, logging, re, time, unicodedata
 from dataclasses import dataclass
 from datetime import date
 from functools import partial
@@ -13,7 +13,7 @@ import ytempire
 from .config import (Settings, ConfigError, DiskFullError, InputError, YtempireError, find_tool, offline_env, get_logger,
                              RedactingFilter)
 from .schemas import (Brief, TrendReport, Script, QualityReport, Narration, AudioMix, Subtitles, Video, Thumbnails,
-                              RunRecord, StageRun, CostRecord)
+                              RunRecord, StageRun, CostRecord, Visuals)
 from .store import RunDir, check_writable, copy_file, write_json
 from .ledger import Ledger, Guard
 from .trends import research_trends
@@ -25,13 +25,15 @@ from .audio import master_audio, music_library_version, check_audio_inputs
 from .voices import select_voice
 from .sync import make_subtitles
 from .video import render_video, encoder_args, output_format, check_video_inputs
-from .thumbnails import make_thumbnails
+from .thumbnails import make_thumbnails, ThumbImage
+from .visuals import choose_visuals, visual_chain, generate_image, check_visuals_inputs
 from .tracking import Tracker, error_line
 
 # %% auto #0
-__all__ = ['PARTS', 'NATURALNESS_SECONDS', 'slugify', 'default_out', 'preflight', 'champion_version', 'RunParts', 'run_stages',
-           'publish', 'run_metrics', 'run_warnings', 'voice_metrics', 'narration_providers', 'write_records',
-           'track_run', 'make_video', 'load_run']
+__all__ = ['PARTS', 'NATURALNESS_SECONDS', 'SHORTS_MAX_SECONDS', 'slugify', 'default_out', 'preflight', 'champion_version',
+           'media_version', 'video_stage', 'thumbnail_imagery', 'thumbnail_stage', 'RunParts', 'run_stages',
+           'video_metadata', 'publish', 'run_metrics', 'run_warnings', 'voice_metrics', 'narration_providers',
+           'write_records', 'track_run', 'make_video', 'load_run']
 
 # %% ../nbs/50_pipeline.ipynb #c006
 def slugify(text: str, max_len: int = 48) -> str:
@@ -54,6 +56,7 @@ def preflight(brief: Brief, settings: Settings, out: Path) -> Path:
     check_audio_inputs(brief, settings)                        # [audio] eq, moods, the music library
     check_script_inputs(brief, settings)
     check_voice_inputs(brief, settings)
+    check_visuals_inputs(brief, settings)                      # [visuals] providers, the --media folder
     if brief.voice or settings.get("channel", "voice"): select_voice(brief, None, settings)    # a voice id not in the catalog
     budget = settings.getfloat("run", "budget")
     if budget < 0: raise InputError(f"budget {budget:g} USD is negative; pass --budget 0 or more")
@@ -69,11 +72,46 @@ def champion_version(settings: Settings) -> str | None:
     name, alias = settings.get("engagement", "registry_name"), settings.get("engagement", "alias")
     return f"{name}@{alias}: run {model.metadata.run_id}, model {model.metadata.model_uuid}"
 
+# %% ../nbs/50_pipeline.ipynb #c010d
+def media_version(media: str | None) -> str | None:
+    "A fingerprint of a --media folder's files (names, sizes, times): adding, changing or removing one shows anew."
+    if not media: return None
+    files = sorted(p for p in Path(media).rglob("*") if p.is_file())
+    return hashlib.sha256("\n".join(f"{p.relative_to(media)}\t{p.stat().st_size}\t{p.stat().st_mtime_ns}" for p in files).encode()).hexdigest()[:16]
+
+def video_stage(script: Script, narration: Narration, audio: AudioMix, subtitles: Subtitles, brief: Brief, visuals: Visuals,
+                settings: Settings, out_dir: Path, progress: bool = True) -> Video:
+    "Stage 30 with the scene visuals of stage 29."
+    return render_video(script, narration, audio, subtitles, brief, settings, out_dir, progress=progress, visuals=visuals)
+
+def thumbnail_imagery(visuals: Visuals | None) -> list[ThumbImage]:
+    "What the thumbnails may show: the best-matched scene picture and the first designed scene's cut-out illustration."
+    if not visuals: return []
+    out = []
+    pictures = [v for v in visuals.shots if v.kind == "image" and v.path and Path(v.path).exists()]
+    if pictures:
+        best = max(pictures, key=lambda v: v.score or 0)
+        out.append(ThumbImage(kind="generated" if best.source == "generated" else "scene", path=Path(best.path), cutout=False, licence=best.licence))
+    subjects = [v for v in visuals.shots if v.kind == "design" and v.path and Path(v.path).exists()]
+    if subjects:
+        best = max(subjects, key=lambda v: v.score or 0)
+        out.append(ThumbImage(kind="illustration", path=Path(best.path), cutout=True, licence=best.licence))
+    return out
+
+def thumbnail_stage(script: Script, brief: Brief, visuals: Visuals | None, settings: Settings, out_dir: Path,
+                    ledger: Ledger | None = None, run_id: str = "-", guard: Guard | None = None) -> Thumbnails:
+    "Stage 31 with imagery from the scene visuals, and a generated picture when OpenAI images are in the visuals chain."
+    generate = None
+    if "openai" in visual_chain(brief, settings):
+        generate = lambda prompt, size, out: generate_image(prompt, size, settings, out, ledger=ledger, guard=guard, run_id=run_id)
+    return make_thumbnails(script, brief, settings, out_dir, imagery=thumbnail_imagery(visuals), generate=generate)
+
+
 # %% ../nbs/50_pipeline.ipynb #c011
 PARTS = {  # RunParts field: (stage directory, output type)
     "trends": ("10-trends", TrendReport), "script": ("11-script", Script), "quality": ("12-quality", QualityReport),
     "narration": ("20-voice", Narration), "audio": ("21-audio", AudioMix), "subtitles": ("22-sync", Subtitles),
-    "video": ("30-video", Video), "thumbnails": ("31-thumbnails", Thumbnails)}
+    "visuals": ("29-visuals", Visuals), "video": ("30-video", Video), "thumbnails": ("31-thumbnails", Thumbnails)}
 
 @dataclass
 class RunParts:
@@ -84,6 +122,7 @@ class RunParts:
     narration: Narration | None = None
     audio: AudioMix | None = None
     subtitles: Subtitles | None = None
+    visuals: Visuals | None = None
     video: Video | None = None
     thumbnails: Thumbnails | None = None
 
@@ -113,19 +152,31 @@ def run_stages(run: RunDir, brief: Brief, settings: Settings, ledger: Ledger, pr
     stage("audio", master_audio, (p.narration, brief), ("audio", "tools"), lambda r: r.music_pick.track if r.music_pick else "",
           {"music_library": music_library_version(settings)})
     stage("subtitles", make_subtitles, (p.narration, brief), ("subtitles",))
-    stage("video", partial(render_video, progress=progress), (p.script, p.narration, p.audio, p.subtitles, brief),
-          ("video", "subtitles", "tools"), lambda r: r.encoder)
-    stage("thumbnails", make_thumbnails, (p.script, brief), ("thumbnails", "video"), lambda r: "local-composer")
+    # the picture sources that can serve (keys set, the media folder's files) are part of the input: a new key or file shows anew
+    stage("visuals", partial(choose_visuals, ledger=ledger, run_id=rid, guard=guard), (p.script, p.narration, brief),
+          ("visuals", "image", "video", "retry", "quotas", "prices"), lambda r: ", ".join(dict.fromkeys(s.provider for s in r.shots)),
+          {"visual_sources": visual_chain(brief, settings), "media": media_version(brief.media)})
+    stage("video", partial(video_stage, progress=progress), (p.script, p.narration, p.audio, p.subtitles, brief, p.visuals),
+          ("video", "subtitles", "overlays", "tools"), lambda r: r.encoder)
+    stage("thumbnails", partial(thumbnail_stage, ledger=ledger, run_id=rid, guard=guard), (p.script, brief, p.visuals),
+          ("thumbnails", "video", "image", "visuals"), lambda r: ", ".join(dict.fromkeys(v.provider for v in r.variants)))
     return p, timings
 
 # %% ../nbs/50_pipeline.ipynb #c013
+def video_metadata(p: RunParts) -> dict:
+    "YouTube metadata of the run: the script's, with the credits the shown pictures' licences ask for in the description."
+    from ytempire.report import credits_text
+    meta = youtube_metadata(p.script, p.narration)
+    if credits := credits_text(p.video.shots): meta["description"] = f"{meta['description']}\n\n{credits}"
+    return meta
+
 def publish(run: RunDir, p: RunParts) -> dict[str, Path]:
     "Copy the deliverables to the top of the run directory, atomically."
     out = {"video": copy_file(p.video.path, run.path("video.mp4")),
            "subtitles": copy_file(p.subtitles.srt, run.path("subtitles.srt")),
            "subtitles_ass": copy_file(p.subtitles.ass, run.path("subtitles.ass")),
            "thumbnail": copy_file(p.thumbnails.variants[p.thumbnails.chosen].path, run.path("thumbnail.png")),
-           "metadata": write_json(run.path("metadata.json"), youtube_metadata(p.script, p.narration))}
+           "metadata": write_json(run.path("metadata.json"), video_metadata(p))}
     for v in p.thumbnails.variants: copy_file(v.path, run.path(f"thumbnails/{v.path.name}"))
     return out
 
@@ -144,7 +195,11 @@ def run_metrics(p: RunParts, timings: list[StageRun], brief: Brief) -> dict[str,
          "video.vfr": float(bool(p.video.vfr)),                                  # 1: variable frame rate, 0: constant
          "video.render_seconds": p.video.render_seconds, "video.render_realtime_factor": p.video.render_seconds / max(p.video.duration, 1e-3),
          "thumbnail.score": p.thumbnails.variants[p.thumbnails.chosen].score,
+         "thumbnail.variants": len(p.thumbnails.variants), "thumbnail.legible": sum(bool(v.legible) for v in p.thumbnails.variants),
+         "video.shots": len(p.video.shots), "video.transition_kinds": len({s.transition for s in p.video.shots if s.transition != "none"}),
+         "visuals.pictured_share": sum(s.source != "card" for s in p.video.shots) / max(1, len(p.video.shots)),
          "run.seconds": sum(t.seconds for t in timings)}
+    if scores := [s.match_score for s in p.video.shots if s.match_score is not None]: m["visuals.match_mean"] = sum(scores) / len(scores)
     if p.quality.engagement is not None: m["quality.engagement"] = p.quality.engagement.score
     if p.quality.coherence is not None: m["quality.coherence"] = p.quality.coherence.score
     if p.trends.relevance is not None: m["trends.relevance"] = p.trends.relevance
@@ -153,6 +208,8 @@ def run_metrics(p: RunParts, timings: list[StageRun], brief: Brief) -> dict[str,
     return {k: round(float(v), 4) for k, v in m.items()}
 
 # %% ../nbs/50_pipeline.ipynb #c013e
+SHORTS_MAX_SECONDS = 180     # YouTube counts vertical (and square) videos up to 3 minutes as Shorts (since October 2024)
+
 def run_warnings(p: RunParts, brief: Brief) -> list[str]:
     "Things a person should know about a finished run."
     out = list(p.script.warnings)
@@ -163,6 +220,9 @@ def run_warnings(p: RunParts, brief: Brief) -> list[str]:
         elif miss > 0 and brief.notes: why = "your notes hold more than fits: trim them or ask for a longer --duration"
         else: why = "the narration could not be fitted closer to the target"
         out.append(f"the video runs {p.video.duration:.0f} s, {abs(miss):.0%} {'short of' if miss < 0 else 'over'} the {brief.duration:.0f} s asked; {why}")
+    if brief.aspect == "9:16" and p.video.duration > SHORTS_MAX_SECONDS:
+        out.append(f"the vertical video runs {p.video.duration:.0f} s, over the {SHORTS_MAX_SECONDS} s YouTube counts as a Short; "
+                   f"ask for --duration {SHORTS_MAX_SECONDS} or less to publish it as a Short")
     if not p.quality.passed:
         out.append(f"script quality {p.quality.overall:.1f}/10 is below the threshold {p.quality.threshold:.1f}: {'; '.join(p.quality.reasons[:2])}")
     return out
@@ -235,11 +295,12 @@ def make_video(brief: Brief, settings: Settings, out: str | Path | None = None, 
         outputs = publish(run, parts)
         costs = [CostRecord(**{k: r[k] for k in CostRecord.model_fields}) for r in ledger.calls(run_id=run.run_id).to_dict("records")]
         record = RunRecord(run_id=run.run_id, version=ytempire.__version__, brief=brief, stages=timings, costs=costs,
-                           fallbacks=parts.trends.fallbacks + parts.script.fallbacks + parts.narration.fallbacks,
+                           fallbacks=parts.trends.fallbacks + parts.script.fallbacks + parts.narration.fallbacks + parts.visuals.fallbacks,
                            providers={"trends": parts.trends.provider, "text": parts.script.provider, **narration_providers(parts.narration),
-                                      "music": parts.audio.music_pick.track if parts.audio.music_pick else "", "thumbnails": "local-composer", "encoder": parts.video.encoder},
+                                      "music": parts.audio.music_pick.track if parts.audio.music_pick else "", "visuals": ", ".join(dict.fromkeys(s.provider for s in parts.visuals.shots)),
+                                      "thumbnails": parts.thumbnails.variants[parts.thumbnails.chosen].provider, "encoder": parts.video.encoder},
                            quality=parts.quality, metrics=run_metrics(parts, timings, brief) | voice_metrics(parts.narration), outputs=outputs,
-                           voice_reasons=parts.narration.voice_reasons,
+                           voice_reasons=parts.narration.voice_reasons, shots=parts.video.shots,
                            warnings=run_warnings(parts, brief) + [a for a in guard.alerts if f"alert: {a}" not in parts.script.warnings])
         for w in record.warnings: log.warning(w)
         record.metrics["run.cost_usd"] = record.total_cost
