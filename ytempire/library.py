@@ -401,11 +401,11 @@ def bar_chart(bars: list[tuple[str, float, str]], box: tuple[int, int], palette:
     for r, s in zip(rects, shown):
         ax.annotate(s, (r.get_x() + r.get_width() / 2, r.get_height()), xytext=(0, 8 * u), textcoords="offset points",
                     ha="center", va="bottom", color=text, fontsize=value_size, family=tfamily)
-    if unit: ax.set_title(unit.upper(), loc="left", color=muted, fontsize=22 * u, family=family, pad=6 * u)
+    if unit: ax.set_title(unit.upper(), loc="left", color=muted, fontsize=22 * u, family=family, pad=14 * u)
     import textwrap
-    ax.set_xticks(range(len(bars)), [textwrap.fill(l.upper(), 12) for l in labels], color=text,
+    ax.set_xticks(range(len(bars)), [textwrap.fill(l.upper(), 12, break_long_words=False) for l in labels], color=text,
                   fontsize=22 * u * min(1, 3.2 / len(bars)), family=family, linespacing=1.1)
-    ax.set_yticks([]); ax.set_ylim(0, top * 1.22)
+    ax.set_yticks([]); ax.set_ylim(0, top * 1.32)      # headroom for the value labels
     for side in ("top", "right", "left"): ax.spines[side].set_visible(False)
     ax.spines["bottom"].set_color(muted); ax.spines["bottom"].set_linewidth(2 * u)
     ax.tick_params(axis="x", length=0, pad=10 * u)
