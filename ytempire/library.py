@@ -575,6 +575,7 @@ class LibrarySource:
 
     def find(self, scene: Scene, index: int, query: str, ctx) -> ShotVisual | None:
         "The scene's chart or subject PNG in `ctx.out_dir`, never an icon already in `ctx.used` while another fits."
+        from ytempire.keywords import embed
         _, palette = palette_for(ctx.brief.topic)
         lang, out = getattr(ctx.brief, "language", "en"), Path(ctx.out_dir) / f"library-{index:02d}.png"
         # 1. numbers worth a chart
@@ -582,12 +583,14 @@ class LibrarySource:
         if chart is not None: return chart
         # 2. the subject: the best icon for the scene's query and words, a fresh one while one fits
         text = f"{query or scene.visual or ctx.brief.topic}. {scene.on_screen}. {scene.narration}"
+        said_text = f"{scene.on_screen}. {scene.narration}"
+        embed([text, said_text])            # one MiniLM pass for both; the matches below reuse the remembered vectors
         best = pick_subject(text, settings=ctx.settings)
         if best is None: return None
         fresh = pick_subject(text, set(ctx.used), ctx.settings)
         icon, score = fresh if fresh and fresh[1] >= best[1] * FIT_SHARE else best
         # 3. a badge: the Material Design glyph for what this scene says, when it adds something
-        said = match_icons(f"{scene.on_screen}. {scene.narration}", 1, ("mdi",), {icon.name}, ctx.settings)
+        said = match_icons(said_text, 1, ("mdi",), {icon.name}, ctx.settings)
         badge = said[0][0] if said and said[0][1] >= 0.35 and icon.provider == "noto-emoji" else None
         x0, _, x1, _ = scene_layout(ctx.size, ctx.settings).subject
         render_subject(icon, x1 - x0, out, palette, badge)
