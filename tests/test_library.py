@@ -24,19 +24,29 @@ def ctx_for(brief, settings, out_dir):
                            ledger=None, guard=None, run_id="-")
 
 
-def test_index_cache_cold_then_warm(tmp_path):
-    from ytempire.library import icon_index
-    t = time.perf_counter(); cold = icon_index(str(tmp_path)); t_cold = time.perf_counter() - t
-    icon_index.cache_clear()
-    t = time.perf_counter(); warm = icon_index(str(tmp_path)); t_warm = time.perf_counter() - t
-    print(f"icon index: {len(cold.icons)} icons, cold {t_cold:.1f} s, warm {t_warm:.2f} s")
+def test_index_shipped_then_cached_for_other_fonts(tmp_path, monkeypatch):
+    import ytempire.library as L
+    from ytempire.keywords import embed
+    L.icon_index.cache_clear()
+    t = time.perf_counter(); shipped = L.icon_index(str(tmp_path)); t_shipped = time.perf_counter() - t
+    assert shipped.cached and not list(tmp_path.glob("icons-*.npy"))        # Debian 12's fonts: the shipped vectors
+    sample = [0, 500, len(shipped.icons) // 2, len(shipped.icons) - 1]
+    np.testing.assert_allclose(shipped.vectors[sample], embed([shipped.icons[i].words for i in sample]), atol=2e-3)
+    # other font versions: embedded once into the cache, then read back; a damaged cache file is recomputed
+    monkeypatch.setattr(L, "BUNDLED_INDEX", tmp_path / "not-shipped")
+    L.icon_index.cache_clear()
+    t = time.perf_counter(); cold = L.icon_index(str(tmp_path)); t_cold = time.perf_counter() - t
+    L.icon_index.cache_clear()
+    t = time.perf_counter(); warm = L.icon_index(str(tmp_path)); t_warm = time.perf_counter() - t
+    print(f"icon index: {len(cold.icons)} icons, shipped {t_shipped:.2f} s, cold {t_cold:.1f} s, warm {t_warm:.2f} s")
     assert (cold.cached, warm.cached) == (False, True) and len(list(tmp_path.glob("icons-*.npy"))) == 1
     np.testing.assert_allclose(cold.vectors, warm.vectors, atol=1e-6)
+    np.testing.assert_allclose(cold.vectors, shipped.vectors, atol=2e-3)
     assert t_warm < t_cold / 5
-    icon_index.cache_clear()
-    next(tmp_path.glob("icons-*.npy")).write_bytes(b"damaged")          # a damaged cache is recomputed, not fatal
-    assert icon_index(str(tmp_path)).cached is False
-    icon_index.cache_clear()
+    L.icon_index.cache_clear()
+    next(tmp_path.glob("icons-*.npy")).write_bytes(b"damaged")
+    assert L.icon_index(str(tmp_path)).cached is False
+    L.icon_index.cache_clear()
 
 
 def test_matching_accuracy_on_labelled_scenes():

@@ -20,10 +20,10 @@ from .video import card_fonts, card_background, render_card
 from .sync import caption_style
 
 # %% auto #0
-__all__ = ['LICENCES', 'LIBRARIES', 'MDI_SVG', 'INDEX_VERSION', 'EMOJI_MARGIN', 'EMOJI_SIZE', 'NUMBER_RE', 'CHART_LICENCE',
-           'FIT_SHARE', 'library_font', 'Icon', 'emoji_icons', 'mdi_icons', 'IconIndex', 'index_dir', 'icon_index',
-           'match_icons', 'pick_subject', 'emoji_bitmap', 'upscale', 'mdi_badge', 'render_subject', 'Quantity',
-           'find_quantities', 'chart_data', 'stat_graphic', 'bar_chart', 'SceneLayout', 'scene_layout',
+__all__ = ['LICENCES', 'LIBRARIES', 'MDI_SVG', 'INDEX_VERSION', 'BUNDLED_INDEX', 'EMOJI_MARGIN', 'EMOJI_SIZE', 'NUMBER_RE',
+           'CHART_LICENCE', 'FIT_SHARE', 'library_font', 'Icon', 'emoji_icons', 'mdi_icons', 'IconIndex', 'index_dir',
+           'icon_index', 'match_icons', 'pick_subject', 'emoji_bitmap', 'upscale', 'mdi_badge', 'render_subject',
+           'Quantity', 'find_quantities', 'chart_data', 'stat_graphic', 'bar_chart', 'SceneLayout', 'scene_layout',
            'headline_layer', 'SceneLayers', 'compose_scene', 'flatten', 'chart_for', 'LibrarySource']
 
 # %% ../nbs/28_library.ipynb #l006
@@ -106,6 +106,8 @@ class IconIndex:
     vectors: np.ndarray
     cached: bool = False        # the vectors came from the disk cache
 
+BUNDLED_INDEX = Path(str(files("ytempire") / "data" / "library"))   # the vectors for Debian 12's fonts, shipped (float16, 2 MB)
+
 def index_dir(settings: Settings | None = None) -> Path:
     "Where the icon embeddings are cached: [paths] cache / library."
     return repo_path((settings or Settings()).get("paths", "cache")) / "library"
@@ -113,16 +115,17 @@ def index_dir(settings: Settings | None = None) -> Path:
 @lru_cache(maxsize=4)
 def icon_index(cache_dir: str | Path | None = None # where the embeddings are kept; default `index_dir()`
               ) -> IconIndex:
-    "Every icon of the libraries, embedded once; the vectors are cached on disk keyed by the font files' hashes."
+    "Every icon of the libraries, embedded once: shipped for the fonts Debian 12 installs, else cached on disk keyed by the font files' hashes."
     import emoji
     from ytempire.keywords import embed
     icons = emoji_icons() + mdi_icons()
     cache = Path(cache_dir) if cache_dir else index_dir()
     key = _file_hash(library_font("noto-emoji"), library_font("mdi"), MDI_SVG) + f"-emoji{emoji.__version__}"
     f = cache / f"icons-{key}.npy"
-    if f.is_file():
+    for found in (BUNDLED_INDEX / f"icons-{key}.npy", f):        # the shipped vectors, else the cache (other font versions)
+        if not found.is_file(): continue
         try:
-            vectors = np.load(f)
+            vectors = np.load(found).astype(np.float32)
             if len(vectors) == len(icons): return IconIndex(icons, vectors, cached=True)
         except (OSError, ValueError): pass        # a damaged cache file is recomputed
     vectors = embed([i.words for i in icons])
