@@ -515,7 +515,7 @@ def _fill(shot: Shot, w: int, h: int) -> str:
     "The filters fitting a shot's picture (or clip frame) to w x h, with its effects, in BT.709 YUV 4:2:0."
     fit = _blur_fill(w, h) if shot.fill == "blur" else _cover(w, h)
     fx = effect_chain(shot.effects, w, h, None)
-    return fit + (f",{fx}" if fx else "") + ",format=yuv420p"
+    return fit + (f",{fx}" if fx else "") + ",format=yuv420p,setsar=1"
 
 def add_shot_sources(g: Graph, tl: Timeline, i: int):
     "Inputs of shot i: its background (BT.709 YUV, filling the frame, its effects applied), title layer, and the card they make."
