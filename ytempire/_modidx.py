@@ -705,6 +705,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'ytempire.video.parse_bitrates': ('video.html#parse_bitrates', 'ytempire/video.py'),
                                 'ytempire.video.pick_transition': ('video.html#pick_transition', 'ytempire/video.py'),
                                 'ytempire.video.picture': ('video.html#picture', 'ytempire/video.py'),
+                                'ytempire.video.picture_effects': ('video.html#picture_effects', 'ytempire/video.py'),
                                 'ytempire.video.plan_video': ('video.html#plan_video', 'ytempire/video.py'),
                                 'ytempire.video.render_args': ('video.html#render_args', 'ytempire/video.py'),
                                 'ytempire.video.render_captions': ('video.html#render_captions', 'ytempire/video.py'),

@@ -24,12 +24,12 @@ from .audio import duck_filter
 __all__ = ['CODECS', 'MOTIONS', 'HWACCELS', 'TRANSITIONS', 'TEMPLATE_TRANSITIONS', 'GRADES', 'EFFECTS', 'RISE_SECONDS', 'KB_FOCI',
            'COLOR_ARGS', 'VAAPI_DEVICE', 'SVT_PRESETS', 'card_fonts', 'card_background', 'title_layer', 'render_card',
            'compose_card', 'draw_caption', 'caption_size', 'render_captions', 'xfade_transitions', 'Transition',
-           'transition_names', 'pick_transition', 'grade_lut', 'Effect', 'effect_chain', 'check_video_inputs',
-           'parse_bitrates', 'target_bitrate', 'segments', 'Piece', 'moving', 'overlay_frames_of', 'Plan', 'Graph',
-           'add_shot_sources', 'still', 'rise', 'kenburns_path', 'window', 'picture', 'shot_range', 'add_transition',
-           'write_caption_list', 'overlay_captions', 'mix_audio', 'frame_runs', 'keep_expr', 'render_args', 'mux_args',
-           'ffmpeg_encoders', 'nvenc_works', 'vaapi_works', 'encoder_args', 'ffmpeg_major', 'output_format',
-           'render_timeline', 'shot_times', 'plan_video', 'render_video']
+           'transition_names', 'pick_transition', 'grade_lut', 'Effect', 'effect_chain', 'picture_effects',
+           'check_video_inputs', 'parse_bitrates', 'target_bitrate', 'segments', 'Piece', 'moving', 'overlay_frames_of',
+           'Plan', 'Graph', 'add_shot_sources', 'still', 'rise', 'kenburns_path', 'window', 'picture', 'shot_range',
+           'add_transition', 'write_caption_list', 'overlay_captions', 'mix_audio', 'frame_runs', 'keep_expr',
+           'render_args', 'mux_args', 'ffmpeg_encoders', 'nvenc_works', 'vaapi_works', 'encoder_args', 'ffmpeg_major',
+           'output_format', 'render_timeline', 'shot_times', 'plan_video', 'render_video']
 
 # %% ../nbs/30_video.ipynb #c011
 def card_fonts(settings: Settings, lang: str = "en") -> tuple[str, str, str, str]:
@@ -349,6 +349,11 @@ def effect_chain(effects: list[str], # "name" or "name:amount", e.g. ["vignette:
         if name == "grade" and a in ("", "none"): continue
         if a: out.append(EFFECTS[name].build(a, w, h, folder))
     return ",".join(out)
+
+def picture_effects(settings: Settings) -> list[str]:
+    "`Shot.effects` for a picture or clip from `[video] vignette` and `grain` (cards get none)."
+    v, g = settings.getfloat("video", "vignette"), settings.getfloat("video", "grain")
+    return ([f"vignette:{v:g}"] if v > 0 else []) + ([f"grain:{g:g}"] if g > 0 else [])
 
 
 # %% ../nbs/30_video.ipynb #c030c
