@@ -18,6 +18,7 @@ def test_render_bench_runs_with_environment_settings(tmp_path):
                   r"moviepy: ([\d.]+) s.*production setting: vfr", r.stderr)
     assert m, r.stderr[-2000:]
     cfr_s, cfr_frames, vfr_s, vfr_frames, mp_s = float(m[1]), int(m[2]), float(m[3]), int(m[4]), float(m[5])
-    assert abs(cfr_frames - duration * 24) <= 2 and vfr_frames < cfr_frames / 2, (duration, cfr_frames, vfr_frames)
+    # with imagery most shots move (Ken Burns, parallax, a clip: every frame kept); VFR still drops the cards' holds
+    assert abs(cfr_frames - duration * 24) <= 2 and vfr_frames < cfr_frames, (duration, cfr_frames, vfr_frames)
     assert abs(float(values["render_realtime_factor"]) - vfr_s / duration) < 0.002       # Z from the production setting (vfr here)
     assert abs(float(values["speedup_vs_moviepy_cfr"]) - mp_s / cfr_s) < 0.1 * mp_s / cfr_s

@@ -4,10 +4,11 @@
 
 # %% ../nbs/30_video.ipynb #c003
 from __future__ import annotations
-import math, re, shutil, subprocess, tempfile, time
-from dataclasses import dataclass
+import math, os, re, shutil, subprocess, tempfile, time, zlib
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+import numpy as np
 from PIL import Image, ImageDraw
 from .config import (Settings, ConfigError, StageError, ToolError, DiskFullError, find_tool, get_logger,
                              ffmpeg_error_line, ffmpeg_disk_full, run_ffmpeg)
@@ -20,12 +21,16 @@ from .design import palette_for, rgb, font, font_for, draw_text, fit_text, gradi
 from .audio import duck_filter
 
 # %% auto #0
-__all__ = ['POP_STEPS', 'CODECS', 'MOTIONS', 'RISE_SECONDS', 'COLOR_ARGS', 'card_fonts', 'card_background', 'title_layer',
-           'render_card', 'compose_card', 'draw_caption', 'caption_size', 'render_captions', 'xfade_transitions',
-           'check_video_inputs', 'segments', 'Piece', 'Plan', 'Graph', 'add_shot_sources', 'still', 'rise',
-           'shot_range', 'write_caption_list', 'overlay_captions', 'mix_audio', 'frame_runs', 'keep_expr',
-           'render_args', 'mux_args', 'ffmpeg_encoders', 'nvenc_works', 'encoder_args', 'ffmpeg_major', 'output_format',
-           'render_timeline', 'shot_times', 'plan_video', 'render_video']
+__all__ = ['POP_STEPS', 'CODECS', 'MOTIONS', 'HWACCELS', 'TRANSITIONS', 'TEMPLATE_TRANSITIONS', 'GRADES', 'EFFECTS',
+           'RISE_SECONDS', 'KB_FOCI', 'COLOR_ARGS', 'VAAPI_DEVICE', 'SVT_PRESETS', 'card_fonts', 'card_background',
+           'title_layer', 'render_card', 'compose_card', 'draw_caption', 'caption_size', 'render_captions',
+           'xfade_transitions', 'Transition', 'transition_names', 'pick_transition', 'grade_lut', 'Effect',
+           'effect_chain', 'picture_effects', 'check_video_inputs', 'parse_bitrates', 'target_bitrate', 'segments',
+           'Piece', 'moving', 'overlay_frames_of', 'Plan', 'Graph', 'add_shot_sources', 'still', 'rise',
+           'kenburns_path', 'window', 'picture', 'shot_range', 'add_transition', 'write_caption_list',
+           'overlay_captions', 'mix_audio', 'frame_runs', 'keep_expr', 'render_args', 'mux_args', 'ffmpeg_encoders',
+           'nvenc_works', 'vaapi_works', 'encoder_args', 'ffmpeg_major', 'output_format', 'render_timeline',
+           'shot_times', 'plan_video', 'render_video']
 
 # %% ../nbs/30_video.ipynb #c011
 def card_fonts(settings: Settings, lang: str = "en") -> tuple[str, str, str, str]:
@@ -215,8 +220,11 @@ def render_captions(cues: list[Cue], words: list[Word], size: tuple[int, int], s
 
 
 # %% ../nbs/30_video.ipynb #c030
-CODECS = {"h264": ("libx264", "h264_nvenc"), "hevc": ("libx265", "hevc_nvenc")}    # codec: (CPU encoder, NVENC encoder)
+CODECS = {"h264": ("libx264", "h264_nvenc", "h264_vaapi"),       # codec: (CPU encoder, NVENC encoder, VAAPI encoder)
+          "hevc": ("libx265", "hevc_nvenc", "hevc_vaapi"),
+          "av1": ("libsvtav1", "av1_nvenc", "av1_vaapi")}
 MOTIONS = ("rise", "pan", "none")
+HWACCELS = ("auto", "none", "nvenc", "vaapi")
 
 @lru_cache(maxsize=None)
 def xfade_transitions(ffmpeg: str) -> tuple[str, ...]:
@@ -229,6 +237,164 @@ def xfade_transitions(ffmpeg: str) -> tuple[str, ...]:
         if inside and m and m.group(1) != "custom": names.append(m.group(1))
     return tuple(names)
 
+
+# %% ../nbs/30_video.ipynb #c030t
+@dataclass(frozen=True)
+class Transition:
+    "A transition between two shots: an ffmpeg `xfade` kind, a `custom` xfade expression, or a small filter composition."
+    kind: str                 # the xfade transition; "custom": `expr`; "zoomblend"/"whip": ytempire's compositions
+    description: str
+    expr: str = ""            # xfade custom expression (P runs from 1 to 0; A is the outgoing, B the incoming picture)
+
+TRANSITIONS: dict[str, Transition] = {
+    "fade": Transition("fade", "crossfade"),
+    "dissolve": Transition("dissolve", "pixel dissolve"),
+    "fadeblack": Transition("fadeblack", "dip to black"),
+    "fadewhite": Transition("fadewhite", "dip to white (a flash)"),
+    "wipeleft": Transition("wipeleft", "hard wipe to the left"),
+    "wiperight": Transition("wiperight", "hard wipe to the right"),
+    "slideleft": Transition("slideleft", "the new shot pushes the old one out to the left"),
+    "slideup": Transition("slideup", "the new shot pushes the old one up"),
+    "smoothleft": Transition("smoothleft", "soft-edged wipe to the left"),
+    "smoothup": Transition("smoothup", "soft-edged wipe upwards"),
+    "circleopen": Transition("circleopen", "iris opening from the centre"),
+    "radial": Transition("radial", "clock wipe"),
+    "zoomin": Transition("zoomin", "the old shot zooms into the new one"),
+    "hblur": Transition("hblur", "horizontal blur blend"),
+    "diagtl": Transition("diagtl", "diagonal wipe from the top left"),
+    "pixelize": Transition("pixelize", "pixelate out and in"),
+    # ytempire's own
+    "blinds": Transition("custom", "venetian blinds: twelve horizontal slats open onto the new shot",
+                         "if(lt(mod(Y,H/12),(1-P)*H/12),B,A)"),
+    "diamond": Transition("custom", "a diamond opening from the centre", "if(lt(abs(X/W-0.5)+abs(Y/H-0.5),1-P),B,A)"),
+    "zoomblend": Transition("zoomblend", "the old shot pushes in 12 % while dissolving into the new one, which settles from 12 % in"),
+    "whip": Transition("whip", "whip pan: the new shot pushes in from the right with motion blur"),
+}
+
+def transition_names(ffmpeg: str | None = None) -> list[str]:
+    "The registry's transitions (with `ffmpeg`: those its `xfade` can render; all of them with the pinned ffmpeg)."
+    known = set(xfade_transitions(ffmpeg)) if ffmpeg else None
+    return [n for n, t in TRANSITIONS.items() if known is None or t.kind in ("custom", "zoomblend", "whip") or t.kind in known]
+
+TEMPLATE_TRANSITIONS = {       # a tasteful set per script template (scripts.TEMPLATES); others use the explainer's
+    "explainer": ("fade", "smoothleft", "zoomblend", "circleopen", "slideleft"),
+    "listicle": ("slideleft", "slideup", "whip", "wipeleft", "blinds"),
+    "how-to": ("slideleft", "smoothleft", "wipeleft", "fade", "zoomblend"),
+    "news-recap": ("whip", "slideleft", "fadewhite", "wiperight", "diagtl"),
+    "review": ("fade", "smoothup", "diamond", "slideup", "zoomblend"),
+    "story": ("fade", "dissolve", "fadeblack", "zoomblend"),
+    "myth-vs-fact": ("wipeleft", "pixelize", "fadewhite", "radial"),
+    "short": ("whip", "zoomin", "slideup", "zoomblend"),
+    "dialogue": ("fade", "smoothleft", "slideleft"),
+}
+
+def pick_transition(setting: str, # `[video] transition`: none, a name, a comma-separated list, or auto
+                    template: str, index: int, # the shot the transition leads into (1 = the first cut)
+                    seed: int = 0) -> str:
+    "The transition into shot `index`: the named one, the list's next, or (auto) one of the template's set, never twice in a row."
+    names = [n.strip() for n in setting.split(",") if n.strip()] or ["none"]
+    if index < 1: return "none"
+    if names != ["auto"]: return names[(index - 1) % len(names)]
+    choices, prev = TEMPLATE_TRANSITIONS.get(template, TEMPLATE_TRANSITIONS["explainer"]), None
+    for k in range(1, index + 1):
+        pool = [c for c in choices if c != prev]
+        prev = pool[zlib.crc32(f"{seed}:{k}".encode()) % len(pool)]
+    return prev
+
+
+# %% ../nbs/30_video.ipynb #c030e
+def _grid(n: int = 17):
+    import numpy as np
+    v = np.linspace(0, 1, n)
+    b, g, r = np.meshgrid(v, v, v, indexing="ij")            # .cube order: red varies fastest
+    return np.stack([r, g, b], -1).reshape(-1, 3)
+
+def _luma(c): return c @ [0.2126, 0.7152, 0.0722]
+
+def _saturate(c, k): l = _luma(c)[:, None]; return l + (c - l) * k
+
+def _curve(c, k):
+    "An S-curve of contrast `k` around mid grey (smoothstep blend)."
+    s = c * c * (3 - 2 * c); return c + (s - c) * k
+
+GRADES = {   # name -> (description, RGB -> RGB on [0, 1])
+    "warm": ("golden: reds up, blues down, a touch of contrast", lambda c: _curve(c * [1.06, 1.0, 0.88] + [0.015, 0.005, 0], 0.25)),
+    "cool": ("cool daylight: blues up, reds down", lambda c: _curve(c * [0.92, 0.99, 1.07], 0.2)),
+    "teal-orange": ("the blockbuster look: teal shadows, orange highlights and skin",
+                    lambda c: _curve(_saturate(c + (_luma(c)[:, None] - 0.5) * [0.16, 0.02, -0.16], 1.15), 0.3)),
+    "film": ("faded film: lifted blacks, soft S-curve, muted colour, warm highlights",
+             lambda c: 0.05 + 0.9 * _curve(_saturate(c, 0.8) * [1.02, 1.0, 0.96], 0.45)),
+    "mono": ("black and white with a little contrast", lambda c: _curve(np.repeat(_luma(c)[:, None], 3, 1), 0.3)),
+    "vivid": ("punchy: saturation up 35 %, contrast up", lambda c: _curve(_saturate(c, 1.35), 0.35)),
+}
+
+def grade_lut(name: str, folder: Path, n: int = 17) -> Path:
+    "Write grade `name` as an n^3 .cube 3D LUT (for ffmpeg `lut3d`) in `folder`; returns its path."
+    import numpy as np
+    if name not in GRADES: raise ConfigError(f"[video] grade = {name!r} is unknown; set it to none or one of: {', '.join(GRADES)}")
+    out = Path(folder) / f"grade-{name}.cube"
+    if not out.exists():
+        rgb_ = np.clip(GRADES[name][1](_grid(n)), 0, 1)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(out) as tmp:
+            tmp.write_text(f"TITLE \"ytempire {name}\"\nLUT_3D_SIZE {n}\n" + "\n".join(f"{r:.5f} {g:.5f} {b:.5f}" for r, g, b in rgb_) + "\n")
+    return out
+
+def _esc(p: Path) -> str:
+    "A path quoted for an ffmpeg filter option."
+    return "'" + str(p).replace("\\", "/").replace("'", r"'\''").replace(":", r"\:") + "'"
+
+@dataclass(frozen=True)
+class Effect:
+    "A picture effect: what it does and its ffmpeg filter for an amount (and the frame size, and a folder for files)."
+    description: str
+    build: object            # (amount: float, w: int, h: int, folder: Path) -> filter text
+
+EFFECTS: dict[str, Effect] = {
+    "vignette": Effect("darkens the corners (strength 0-1: the lens angle of ffmpeg `vignette`)",
+                       lambda a, w, h, d: f"vignette=angle={0.25 + 0.75 * min(max(a, 0), 1):.3f}"),
+    "grain": Effect("film grain (0-30: the strength of ffmpeg `noise` on luma)", lambda a, w, h, d: f"noise=c0s={round(a)}:c0f=u"),
+    "blur": Effect("blurred fill: the picture fitted over a blurred, darkened copy of itself (media of another aspect)",
+                   lambda a, w, h, d: _blur_fill(w, h)),
+    "cover": Effect("cover fill: scaled to cover the frame and cropped", lambda a, w, h, d: _cover(w, h)),
+    "grade": Effect("colour grade of the whole picture: a 3D LUT (lut3d) of a GRADES preset, applied before captions and overlays",
+                    lambda a, w, h, d: f"lut3d=file={_esc(grade_lut(a, d))}:interp=tetrahedral"),
+}
+
+_UNIQUE = __import__('itertools').count()
+
+def _cover(w: int, h: int) -> str:
+    return f"scale={w}:{h}:force_original_aspect_ratio=increase:out_color_matrix=bt709:out_range=tv,crop={w}:{h}"
+
+def _blur_fill(w: int, h: int) -> str:
+    "A filter chain (one input, one output) fitting the picture over a blurred, darkened copy of itself."
+    sw, sh = max(2, w // 8 // 2 * 2), max(2, h // 8 // 2 * 2)      # blur small, then scale up: cheap for any size
+    fa, fb, fc, fd = (f"bf{next(_UNIQUE)}" for _ in range(4))     # labels unique in the whole graph
+    return (f"split=2[fa][fb];[fa]scale={sw}:{sh}:force_original_aspect_ratio=increase,crop={sw}:{sh},boxblur=4:2,"
+            f"scale={w}:{h}:flags=bicubic,eq=brightness=-0.08:saturation=0.9[fc];"
+            f"[fb]scale={w}:{h}:force_original_aspect_ratio=decrease:out_color_matrix=bt709:out_range=tv[fd];"
+            f"[fc][fd]overlay=x=(W-w)/2:y=(H-h)/2")
+
+def effect_chain(effects: list[str], # "name" or "name:amount", e.g. ["vignette:0.25", "grain:8"]
+                 w: int, h: int, folder: Path) -> str:
+    "The filters of a shot's effects, comma-joined ('' when none)."
+    out = []
+    for e in effects:
+        name, _, amount = e.partition(":")
+        if name not in EFFECTS or name in ("blur", "cover"):
+            raise StageError(f"unknown shot effect {e!r}; use one of: vignette, grain, grade")
+        a = amount if name == "grade" else float(amount or 1)
+        if name == "grade" and a in ("", "none"): continue
+        if a: out.append(EFFECTS[name].build(a, w, h, folder))
+    return ",".join(out)
+
+def picture_effects(settings: Settings) -> list[str]:
+    "`Shot.effects` for a picture or clip from `[video] vignette` and `grain` (cards get none)."
+    v, g = settings.getfloat("video", "vignette"), settings.getfloat("video", "grain")
+    return ([f"vignette:{v:g}"] if v > 0 else []) + ([f"grain:{g:g}"] if g > 0 else [])
+
+
+# %% ../nbs/30_video.ipynb #c030c
 def check_video_inputs(settings: Settings):
     "Fail in one line on `[video]` settings the renderer cannot honour."
     v = lambda k: settings.get("video", k)
@@ -236,10 +402,36 @@ def check_video_inputs(settings: Settings):
         raise ConfigError(f"[video] codec = {v('codec')!r} is not supported; set it to one of: {', '.join(CODECS)}")
     if v("motion") not in MOTIONS:
         raise ConfigError(f"[video] motion = {v('motion')!r} is unknown; set it to one of: {', '.join(MOTIONS)}")
-    names = xfade_transitions(find_tool(settings, "ffmpeg"))
-    if v("transition") != "none" and v("transition") not in names:
-        raise ConfigError(f"[video] transition = {v('transition')!r} is not an ffmpeg xfade transition; "
-                          f"set it to none (cuts) or one of: {', '.join(names)}")
+    if v("hwaccel") not in HWACCELS:
+        raise ConfigError(f"[video] hwaccel = {v('hwaccel')!r} is unknown; set it to one of: {', '.join(HWACCELS)}")
+    names = transition_names(find_tool(settings, "ffmpeg"))
+    for t in (n.strip() for n in v("transition").split(",")):
+        if t not in names and t not in ("none", "auto"):
+            raise ConfigError(f"[video] transition = {v('transition')!r}: {t!r} is not a transition; "
+                              f"set it to auto, none (cuts), a comma-separated list, or one of: {', '.join(names)}")
+    if v("grade") not in ("none", *GRADES):
+        raise ConfigError(f"[video] grade = {v('grade')!r} is unknown; set it to none or one of: {', '.join(GRADES)}")
+    if v("fill") not in ("blur", "cover"):
+        raise ConfigError(f"[video] fill = {v('fill')!r} is unknown; set it to blur or cover")
+    try: parse_bitrates(v("bitrates"))
+    except ValueError: raise ConfigError(f"[video] bitrates = {v('bitrates')!r} is not a list of height:rate (e.g. 1080:8M); fix it") from None
+
+def parse_bitrates(text: str) -> dict[int, str]:
+    "`[video] bitrates` ('720:5M, 1080:8M') as {height: rate}."
+    out = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        h, rate = part.split(":")
+        if not re.fullmatch(r"\d+(\.\d+)?[kKmM]?", rate.strip()): raise ValueError(rate)
+        out[int(h)] = rate.strip()
+    return out
+
+def target_bitrate(w: int, h: int, settings: Settings) -> str:
+    "YouTube's recommended peak bitrate for a frame size: the entry for the frame's short side (the nearest at or above it)."
+    table = parse_bitrates(settings.get("video", "bitrates"))
+    if not table: return ""
+    short = min(w, h)
+    return table[min((k for k in table if k >= short), default=max(table))]
+
 
 # %% ../nbs/30_video.ipynb #c033
 RISE_SECONDS = 0.7          # how long a card's title takes to rise into place
@@ -272,6 +464,20 @@ class Piece:
     b: int
     start: int         # first output frame
 
+def moving(shot: Shot) -> bool:
+    "Whether every frame of the shot differs from the last (a clip, Ken Burns, parallax)."
+    return shot.kind == "clip" or shot.motion in ("kenburns", "parallax")
+
+def overlay_frames_of(tl: Timeline) -> set[int]:
+    "Output frames where an overlay appears, changes or animates (ytempire.overlays.overlay_frames when present)."
+    if not tl.overlays: return set()
+    try:
+        from ytempire.overlays import overlay_frames
+        return set(overlay_frames(tl))
+    except ImportError:                  # without the overlays module: every frame an overlay is on screen (safe)
+        fps = tl.format.fps
+        return {k for o in tl.overlays for k in range(_frames(o.start, fps), _frames(o.end, fps) + 1)}
+
 class Plan:
     "Where every output frame comes from, which frames change, and where the render may be cut into chunks."
     def __init__(self, tl: Timeline):
@@ -283,9 +489,10 @@ class Plan:
             shot = tl.shots[i]
             self.pieces.append(Piece("shot", i, sg["head"], sg["head"] + sg["body"], frame))
             self.keep.add(frame)
-            moving = sg["body"] if shot.motion == "pan" else (max(0, rise - sg["head"]) if shot.motion == "rise" and shot.layer else 0)
-            self.keep.update(range(frame, frame + moving))
-            self.static_from[i] = frame + moving if shot.motion != "pan" else None
+            whole = shot.motion == "pan" or moving(shot)                     # every frame of the shot changes
+            moves = sg["body"] if whole else (max(0, rise - sg["head"]) if shot.motion == "rise" and shot.layer else 0)
+            self.keep.update(range(frame, frame + moves))
+            self.static_from[i] = None if whole else frame + moves
             frame += sg["body"]
             if sg["tail"]:
                 self.pieces.append(Piece("xfade", i, sg["n"] - sg["tail"], sg["n"], frame))
@@ -293,17 +500,20 @@ class Plan:
         self.total = frame
         for c in (tl.captions.images if tl.captions else []):
             self.keep.update(min(frame - 1, math.ceil(t * fps - 1e-6)) for t in (c.start, c.end))
+        self.keep.update(overlay_frames_of(tl))
         self.keep.add(frame - 1)
 
     def chunks(self, max_shots: int) -> list[tuple[int, int]]:
-        "Frame ranges of at most `max_shots` shots each, cut in the middle of a still hold (never in a transition or animation)."
+        """Frame ranges of at most `max_shots` shots each, cut in the middle of a still hold, or where a moving shot
+        (Ken Burns, parallax, a clip) has none, at the end of its body: never inside a transition or animation."""
         cuts, count = [0], 0
         for p in self.pieces:
             if p.kind != "shot": continue
             count += 1
             hold_from, end = self.static_from.get(p.shot), p.start + (p.b - p.a)
-            if count >= max_shots and hold_from is not None and end - hold_from >= 4 and p.shot < len(self.tl.shots) - 1:
-                cuts.append((hold_from + end) // 2); count = 0
+            if count < max_shots or p.shot == len(self.tl.shots) - 1: continue
+            if hold_from is not None and end - hold_from >= 4: cuts.append((hold_from + end) // 2); count = 0
+            elif hold_from is None and end > cuts[-1]: cuts.append(end); count = 0
         return list(zip(cuts, cuts[1:] + [self.total]))
 
 # %% ../nbs/30_video.ipynb #c040
@@ -314,6 +524,7 @@ class Graph:
         self.parts: list[str] = []
         self.sources: dict[str, tuple[str, list[str]]] = {}   # name -> (chain producing it, labels of its uses)
         self.n = 0
+        self.shots: set[int] = set()                           # shots whose inputs are in
 
     def label(self, prefix: str) -> str:
         "A new, unique stream label."
@@ -343,18 +554,28 @@ class Graph:
 def _loop(src: str, frames: int, fps: int) -> str:
     return f"[{src}]loop=loop={frames - 1}:size=1:start=0,settb=1/{fps},setpts=N"
 
+def _fill(shot: Shot, w: int, h: int) -> str:
+    "The filters fitting a shot's picture (or clip frame) to w x h, with its effects, in BT.709 YUV 4:2:0."
+    fit = _blur_fill(w, h) if shot.fill == "blur" else _cover(w, h)
+    fx = effect_chain(shot.effects, w, h, None)
+    return fit + (f",{fx}" if fx else "") + ",format=yuv420p,setsar=1"
+
 def add_shot_sources(g: Graph, tl: Timeline, i: int):
-    "Inputs of shot i: its background (BT.709 YUV, covering the frame), its title layer, and the card they make."
+    "Inputs of shot i: its background (BT.709 YUV, filling the frame, its effects applied), title layer, and the card they make."
     shot, fps, w, h = tl.shots[i], tl.format.fps, tl.format.width, tl.format.height
     scale = 1.08 if shot.motion == "pan" else 1.0
     bw, bh = round(w * scale) // 2 * 2, round(h * scale) // 2 * 2
-    bg = g.input(["-framerate", str(fps), "-i", str(shot.visual)])
-    g.source(f"bg{i}", f"[{bg}:v]scale={bw}:{bh}:force_original_aspect_ratio=increase:out_color_matrix=bt709:out_range=tv,"
-                       f"crop={bw}:{bh},format=yuv420p")
-    if shot.layer is None:
-        g.sources[f"card{i}"] = g.sources.pop(f"bg{i}"); return
-    ly = g.input(["-framerate", str(fps), "-i", str(shot.layer)])
-    g.source(f"layer{i}", f"[{ly}:v]format=rgba")
+    if shot.kind == "image":
+        bg = g.input(["-framerate", str(fps), "-i", str(shot.visual)])
+        g.source(f"bg{i}", f"[{bg}:v]{_fill(shot, bw, bh)}")
+    if shot.subject is not None:
+        su = g.input(["-framerate", str(fps), "-i", str(shot.subject)])
+        g.source(f"subject{i}", f"[{su}:v]format=rgba")
+    if shot.layer is not None:
+        ly = g.input(["-framerate", str(fps), "-i", str(shot.layer)])
+        g.source(f"layer{i}", f"[{ly}:v]format=rgba")
+    if moving(shot): return                              # pictures that move get their title overlaid per frame
+    if shot.layer is None: g.sources[f"card{i}"] = g.sources.pop(f"bg{i}"); return
     dx, dy = (bw - w) // 2, (bh - h) // 2
     g.source(f"card{i}", f"[{g.use(f'bg{i}')}][{g.use(f'layer{i}')}]overlay=x={shot.layer_x + dx}:y={shot.layer_y + dy}:format=yuv420")
 
@@ -368,29 +589,119 @@ def still(g: Graph, tl: Timeline, i: int, a: int, b: int) -> str:
     g.parts.append(chain + f"[{out}]")
     return out
 
-def rise(g: Graph, tl: Timeline, i: int, a: int, b: int) -> str:
+def rise(g: Graph, tl: Timeline, i: int, a: int, b: int, bg: str | None = None # frames [0, b) of the picture under the title (default: the still)
+        ) -> str:
     "Frames [a, b) of shot i's title animation (the whole animation is built, then trimmed)."
     shot, fps = tl.shots[i], tl.format.fps
-    bg, layer, out = g.label("s"), g.label("l"), g.label("r")
+    layer, out = g.label("l"), g.label("r")
     drop, na = round(tl.format.height * 0.035), _frames(RISE_SECONDS, fps)
     ease = f"pow(1-min(t/{RISE_SECONDS},1),3)"
-    g.parts.append(_loop(g.use(f"bg{i}"), na, fps) + f"[{bg}]")
+    if bg is None:
+        bg = g.label("s"); g.parts.append(_loop(g.use(f"bg{i}"), na, fps) + f"[{bg}]")
     g.parts.append(_loop(g.use(f"layer{i}"), na, fps) + f",fade=t=in:st=0:d={RISE_SECONDS * 0.8:.3f}:alpha=1[{layer}]")
     g.parts.append(f"[{bg}][{layer}]overlay=x={shot.layer_x}:y='{shot.layer_y}+{drop}*{ease}':format=yuv420:eval=frame,"
                    f"trim=start_frame={a}:end_frame={b},setpts=PTS-STARTPTS[{out}]")
     return out
 
-def shot_range(g: Graph, tl: Timeline, i: int, a: int, b: int) -> str:
+
+# %% ../nbs/30_video.ipynb #c043k
+KB_FOCI = ((0, 0), (-0.7, -0.5), (0.7, -0.5), (-0.6, 0.5), (0.6, 0.5), (0.8, 0), (-0.8, 0))   # where a Ken Burns zoom heads
+
+def kenburns_path(seed: int, amount: float) -> tuple[float, float, float, float]:
+    "(zoom at the start, zoom at the end, focus x, focus y in -1..1) of a Ken Burns move: in or out, towards a point."
+    r = zlib.crc32(f"kb{seed}".encode())
+    fx, fy = KB_FOCI[(r >> 1) % len(KB_FOCI)]
+    return (1.0, 1 + amount, fx, fy) if r % 2 == 0 else (1 + amount, 1.0, fx, fy)
+
+def window(z0: float, z1: float, fx: float, fy: float, a: int, n: int) -> str:
+    "A `perspective` filter showing at frame k = a + (its input frame count) of n the window zoomed z(k) towards (fx, fy)."
+    # the window's corners are real numbers: the picture is resampled (bilinear) at sub-pixel positions, so a slow zoom
+    # glides instead of stepping a pixel at a time as `zoompan` and `crop` do
+    z = f"({z0:.5f}+{z1 - z0:.5f}*(in+{a})/{max(1, n - 1)})"
+    l, t, s = f"(W*(1-1/{z})*{(1 + fx) / 2:.4f})", f"(H*(1-1/{z})*{(1 + fy) / 2:.4f})", f"(1/{z})"
+    r, b = f"({l}+W*{s})", f"({t}+H*{s})"
+    return (f"perspective=x0='{l}':y0='{t}':x1='{r}':y1='{t}':x2='{l}':y2='{b}':x3='{r}':y3='{b}'"
+            f":interpolation=linear:eval=frame")
+
+def _subject(g: Graph, tl: Timeline, i: int, a: int, b: int, video: str, amount: float) -> str:
+    "Parallax: shot i's cut-out subject over `video` (frames [a, b)), drifting 3 % of the width and growing faster than the background."
+    shot, fps, w = tl.shots[i], tl.format.fps, tl.format.width
+    n = max(1, _frames(shot.end - shot.start, fps) - 1)
+    sw, sh = Image.open(shot.subject).size
+    side = -1 if zlib.crc32(f"px{shot.motion_seed}".encode()) % 2 else 1
+    d, zs = side * round(w * 0.03), 1.5 * amount
+    m = (abs(d) + math.ceil(max(sw, sh) * zs / 2) + 4) // 2 * 2                 # room for the move inside the subject's canvas
+    k, p = f"(1+{zs:.4f}*(in+{a})/{n})", f"((in+{a})/{n})"
+    l, t = f"(W/2-{d}*{p}/{k}-W/(2*{k}))", f"(H/2-H/(2*{k}))"
+    r, bo = f"({l}+W/{k})", f"({t}+H/{k})"
+    lab, out = g.label("p"), g.label("v")
+    g.parts.append(_loop(g.use(f"subject{i}"), b - a, fps) + f",pad={sw + 2 * m}:{sh + 2 * m}:{m}:{m}:color=black@0,format=yuva420p,"
+                   f"perspective=x0='{l}':y0='{t}':x1='{r}':y1='{t}':x2='{l}':y2='{bo}':x3='{r}':y3='{bo}':interpolation=linear:eval=frame[{lab}]")
+    g.parts.append(f"[{video}][{lab}]overlay=x={shot.subject_x - m}:y={shot.subject_y - m}:format=yuv420[{out}]")
+    return out
+
+def picture(g: Graph, tl: Timeline, i: int, a: int, b: int, amount: float) -> str:
+    "Frames [a, b) of shot i's moving picture: the clip, or the still with its Ken Burns move, and a parallax subject."
+    shot, fps, w, h, out = tl.shots[i], tl.format.fps, tl.format.width, tl.format.height, g.label("m")
+    n = _frames(shot.end - shot.start, fps)
+    if shot.kind == "clip":             # read from the shot's frame a on; a clip shorter than the shot loops
+        k = g.input(["-stream_loop", "-1", "-ss", f"{shot.clip_start + a / fps:.3f}", "-t", f"{(b - a) / fps + 1:.3f}", "-i", str(shot.visual)])
+        g.parts.append(f"[{k}:v]fps={fps},{_fill(shot, w, h)},trim=end_frame={b - a},settb=1/{fps},setpts=N[{out}]")
+    else:
+        zoom = amount * (0.5 if shot.motion == "parallax" else 1)
+        chain = _loop(g.use(f"bg{i}"), b - a, fps)
+        if zoom > 0: chain += "," + window(*kenburns_path(shot.motion_seed, zoom), a, n)
+        g.parts.append(chain + f"[{out}]")
+    if shot.motion == "parallax" and shot.subject is not None and amount > 0:
+        return _subject(g, tl, i, a, b, out, amount)
+    return out
+
+def shot_range(g: Graph, tl: Timeline, i: int, a: int, b: int, amount: float = 0.08 # Ken Burns zoom ([video] kenburns)
+              ) -> str:
     "Frames [a, b) of shot i as one labelled stream (the shot's inputs are added on first use)."
-    shot = tl.shots[i]
-    if f"card{i}" not in g.sources: add_shot_sources(g, tl, i)      # only the shots a chunk shows become inputs
-    if shot.motion != "rise" or shot.layer is None: return still(g, tl, i, a, b)
-    na = _frames(RISE_SECONDS, tl.format.fps)
-    parts = ([rise(g, tl, i, a, min(b, na))] if a < na else []) + ([still(g, tl, i, max(a, na), b)] if b > na else [])
+    shot, fps = tl.shots[i], tl.format.fps
+    if i not in g.shots: add_shot_sources(g, tl, i); g.shots.add(i)     # only the shots a chunk shows become inputs
+    na = _frames(RISE_SECONDS, fps)
+    animated = shot.layer is not None and shot.motion in ("rise", "parallax")
+    if not moving(shot):
+        if not animated: return still(g, tl, i, a, b)
+        parts = ([rise(g, tl, i, a, min(b, na))] if a < na else []) + ([still(g, tl, i, max(a, na), b)] if b > na else [])
+    else:
+        parts = []
+        if animated and a < na:                     # the title rises over the moving picture
+            parts.append(rise(g, tl, i, a, min(b, na), picture(g, tl, i, 0, min(b, na), amount)))
+        if b > (s := max(a, na) if animated else a):
+            v = picture(g, tl, i, s, b, amount)
+            if shot.layer is not None:
+                o = g.label("o")
+                g.parts.append(f"[{v}][{g.use(f'layer{i}')}]overlay=x={shot.layer_x}:y={shot.layer_y}:format=yuv420[{o}]"); v = o
+            parts.append(v)
     if len(parts) == 1: return parts[0]
     out = g.label("c")
     g.parts.append(f"[{parts[0]}][{parts[1]}]concat=n=2:v=1:a=0[{out}]")
     return out
+
+
+# %% ../nbs/30_video.ipynb #c043x
+def add_transition(g: Graph, tl: Timeline, name: str, a: str, b: str, n: int) -> str:
+    "Blend stream `a` (the outgoing shot's last n frames) into `b` (the incoming shot's first n) with transition `name`."
+    if name not in TRANSITIONS:
+        raise StageError(f"unknown transition {name!r} in the timeline; use one of: {', '.join(TRANSITIONS)}")
+    t, fps, out = TRANSITIONS[name], tl.format.fps, g.label("x")
+    x = f"duration={n / fps:.4f}:offset=0"
+    if t.kind == "zoomblend":                         # both pictures move: the old pushes in, the new settles
+        za, zb = g.label("za"), g.label("zb")
+        g.parts.append(f"[{a}]{window(1.0, 1.12, 0, 0, 0, n)}[{za}]")
+        g.parts.append(f"[{b}]{window(1.12, 1.0, 0, 0, 0, n)}[{zb}]")
+        g.parts.append(f"[{za}][{zb}]xfade=transition=fade:{x}[{out}]")
+    elif t.kind == "whip":                            # a push, blurred along the motion while it is fastest
+        d, sigma = n / fps, max(2, round(tl.format.width / 60))
+        g.parts.append(f"[{a}][{b}]xfade=transition=slideleft:{x},"
+                       f"gblur=sigma={sigma}:sigmaV=0.01:enable='between(t,{d * 0.2:.3f},{d * 0.8:.3f})'[{out}]")
+    elif t.kind == "custom": g.parts.append(f"[{a}][{b}]xfade=transition=custom:expr='{t.expr}':{x}[{out}]")
+    else: g.parts.append(f"[{a}][{b}]xfade=transition={t.kind}:{x}[{out}]")
+    return out
+
 
 # %% ../nbs/30_video.ipynb #c046
 def write_caption_list(images: list[TimedImage], path: Path, duration: float) -> Path:
@@ -475,7 +786,7 @@ def render_args(tl: Timeline, settings: Settings, plan: Plan, encoder: list[str]
                 frames: tuple[int, int] | None = None, # output frames [f0, f1) to render (default: all)
                 audio: bool = True, container: str = "mp4") -> list[str]:
     "ffmpeg arguments (inputs, graph, maps, encoding; no output path) rendering output frames `frames`."
-    g, fps = Graph(), tl.format.fps
+    g, fps, kb = Graph(), tl.format.fps, settings.getfloat("video", "kenburns")
     f0, f1 = frames or (0, plan.total)
     # 1. the pieces in range (chunks are cut only inside still holds), concatenated
     streams = []
@@ -483,18 +794,25 @@ def render_args(tl: Timeline, settings: Settings, plan: Plan, encoder: list[str]
         n = p.b - p.a
         if p.start + n <= f0 or p.start >= f1: continue
         if p.kind == "xfade":
-            a, b, out = shot_range(g, tl, p.shot, p.a, p.b), shot_range(g, tl, p.shot + 1, 0, n), g.label("x")
-            g.parts.append(f"[{a}][{b}]xfade=transition={tl.shots[p.shot + 1].transition}:duration={n / fps:.4f}:offset=0[{out}]")
-            streams.append(out)
-        else: streams.append(shot_range(g, tl, p.shot, p.a + max(0, f0 - p.start), p.b - max(0, p.start + n - f1)))
+            a, b = shot_range(g, tl, p.shot, p.a, p.b, kb), shot_range(g, tl, p.shot + 1, 0, n, kb)
+            streams.append(add_transition(g, tl, tl.shots[p.shot + 1].transition, a, b, n))
+        else: streams.append(shot_range(g, tl, p.shot, p.a + max(0, f0 - p.start), p.b - max(0, p.start + n - f1), kb))
     video = g.label("base")
     g.parts.append("".join(f"[{x}]" for x in streams) + f"concat=n={len(streams)}:v=1:a=0[{video}]")
     # 2. variable frame rate: keep only frames that change (transitions, animations, caption changes)
     if tl.format.vfr:
         keep, sel = {k - f0 for k in plan.keep if f0 <= k < f1} | {0, f1 - f0 - 1}, g.label("sel")
         g.parts.append(f"[{video}]select='{keep_expr(frame_runs(keep))}'[{sel}]"); video = sel
-    # 3. captions, audio, encoding
+    # 3. the colour grade of the whole picture, then captions and overlays on top, audio, encoding
+    if tl.format.grade not in ("", "none"):
+        graded = g.label("g")
+        g.parts.append(f"[{video}]{EFFECTS['grade'].build(tl.format.grade, tl.format.width, tl.format.height, work)}[{graded}]"); video = graded
     video = overlay_captions(g, tl, video, f0 / fps, f1 / fps, work / f"captions-{f0}.ffconcat")
+    if tl.overlays:
+        from ytempire.overlays import apply_overlays        # imported here: the renderer works without the overlays module
+        video = apply_overlays(g, tl, video, f0 / fps, f1 / fps, work)
+    if any(str(e).endswith("_vaapi") for e in encoder):     # VAAPI encodes GPU surfaces: upload the frames
+        up = g.label("hw"); g.parts.append(f"[{video}]format=nv12,hwupload[{up}]"); video = up
     sound = mix_audio(g, tl.audio, settings) if audio else None
     timing = ["-fps_mode", "passthrough"] if tl.format.vfr else ["-fps_mode", "cfr", "-r", str(fps)]
     return [*g.args(), "-map", f"[{video}]", *(_audio_out(sound, tl.format) if sound else []), *timing,
@@ -525,22 +843,52 @@ def nvenc_works(ffmpeg: str, encoder: str = "h264_nvenc") -> bool:
                         "-c:v", encoder, "-f", "null", "-"], capture_output=True, timeout=60)
     return r.returncode == 0
 
+VAAPI_DEVICE = "/dev/dri/renderD128"
+SVT_PRESETS = {"ultrafast": 12, "superfast": 11, "veryfast": 10, "faster": 9, "fast": 8, "medium": 6, "slow": 4, "slower": 3, "veryslow": 2}
+
+@lru_cache(maxsize=None)
+def vaapi_works(ffmpeg: str, encoder: str = "h264_vaapi", device: str = VAAPI_DEVICE) -> bool:
+    "Whether a VAAPI encoder can really encode here (a render node and a driver that takes frames)."
+    if encoder not in ffmpeg_encoders(ffmpeg) or not os.path.exists(device): return False
+    r = subprocess.run([ffmpeg, "-hide_banner", "-loglevel", "error", "-vaapi_device", device, "-f", "lavfi", "-i", "color=s=256x256:d=0.2",
+                        "-vf", "format=nv12,hwupload", "-c:v", encoder, "-f", "null", "-"], capture_output=True, timeout=60)
+    return r.returncode == 0
+
 def encoder_args(fmt: OutputFormat, ffmpeg: str) -> tuple[str, list[str]]:
-    "(encoder name, ffmpeg arguments) for the output format."
+    """(encoder name, ffmpeg arguments) for the output format, as YouTube's upload guidance asks: High profile, 4:2:0,
+    closed GOPs of half the frame rate, two consecutive B-frames (none at variable frame rate), the crf capped at the
+    resolution's recommended bitrate (`fmt.bitrate`)."""
     if fmt.codec not in CODECS: raise ConfigError(f"[video] codec = {fmt.codec!r} is not supported; set it to one of: {', '.join(CODECS)}")
-    cpu, gpu = CODECS[fmt.codec]
-    common = ["-pix_fmt", "yuv420p", "-profile:v", "high" if fmt.codec == "h264" else "main"]
+    if fmt.hwaccel not in HWACCELS: raise ConfigError(f"[video] hwaccel = {fmt.hwaccel!r} is unknown; set it to one of: {', '.join(HWACCELS)}")
+    cpu, gpu, va = CODECS[fmt.codec]
+    gop = ["-g", str(max(1, fmt.fps // 2))]
     # variable frame rate goes without B-frames: with them the MP4 muxer shortens the video track by the reorder delay
-    common += ["-bf", "0"] if fmt.vfr else []
-    common += ["-tag:v", "hvc1"] if fmt.codec == "hevc" else []
+    bf = ["-bf", "0" if fmt.vfr else "2"]
+    profile = ["-profile:v", "high" if fmt.codec == "h264" else "main"]
+    tag = ["-tag:v", "hvc1"] if fmt.codec == "hevc" else []
+    cap = ["-maxrate", fmt.bitrate, "-bufsize", _double(fmt.bitrate)] if fmt.bitrate else []
     if fmt.hwaccel in ("auto", "nvenc") and nvenc_works(ffmpeg, gpu):
-        return gpu, ["-c:v", gpu, "-preset", "p5", "-tune", "hq", "-rc", "vbr", "-cq", str(fmt.crf + 2), "-b:v", "0", *common]
+        return gpu, ["-c:v", gpu, "-preset", "p5", "-tune", "hq", "-rc", "vbr", "-cq", str(fmt.crf + 2), "-b:v", "0", *cap,
+                     "-pix_fmt", "yuv420p", *(profile if fmt.codec != "av1" else []), *gop, *bf, *tag]
     if fmt.hwaccel == "nvenc":
         raise ToolError(f"[video] hwaccel = nvenc, but NVENC does not work here ({gpu}: no NVIDIA GPU or driver); set [video] hwaccel = auto or none")
+    if fmt.hwaccel in ("auto", "vaapi") and vaapi_works(ffmpeg, va):
+        return va, ["-vaapi_device", VAAPI_DEVICE, "-c:v", va, "-qp", str(fmt.crf + 2), *cap, *(profile if fmt.codec != "av1" else []),
+                    *gop, *bf, *tag]
+    if fmt.hwaccel == "vaapi":
+        raise ToolError(f"[video] hwaccel = vaapi, but VAAPI does not work here ({va}: no {VAAPI_DEVICE} or no driver); set [video] hwaccel = auto or none")
     if cpu not in ffmpeg_encoders(ffmpeg):
         raise ToolError(f"this ffmpeg has no {cpu} encoder for [video] codec = {fmt.codec}; set codec = h264 or use an ffmpeg built with {cpu}")
-    quiet = ["-x265-params", "log-level=error"] if cpu == "libx265" else []
-    return cpu, ["-c:v", cpu, "-preset", fmt.preset, "-crf", str(fmt.crf), *common, *quiet]
+    if cpu == "libsvtav1":             # SVT-AV1: numbered presets, its own crf scale (about x264's + 10 for the same look)
+        return cpu, ["-c:v", cpu, "-preset", str(SVT_PRESETS.get(fmt.preset, 10)), "-crf", str(min(63, fmt.crf + 10)), *cap,
+                     "-pix_fmt", "yuv420p", *gop]
+    closed = ["-flags", "+cgop"] if cpu == "libx264" else ["-x265-params", "log-level=error:no-open-gop=1"]
+    return cpu, ["-c:v", cpu, "-preset", fmt.preset, "-crf", str(fmt.crf), *cap, "-pix_fmt", "yuv420p", *profile, *gop, *bf, *closed, *tag]
+
+def _double(rate: str) -> str:
+    "A bitrate such as 8M, doubled (the rate-control buffer: two seconds at the peak rate)."
+    m = re.fullmatch(r"([\d.]+)([kKmM]?)", rate)
+    return f"{float(m.group(1)) * 2:g}{m.group(2)}" if m else rate
 
 @lru_cache(maxsize=None)
 def ffmpeg_major(ffmpeg: str) -> int:
@@ -555,7 +903,7 @@ def output_format(brief: Brief, settings: Settings) -> OutputFormat:
     v = lambda k: settings.get("video", k)
     return OutputFormat(width=w, height=h, fps=settings.getint("video", "fps"), codec=v("codec"), preset=v("preset"),
                         crf=settings.getint("video", "crf"), audio_bitrate=v("audio_bitrate"), vfr=settings.getbool("video", "vfr"),
-                        hwaccel=v("hwaccel"))
+                        hwaccel=v("hwaccel"), grade=v("grade"), bitrate=target_bitrate(w, h, settings))
 
 def _run_with_progress(ff: str, args: list[str], out: Path, graph_file: Path, bar, offset: float) -> int:
     "Run one ffmpeg render, advancing `bar` from `offset` seconds; returns the frames it encoded."
@@ -636,10 +984,11 @@ def plan_video(script: Script, narration: Narration, audio: AudioMix, subtitles:
     "Cards, captions and the mastered soundtrack of a video placed on a Timeline (also written to `timeline.json`)."
     check_video_inputs(settings)
     size = size or brief.size
-    fmt = output_format(brief, settings).model_copy(update={"width": size[0], "height": size[1]})
+    fmt = output_format(brief, settings).model_copy(update={"width": size[0], "height": size[1], "bitrate": target_bitrate(*size, settings)})
     _, pal = palette_for(brief.topic)
     motion, transition = settings.get("video", "motion"), settings.get("video", "transition")
     x = settings.getfloat("video", "transition_seconds") if transition != "none" else 0.0
+    seed = zlib.crc32(brief.topic.encode())
     # 1. one card per scene
     points = [s for s in script.scenes if s.kind == "point"]
     cards = []
@@ -653,7 +1002,7 @@ def plan_video(script: Script, narration: Narration, audio: AudioMix, subtitles:
     # 2. shots on the narration's scene boundaries
     times = shot_times(narration.scene_spans, audio.duration, x)
     shots = [Shot(visual=bg, layer=layer, layer_x=lx, layer_y=ly, start=s, end=e, motion=motion,
-                  transition=transition if i else "none", transition_seconds=x)
+                  transition=pick_transition(transition, script.template, i, seed), transition_seconds=x)
              for i, ((bg, layer, lx, ly), (s, e)) in enumerate(zip(cards, times))]
     # 3. captions and the mastered soundtrack
     captions = render_captions(subtitles.cues, narration.words, size, settings, out_dir / "captions", brief.language)
