@@ -21,10 +21,10 @@ from .sync import caption_style
 
 # %% auto #0
 __all__ = ['LICENCES', 'LIBRARIES', 'MDI_SVG', 'INDEX_VERSION', 'BUNDLED_INDEX', 'EMOJI_MARGIN', 'EMOJI_SIZE', 'NUMBER_RE',
-           'CHART_LICENCE', 'FIT_SHARE', 'library_font', 'Icon', 'emoji_icons', 'mdi_icons', 'IconIndex', 'index_dir',
-           'icon_index', 'match_icons', 'pick_subject', 'emoji_bitmap', 'upscale', 'mdi_badge', 'render_subject',
-           'Quantity', 'find_quantities', 'chart_data', 'stat_graphic', 'bar_chart', 'SceneLayout', 'scene_layout',
-           'headline_layer', 'SceneLayers', 'compose_scene', 'flatten', 'chart_for', 'LibrarySource']
+           'CHART_LICENCE', 'FIT_SHARE', 'OWN_MIN', 'library_font', 'Icon', 'emoji_icons', 'mdi_icons', 'IconIndex',
+           'index_dir', 'icon_index', 'match_icons', 'pick_subject', 'emoji_bitmap', 'upscale', 'mdi_badge',
+           'render_subject', 'Quantity', 'find_quantities', 'chart_data', 'stat_graphic', 'bar_chart', 'SceneLayout',
+           'scene_layout', 'headline_layer', 'SceneLayers', 'compose_scene', 'flatten', 'chart_for', 'LibrarySource']
 
 # %% ../nbs/28_library.ipynb #l006
 LICENCES = Path(str(files("ytempire") / "data" / "licences"))     # the notices of the libraries, shipped with the package
@@ -239,7 +239,7 @@ def mdi_badge(icon: Icon, px: int, palette: tuple[str, ...]) -> Image.Image:
 
 def render_subject(icon: Icon, px: int, out: Path,
                    palette: tuple[str, ...] = ("#0B1120", "#1E293B", "#38BDF8", "#F8FAFC", "#94A3B8"), # design palette
-                   badge: Icon | None = None # a second, Material Design icon shown small at the lower right
+                   badge: Icon | None = None # a second icon shown small at the lower right (a glyph disc, or an emoji sticker)
                   ) -> Path:
     "The icon as a large transparent PNG: an emoji upscaled cleanly as a sticker, a glyph on a badge; with a soft shadow."
     if icon.provider == "noto-emoji": art, outline = upscale(emoji_bitmap(icon.char), round(px * 0.80)), True
@@ -248,6 +248,9 @@ def render_subject(icon: Icon, px: int, out: Path,
     if badge is not None and badge.provider == "mdi":
         b = _shadowed(mdi_badge(badge, round(px * 0.26), palette), round(px * 0.30), False)
         img.alpha_composite(b, (px - b.width, px - b.height - round(px * 0.04)))
+    elif badge is not None:                        # the topic's emoji as a sticker beside the scene's own glyph
+        b = _shadowed(upscale(emoji_bitmap(badge.char), round(px * 0.34)), round(px * 0.40), True)
+        img.alpha_composite(b, (px - b.width, px - b.height))
     with atomic_path(out) as tmp: img.save(tmp, "PNG", compress_level=3)
     return Path(out)
 
@@ -434,16 +437,17 @@ def scene_layout(size: tuple[int, int], settings: Settings) -> SceneLayout:
     st = caption_style(w, h, settings)
     band = round(st["size"] * 1.22) * settings.getint("subtitles", "max_lines") + 2 * st["outline"] + 8
     cap = min(h - st["margin_v"] - band, round(h * 0.78))      # at least the bottom 22 % stays clear for captions
+    lower = round(h * 0.19) if w >= h else round(h * 0.08)       # and above them the slot of 27_overlays' lower third
     if w >= h:
         top = round(h * 0.12)
         side = min(round(w * 0.42), cap - top - round(h * 0.03))
         x1 = w - round(w * 0.05)
         sy = top + (cap - top - side) // 2
-        return SceneLayout((x1 - side, sy, x1, sy + side), (round(w * 0.07), top, x1 - side - round(w * 0.03), cap), cap, "left")
+        return SceneLayout((x1 - side, sy, x1, sy + side), (round(w * 0.07), top, x1 - side - round(w * 0.03), cap - lower), cap, "left")
     top, right = round(h * 0.125), int(w * 0.86)                 # Shorts: YouTube's buttons cover the right 14 %, the top 12 %
     side = min(round(w * 0.62), round((cap - top) * 0.52))
     sx = (round(w * 0.04) + right - side) // 2
-    return SceneLayout((sx, top, sx + side, top + side), (round(w * 0.06), top + side + round(h * 0.015), right, cap - round(h * 0.01)),
+    return SceneLayout((sx, top, sx + side, top + side), (round(w * 0.06), top + side + round(h * 0.015), right, cap - lower),
                        cap, "center")
 
 # %% ../nbs/28_library.ipynb #l041
@@ -566,6 +570,7 @@ def chart_for(scene_text: str, size: tuple[int, int], palette: tuple[str, ...], 
 
 # %% ../nbs/28_library.ipynb #l050
 FIT_SHARE = 0.8      # a not-yet-shown icon "fits" when it scores at least this share of the best icon's score
+OWN_MIN = 0.38       # a scene whose own words match an unshown glyph this well leads with it once the topic's subject is shown
 
 class LibrarySource:
     "The offline visual source: a chart of the scene's numbers, else the best-matching icon as a designed subject."
@@ -593,12 +598,17 @@ class LibrarySource:
         fresh = pick_subject(text, set(ctx.used), ctx.settings)
         icon, score = fresh if fresh and fresh[1] >= best[1] * FIT_SHARE else best
         # 3. a badge: the Material Design glyph for what this scene says, when it adds something
-        said = match_icons(said_text, 1, ("mdi",), {icon.name}, ctx.settings)
+        said = match_icons(said_text, 1, ("mdi",), {icon.name} | set(ctx.used), ctx.settings)
         badge = said[0][0] if said and said[0][1] >= 0.35 and icon.provider == "noto-emoji" else None
+        # the topic's subject is on screen already and this scene's own words have a glyph: the glyph leads, the topic's
+        # emoji becomes its badge (a video of generic scenes is not nine identical volcanoes)
+        if icon.name in ctx.used and badge is not None and said[0][1] >= OWN_MIN:
+            icon, badge, score = badge, icon, said[0][1]
         x0, _, x1, _ = scene_layout(ctx.size, ctx.settings).subject
         render_subject(icon, x1 - x0, out, palette, badge)
-        ctx.used.add(icon.name)
+        ctx.used.update([icon.name] + ([badge.name] if badge else []))
         licence = icon.licence + (f"; badge {badge.name}: {badge.licence}" if badge else "")
         credit = "; ".join(x for x in dict.fromkeys([icon.attribution, badge.attribution if badge else ""]) if x)
-        return ShotVisual(scene=index, kind="design", path=out, source="library", provider=icon.provider, origin=icon.name,
+        return ShotVisual(scene=index, kind="design", path=out, source="library", provider=icon.provider,
+                          origin=f"{icon.name} + {badge.name}" if badge and badge.provider == "noto-emoji" else icon.name,
                           query=query, licence=licence, attribution=credit, score=round(score, 4), width=x1 - x0, height=x1 - x0)

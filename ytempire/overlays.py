@@ -93,6 +93,7 @@ def lower_third(name: str, role: str, size: tuple[int, int], palette: tuple[str,
     u, (x0, _, x1, y1), fonts = _unit(size), safe_area(w, h), overlay_fonts(settings, lang)
     top_c, bottom_c, accent, text, muted = palette
     max_w = (x1 - x0) * (0.6 if w > h else 0.92)
+    if h > w: u *= 0.8          # a Short's tall frame is crowded: the slot 28_library keeps free above the captions is 0.08 h
     pad, bar, gap = round(30 * u), round(10 * u), round(16 * u)
     nf, name = fit_line(name.upper() if fonts["display"][0] == settings.get("video", "title_font") else name,
                         fonts["display"], round(72 * u), max_w - 3 * pad - bar)
@@ -276,7 +277,7 @@ def make_overlays(script: Script, narration: Narration, brief: Brief, settings: 
         for k, i in enumerate(points):
             add(counter_pill(k + 1, len(points), size, pal, settings, top), f"counter-{i:02d}", *shown[i], "counter", fade)
     # 5. chapter markers as each point scene's speech starts
-    if on("chapters"):
+    if on("chapters") and w >= h:          # YouTube shows no chapters in Shorts; the tag would cover the subject there
         for k, i in enumerate(points):
             s = shown[i][0]
             add(chapter_tag(k + 1, script.scenes[i].on_screen, size, pal, settings, top, lang), f"chapter-{i:02d}",

@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw
 from .config import (Settings, ConfigError, StageError, ToolError, DiskFullError, find_tool, get_logger,
                              ffmpeg_error_line, ffmpeg_disk_full, run_ffmpeg)
 from .schemas import (Brief, Script, Narration, AudioMix, Subtitles, Cue, Word, Shot, TimedImage, CaptionTrack,
-                              AudioTrack, OutputFormat, Timeline, Video)
+                              AudioTrack, OutputFormat, Timeline, Video, ShotVisual, Visuals, ShotRecord)
 from .store import atomic_path, write_json
 from .sync import caption_style, words_in, cue_line_words, speaker_colors
 from .languages import script_font, writing_system
@@ -30,7 +30,7 @@ __all__ = ['POP_STEPS', 'CODECS', 'MOTIONS', 'HWACCELS', 'TRANSITIONS', 'TEMPLAT
            'kenburns_path', 'window', 'picture', 'shot_range', 'add_transition', 'write_caption_list',
            'overlay_captions', 'mix_audio', 'frame_runs', 'keep_expr', 'render_args', 'mux_args', 'ffmpeg_encoders',
            'nvenc_works', 'vaapi_works', 'encoder_args', 'ffmpeg_major', 'output_format', 'render_timeline',
-           'shot_times', 'plan_video', 'render_video']
+           'shot_times', 'scene_titles', 'plan_video', 'shot_records', 'render_video', 'contact_sheet']
 
 # %% ../nbs/30_video.ipynb #c011
 def card_fonts(settings: Settings, lang: str = "en") -> tuple[str, str, str, str]:
@@ -648,7 +648,9 @@ def picture(g: Graph, tl: Timeline, i: int, a: int, b: int, amount: float) -> st
         k = g.input(["-stream_loop", "-1", "-ss", f"{shot.clip_start + a / fps:.3f}", "-t", f"{(b - a) / fps + 1:.3f}", "-i", str(shot.visual)])
         g.parts.append(f"[{k}:v]fps={fps},{_fill(shot, w, h)},trim=end_frame={b - a},settb=1/{fps},setpts=N[{out}]")
     else:
-        zoom = amount * (0.5 if shot.motion == "parallax" else 1)
+        # a designed scene's background holds still under its moving subject: a full-frame resample costs ~15 ms a 1080p
+        # frame and makes x264 code every pixel again, the subject's small canvas a fraction of that (README, Rendering)
+        zoom = 0 if shot.motion == "parallax" and shot.subject is not None else amount * (0.5 if shot.motion == "parallax" else 1)
         chain = _loop(g.use(f"bg{i}"), b - a, fps)
         if zoom > 0: chain += "," + window(*kenburns_path(shot.motion_seed, zoom), a, n)
         g.parts.append(chain + f"[{out}]")
@@ -977,42 +979,110 @@ def shot_times(spans: list[tuple[float, float]], # (start, end) of each scene's 
     return out
 
 # %% ../nbs/30_video.ipynb #c068
+def scene_titles(script: Script, brief: Brief) -> list[tuple[str, str]]:
+    "(headline, kicker) of every scene: the topic on the hook, the point's headline and its number, the call to action."
+    points = [s for s in script.scenes if s.kind == "point"]
+    out = []
+    for sc in script.scenes:
+        if sc.kind == "hook": out.append((brief.topic, sc.on_screen))
+        elif sc.kind == "cta": out.append((sc.on_screen, brief.brand or brief.topic))
+        else: out.append((sc.on_screen, f"{points.index(sc) + 1} / {len(points)}"))
+    return out
+
 def plan_video(script: Script, narration: Narration, audio: AudioMix, subtitles: Subtitles, brief: Brief,
                settings: Settings, out_dir: Path,
-               size: tuple[int, int] | None = None # (width, height) of the frame; default: the brief's aspect at 1080p
+               size: tuple[int, int] | None = None, # (width, height) of the frame; default: the brief's aspect at 1080p
+               visuals: Visuals | None = None # stage 29's picture per scene; None: typographic cards
               ) -> Timeline:
-    "Cards, captions and the mastered soundtrack of a video placed on a Timeline (also written to `timeline.json`)."
+    "Scene pictures, titles, overlays, captions and the mastered soundtrack placed on a Timeline (also written to `timeline.json`)."
+    from ytempire.library import compose_scene
+    from ytempire.overlays import make_overlays
     check_video_inputs(settings)
     size = size or brief.size
     fmt = output_format(brief, settings).model_copy(update={"width": size[0], "height": size[1], "bitrate": target_bitrate(*size, settings)})
     _, pal = palette_for(brief.topic)
-    motion, transition = settings.get("video", "motion"), settings.get("video", "transition")
-    x = settings.getfloat("video", "transition_seconds") if transition != "none" else 0.0
-    seed = zlib.crc32(brief.topic.encode())
-    # 1. one card per scene
-    points = [s for s in script.scenes if s.kind == "point"]
-    cards = []
-    for i, sc in enumerate(script.scenes):
-        if sc.kind == "hook": headline, kicker = brief.topic, sc.on_screen
-        elif sc.kind == "cta": headline, kicker = sc.on_screen, brief.brand or brief.topic
-        else: headline, kicker = sc.on_screen, f"{points.index(sc) + 1} / {len(points)}"
-        number = f"{points.index(sc) + 1:02d}" if sc.kind == "point" else None
-        cards.append(render_card(headline, kicker, i, len(script.scenes), brief.topic, size, pal, out_dir / "cards", settings,
-                                 f"scene{i:02d}", number, brief.language))
-    # 2. shots on the narration's scene boundaries
+    setting, seed = settings.get("video", "transition"), zlib.crc32(brief.topic.encode())
+    x = settings.getfloat("video", "transition_seconds") if setting != "none" else 0.0
+    kenburns, card_motion = settings.getfloat("video", "kenburns") > 0, settings.get("video", "motion")
+    shown = {v.scene: v for v in (visuals.shots if visuals else [])}
     times = shot_times(narration.scene_spans, audio.duration, x)
-    shots = [Shot(visual=bg, layer=layer, layer_x=lx, layer_y=ly, start=s, end=e, motion=motion,
-                  transition=pick_transition(transition, script.template, i, seed), transition_seconds=x)
-             for i, ((bg, layer, lx, ly), (s, e)) in enumerate(zip(cards, times))]
-    # 3. captions and the mastered soundtrack
+    shots = []
+    for i, ((headline, kicker), (start, end)) in enumerate(zip(scene_titles(script, brief), times)):
+        vis = shown.get(i) or ShotVisual(scene=i, kind="card", source="card", provider="card")
+        layers = compose_scene(vis, headline, kicker, i, len(script.scenes), brief.topic, size, pal, settings,
+                               out_dir / "scenes", f"scene{i:02d}", brief.language)
+        motion = layers.motion if kenburns or layers.motion not in ("kenburns", "parallax") else ("rise" if layers.title else "none")
+        if vis.kind == "card": motion = card_motion
+        picture = vis.kind in ("image", "clip")
+        shots.append(Shot(visual=layers.background, kind="clip" if vis.kind == "clip" else "image", clip_start=vis.clip_start,
+                          fill=settings.get("video", "fill") if picture else "cover",
+                          layer=layers.title, layer_x=layers.title_xy[0], layer_y=layers.title_xy[1],
+                          subject=layers.subject, subject_x=layers.subject_xy[0], subject_y=layers.subject_xy[1],
+                          start=start, end=end, motion=motion, motion_seed=i,
+                          transition=pick_transition(setting, script.template, i, seed), transition_seconds=x,
+                          effects=picture_effects(settings) if picture else []))
+    # on screen: the credit a stock, generated or user picture asks for; icon licences are credited in the description
+    credits = {v.scene: v.attribution for v in shown.values() if v.attribution and v.source != "library"}
+    overlays = make_overlays(script, narration, brief, settings, size, out_dir / "overlays", credits=credits, duration=audio.duration)
     captions = render_captions(subtitles.cues, narration.words, size, settings, out_dir / "captions", brief.language)
-    tl = Timeline(shots=shots, captions=captions, audio=[AudioTrack(path=audio.path, role="mix")], format=fmt, duration=audio.duration)
+    tl = Timeline(shots=shots, captions=captions, overlays=overlays, audio=[AudioTrack(path=audio.path, role="mix")], format=fmt,
+                  duration=audio.duration)
     write_json(out_dir / "timeline.json", tl)
     return tl
 
+def shot_records(tl: Timeline, visuals: Visuals | None, root: Path) -> list[ShotRecord]:
+    "What run.json says of every shot: its scene, time, picture, source, licence, match score, transition and motion."
+    shown = {v.scene: v for v in (visuals.shots if visuals else [])}
+    out = []
+    for i, s in enumerate(tl.shots):
+        v = shown.get(i) or ShotVisual(scene=i, kind="card", source="card", provider="card")
+        f = Path(v.path) if v.path else Path(s.visual)
+        out.append(ShotRecord(scene=i, start=s.start, end=s.end, source=v.source, provider=v.provider,
+                              file=str(f.relative_to(root)) if f.is_relative_to(root) else f.name, origin=v.origin,
+                              licence=v.licence, attribution=v.attribution, match_score=v.score, transition=s.transition,
+                              motion=s.motion, effects=s.effects))
+    return out
+
 def render_video(script: Script, narration: Narration, audio: AudioMix, subtitles: Subtitles, brief: Brief,
-                 settings: Settings, out_dir: Path | None = None, progress: bool = True) -> Video:
-    "Stage 30: cards, captions and soundtrack on a Timeline, rendered to video.mp4."
+                 settings: Settings, out_dir: Path | None = None, progress: bool = True, visuals: Visuals | None = None) -> Video:
+    "Stage 30: scene pictures, titles, overlays, captions and soundtrack on a Timeline, rendered to video.mp4 with a contact sheet."
     out_dir = Path(out_dir or tempfile.mkdtemp(prefix="ytempire-video-"))
-    tl = plan_video(script, narration, audio, subtitles, brief, settings, out_dir)
-    return render_timeline(tl, out_dir / "video.mp4", settings, progress=progress, log=get_logger(__name__))
+    tl = plan_video(script, narration, audio, subtitles, brief, settings, out_dir, visuals=visuals)
+    video = render_timeline(tl, out_dir / "video.mp4", settings, progress=progress, log=get_logger(__name__))
+    shots = shot_records(tl, visuals, out_dir.parent.parent)
+    sheet = contact_sheet(video.path, shots, out_dir / "contact-sheet.jpg", settings) if shots else None
+    return video.model_copy(update={"shots": shots, "contact_sheet": sheet})
+
+
+# %% ../nbs/30_video.ipynb #c068s
+def contact_sheet(video: Path, shots: list[ShotRecord], out: Path, settings: Settings,
+                  tile_w: int = 360 # width of one frame in the sheet, pixels (a portrait video's frames are 0.6 of it)
+                 ) -> Path:
+    "A JPEG of one frame from the middle of every shot, labelled with its number, source and visual, in a grid."
+    ff = find_tool(settings, "ffmpeg")
+    n = len(shots)
+    with tempfile.TemporaryDirectory(prefix="ytempire-sheet-") as d:
+        args, chains = [], []
+        for k, s in enumerate(shots):
+            args += ["-ss", f"{(s.start + s.end) / 2:.3f}", "-i", str(video)]
+            chains.append(f"[{k}:v]scale='if(gt(ih,iw),{round(tile_w * 0.6)},{tile_w})':-2,trim=end_frame=1,setpts=N/TB[f{k}]")
+        graph = ";".join(chains) + ";" + "".join(f"[f{k}]" for k in range(n)) + f"concat=n={n}:v=1:a=0[all]"
+        frames = Path(d) / "f%03d.png"
+        run_ffmpeg(["-y", *args, "-filter_complex", graph, "-map", "[all]", "-fps_mode", "passthrough", str(frames)], settings, "the contact sheet")
+        tiles = [Image.open(Path(d) / f"f{k + 1:03d}.png").convert("RGB") for k in range(n)]
+    tw, th = tiles[0].size
+    label_h = 34
+    cols = min(n, 3 if tw >= th else 6)
+    rows = -(-n // cols)
+    sheet = Image.new("RGB", (cols * (tw + 8) + 8, rows * (th + label_h + 8) + 8), (17, 24, 39))
+    d = ImageDraw.Draw(sheet)
+    f = font("Inter", "SemiBold", 15)
+    for k, (s, t) in enumerate(zip(shots, tiles)):
+        x, y = 8 + (k % cols) * (tw + 8), 8 + (k // cols) * (th + label_h + 8)
+        sheet.paste(t, (x, y))
+        label = f"{s.scene + 1} · {s.provider} · {s.origin or Path(s.file).name}"
+        while f.getlength(label) > tw - 4 and len(label) > 8: label = label[:-2]
+        d.text((x + 2, y + th + 8), label, font=f, fill=(229, 231, 235))
+    with atomic_path(out) as tmp: sheet.save(tmp, "JPEG", quality=82)
+    return out
+
