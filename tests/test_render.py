@@ -198,3 +198,22 @@ def test_vfr_keeps_every_moving_frame_and_chunks_cut_between_moving_shots(tmp_pa
 def test_auto_transitions_vary():
     picks = [pick_transition("auto", "explainer", i, seed=11) for i in range(1, 9)]
     assert len(set(picks)) >= 3 and all(x != y for x, y in zip(picks, picks[1:]))
+
+
+def test_designed_scene_subject_settles_then_rests_and_shows_without_motion(tmp_path):
+    "A cut-out subject glides into place over SETTLE_SECONDS, then the shot holds: at rest it is exactly where the card puts it."
+    from ytempire.video import SETTLE_SECONDS
+    pic, sub = solid(tmp_path / "bg.png", (20, 30, 60)), subject_picture(tmp_path / "s.png", 80)
+    shot = Shot(visual=pic, subject=sub, subject_x=120, subject_y=50, start=0, end=4, motion="parallax")
+    f = frames(render_timeline(Timeline(shots=[shot], duration=4, format=SMALL), tmp_path / "settle.mp4", ST, progress=False).path,
+               (320, 180), "rgb24")
+    orange = lambda fr: np.argwhere((fr[..., 0] > 200) & (fr[..., 1] > 90) & (fr[..., 1] < 150) & (fr[..., 2] < 90)).mean(0)
+    k = round(SETTLE_SECONDS * 30)
+    assert np.abs(orange(f[0]) - orange(f[k])).max() >= 3                       # it moved while settling
+    assert np.abs(f[k + 2] - f[-1]).mean() < 1.0                               # then rests: the hold is one still picture
+    still = frames(render_timeline(Timeline(shots=[shot.model_copy(update={"motion": "none"})], duration=4, format=SMALL),
+                                   tmp_path / "still.mp4", ST, progress=False).path, (320, 180), "rgb24")
+    assert np.abs(still[-1] - f[-1]).mean() < 1.5                             # resting place = the card's (no jump at the cut)
+    assert np.isfinite(orange(still[0])).all()                                 # a subject shows on a still card too
+    plan = Plan(Timeline(shots=[shot], duration=4, format=SMALL.model_copy(update={"vfr": True})))
+    assert plan.static_from[0] == k and len(plan.keep) == k + 1               # VFR keeps the settle and the last frame, not the rest

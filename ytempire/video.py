@@ -22,15 +22,16 @@ from .audio import duck_filter
 
 # %% auto #0
 __all__ = ['POP_STEPS', 'CODECS', 'MOTIONS', 'HWACCELS', 'TRANSITIONS', 'TEMPLATE_TRANSITIONS', 'GRADES', 'EFFECTS',
-           'RISE_SECONDS', 'KB_FOCI', 'COLOR_ARGS', 'VAAPI_DEVICE', 'SVT_PRESETS', 'card_fonts', 'card_background',
-           'title_layer', 'render_card', 'compose_card', 'draw_caption', 'caption_size', 'render_captions',
-           'xfade_transitions', 'Transition', 'transition_names', 'pick_transition', 'grade_lut', 'Effect',
-           'effect_chain', 'picture_effects', 'check_video_inputs', 'parse_bitrates', 'target_bitrate', 'segments',
-           'Piece', 'moving', 'overlay_frames_of', 'Plan', 'Graph', 'add_shot_sources', 'still', 'rise',
-           'kenburns_path', 'window', 'picture', 'shot_range', 'add_transition', 'write_caption_list',
-           'overlay_captions', 'mix_audio', 'frame_runs', 'keep_expr', 'render_args', 'mux_args', 'ffmpeg_encoders',
-           'nvenc_works', 'vaapi_works', 'encoder_args', 'ffmpeg_major', 'output_format', 'render_timeline',
-           'shot_times', 'scene_titles', 'plan_video', 'shot_records', 'render_video', 'contact_sheet']
+           'RISE_SECONDS', 'SETTLE_SECONDS', 'KB_FOCI', 'COLOR_ARGS', 'VAAPI_DEVICE', 'SVT_PRESETS', 'card_fonts',
+           'card_background', 'title_layer', 'render_card', 'compose_card', 'draw_caption', 'caption_size',
+           'render_captions', 'xfade_transitions', 'Transition', 'transition_names', 'pick_transition', 'grade_lut',
+           'Effect', 'effect_chain', 'picture_effects', 'check_video_inputs', 'parse_bitrates', 'target_bitrate',
+           'segments', 'Piece', 'moving', 'settles', 'head_frames', 'overlay_frames_of', 'Plan', 'Graph',
+           'add_shot_sources', 'still', 'rise', 'kenburns_path', 'window', 'picture', 'shot_range', 'add_transition',
+           'write_caption_list', 'overlay_captions', 'mix_audio', 'frame_runs', 'keep_expr', 'render_args', 'mux_args',
+           'ffmpeg_encoders', 'nvenc_works', 'vaapi_works', 'encoder_args', 'ffmpeg_major', 'output_format',
+           'render_timeline', 'shot_times', 'scene_titles', 'plan_video', 'shot_records', 'render_video',
+           'contact_sheet']
 
 # %% ../nbs/30_video.ipynb #c011
 def card_fonts(settings: Settings, lang: str = "en") -> tuple[str, str, str, str]:
@@ -464,9 +465,20 @@ class Piece:
     b: int
     start: int         # first output frame
 
+SETTLE_SECONDS = 2.4        # how long a designed scene's cut-out subject glides into place (then it rests)
+
 def moving(shot: Shot) -> bool:
-    "Whether every frame of the shot differs from the last (a clip, Ken Burns, parallax)."
-    return shot.kind == "clip" or shot.motion in ("kenburns", "parallax")
+    "Whether every frame of the shot differs from the last (a clip, Ken Burns, a parallax picture without a subject)."
+    return shot.kind == "clip" or shot.motion == "kenburns" or (shot.motion == "parallax" and shot.subject is None)
+
+def settles(shot: Shot) -> bool:
+    "A designed scene: the picture holds still while its cut-out subject glides into place, then everything rests."
+    return shot.motion == "parallax" and shot.subject is not None
+
+def head_frames(shot: Shot, fps: int) -> int:
+    "Frames at the start of a still shot that animate: the title's rise, a subject's settle (0: none)."
+    rise = _frames(RISE_SECONDS, fps) if shot.layer is not None and shot.motion in ("rise", "parallax") else 0
+    return max(rise, _frames(SETTLE_SECONDS, fps)) if settles(shot) else rise
 
 def overlay_frames_of(tl: Timeline) -> set[int]:
     "Output frames where an overlay appears, changes or animates (ytempire.overlays.overlay_frames when present)."
@@ -490,7 +502,7 @@ class Plan:
             self.pieces.append(Piece("shot", i, sg["head"], sg["head"] + sg["body"], frame))
             self.keep.add(frame)
             whole = shot.motion == "pan" or moving(shot)                     # every frame of the shot changes
-            moves = sg["body"] if whole else (max(0, rise - sg["head"]) if shot.motion == "rise" and shot.layer else 0)
+            moves = sg["body"] if whole else max(0, head_frames(shot, fps) - sg["head"])
             self.keep.update(range(frame, frame + moves))
             self.static_from[i] = None if whole else frame + moves
             frame += sg["body"]
@@ -575,9 +587,13 @@ def add_shot_sources(g: Graph, tl: Timeline, i: int):
         ly = g.input(["-framerate", str(fps), "-i", str(shot.layer)])
         g.source(f"layer{i}", f"[{ly}:v]format=rgba")
     if moving(shot): return                              # pictures that move get their title overlaid per frame
-    if shot.layer is None: g.sources[f"card{i}"] = g.sources.pop(f"bg{i}"); return
     dx, dy = (bw - w) // 2, (bh - h) // 2
-    g.source(f"card{i}", f"[{g.use(f'bg{i}')}][{g.use(f'layer{i}')}]overlay=x={shot.layer_x + dx}:y={shot.layer_y + dy}:format=yuv420")
+    base = f"bg{i}"
+    if shot.subject is not None:                         # the picture with its cut-out subject at rest
+        base = f"base{i}"
+        g.source(base, f"[{g.use(f'bg{i}')}][{g.use(f'subject{i}')}]overlay=x={shot.subject_x + dx}:y={shot.subject_y + dy}:format=yuv420")
+    if shot.layer is None: g.sources[f"card{i}"] = g.sources.pop(base); return
+    g.source(f"card{i}", f"[{g.use(base)}][{g.use(f'layer{i}')}]overlay=x={shot.layer_x + dx}:y={shot.layer_y + dy}:format=yuv420")
 
 def still(g: Graph, tl: Timeline, i: int, a: int, b: int) -> str:
     "Frames [a, b) of shot i's card, held (or panned)."
@@ -597,7 +613,8 @@ def rise(g: Graph, tl: Timeline, i: int, a: int, b: int, bg: str | None = None #
     drop, na = round(tl.format.height * 0.035), _frames(RISE_SECONDS, fps)
     ease = f"pow(1-min(t/{RISE_SECONDS},1),3)"
     if bg is None:
-        bg = g.label("s"); g.parts.append(_loop(g.use(f"bg{i}"), na, fps) + f"[{bg}]")
+        base = f"base{i}" if f"base{i}" in g.sources else f"bg{i}"
+        bg = g.label("s"); g.parts.append(_loop(g.use(base), na, fps) + f"[{bg}]")
     g.parts.append(_loop(g.use(f"layer{i}"), na, fps) + f",fade=t=in:st=0:d={RISE_SECONDS * 0.8:.3f}:alpha=1[{layer}]")
     g.parts.append(f"[{bg}][{layer}]overlay=x={shot.layer_x}:y='{shot.layer_y}+{drop}*{ease}':format=yuv420:eval=frame,"
                    f"trim=start_frame={a}:end_frame={b},setpts=PTS-STARTPTS[{out}]")
@@ -623,7 +640,9 @@ def window(z0: float, z1: float, fx: float, fy: float, a: int, n: int) -> str:
     return (f"perspective=x0='{l}':y0='{t}':x1='{r}':y1='{t}':x2='{l}':y2='{b}':x3='{r}':y3='{b}'"
             f":interpolation=linear:eval=frame")
 
-def _subject(g: Graph, tl: Timeline, i: int, a: int, b: int, video: str, amount: float) -> str:
+def _subject(g: Graph, tl: Timeline, i: int, a: int, b: int, video: str, amount: float,
+             settle: int = 0 # > 0: glide into place over this many frames (ease-out), resting exactly at subject_x/y after
+            ) -> str:
     "Parallax: shot i's cut-out subject over `video` (frames [a, b)), drifting 3 % of the width and growing faster than the background."
     shot, fps, w = tl.shots[i], tl.format.fps, tl.format.width
     n = max(1, _frames(shot.end - shot.start, fps) - 1)
@@ -632,6 +651,9 @@ def _subject(g: Graph, tl: Timeline, i: int, a: int, b: int, video: str, amount:
     d, zs = side * round(w * 0.03), 1.5 * amount
     m = (abs(d) + math.ceil(max(sw, sh) * zs / 2) + 4) // 2 * 2                 # room for the move inside the subject's canvas
     k, p = f"(1+{zs:.4f}*(in+{a})/{n})", f"((in+{a})/{n})"
+    if settle:        # from 1 + zs larger and d aside, easing (cubic) to the resting place: the last frame is an identity
+        q = f"(1-pow(1-min((in+{a})/{settle},1),3))"
+        k, p = f"(1+{zs:.4f}*(1-{q}))", f"(1-{q})"
     l, t = f"(W/2-{d}*{p}/{k}-W/(2*{k}))", f"(H/2-H/(2*{k}))"
     r, bo = f"({l}+W/{k})", f"({t}+H/{k})"
     lab, out = g.label("p"), g.label("v")
@@ -665,7 +687,16 @@ def shot_range(g: Graph, tl: Timeline, i: int, a: int, b: int, amount: float = 0
     if i not in g.shots: add_shot_sources(g, tl, i); g.shots.add(i)     # only the shots a chunk shows become inputs
     na = _frames(RISE_SECONDS, fps)
     animated = shot.layer is not None and shot.motion in ("rise", "parallax")
-    if not moving(shot):
+    if settles(shot):
+        ns, parts = head_frames(shot, fps), []
+        if a < ns:
+            bg = g.label("s"); g.parts.append(_loop(g.use(f"bg{i}"), min(b, ns), fps) + f"[{bg}]")
+            v = _subject(g, tl, i, 0, min(b, ns), bg, max(amount, 0.04), settle=ns)
+            if shot.layer is not None: parts.append(rise(g, tl, i, a, min(b, ns), v))
+            else:
+                o = g.label("t"); g.parts.append(f"[{v}]trim=start_frame={a},setpts=PTS-STARTPTS[{o}]"); parts.append(o)
+        if b > ns: parts.append(still(g, tl, i, max(a, ns), b))
+    elif not moving(shot):
         if not animated: return still(g, tl, i, a, b)
         parts = ([rise(g, tl, i, a, min(b, na))] if a < na else []) + ([still(g, tl, i, max(a, na), b)] if b > na else [])
     else:
