@@ -5,6 +5,7 @@
 # %% ../nbs/30_video.ipynb #c003
 from __future__ import annotations
 import math, os, re, shutil, subprocess, tempfile, time, zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -964,13 +965,16 @@ def render_timeline(tl: Timeline, out: Path, settings: Settings, progress: bool 
 
     Up to `[video] chunk_shots` shots render in one ffmpeg run. Longer timelines render chunk by chunk (cut inside
     still holds), the chunks are joined without re-encoding and the audio is mixed once: memory stays flat however
-    long the video is (a single graph holds every still, about 50 MB per 1080p shot)."""
+    long the video is (a single graph holds every still, about 50 MB per 1080p shot). With `[video] jobs` > 1 the
+    timeline is cut into at least that many chunks, rendered at once: ffmpeg runs a filtergraph in one thread, so one
+    render leaves a core idle while x264 waits for frames."""
     from tqdm.auto import tqdm
     ff = find_tool(settings, "ffmpeg")
     enc_name, enc = encoder_args(tl.format, ff)
     out = Path(out); out.parent.mkdir(parents=True, exist_ok=True)
     plan = Plan(tl)
-    chunks = plan.chunks(settings.getint("video", "chunk_shots"))
+    jobs = max(1, settings.getint("video", "jobs"))
+    chunks = plan.chunks(min(settings.getint("video", "chunk_shots"), max(1, math.ceil(len(tl.shots) / jobs))))
     fps, t0, frames = tl.format.fps, time.perf_counter(), 0
     work = out.parent / f".{out.stem}.render"
     work.mkdir(exist_ok=True)
@@ -978,12 +982,12 @@ def render_timeline(tl: Timeline, out: Path, settings: Settings, progress: bool 
         if len(chunks) == 1:
             frames = _run_with_progress(ff, render_args(tl, settings, plan, enc, work), tmp, work / "graph.txt", bar, 0)
         else:
-            parts = []
-            for k, (f0, f1) in enumerate(chunks):
-                seg = work / f"chunk{k:03d}.ts"
+            def chunk(k: int) -> int:
+                f0, f1 = chunks[k]
                 args = render_args(tl, settings, plan, enc, work, (f0, f1), audio=False, container="mpegts")
-                frames += _run_with_progress(ff, args, seg, work / f"chunk{k:03d}.txt", bar, f0 / fps)
-                parts.append((seg, (f1 - f0) / fps))
+                return _run_with_progress(ff, args, work / f"chunk{k:03d}.ts", work / f"chunk{k:03d}.txt", bar, f0 / fps)
+            with ThreadPoolExecutor(min(jobs, len(chunks))) as pool: frames = sum(pool.map(chunk, range(len(chunks))))
+            parts = [(work / f"chunk{k:03d}.ts", (f1 - f0) / fps) for k, (f0, f1) in enumerate(chunks)]
             listing = work / "chunks.ffconcat"
             listing.write_text("ffconcat version 1.0\n" + "".join(f"file '{p}'\nduration {d:.6f}\n" for p, d in parts))
             args = mux_args(tl, settings, listing)
