@@ -70,3 +70,17 @@ def test_calibration_notebook(tmp_path, monkeypatch):
     assert s["coherence.threshold.with_notes"] == pytest.approx(st.getfloat("quality", "coherence_min_fit_notes"), abs=0.006)
     assert s["coherence.caught.with_notes"] >= 0.9 and s["coherence.false_flags.with_notes"] <= 0.05
     assert (tmp_path / "cal" / "calibration.png").stat().st_size > 10_000 and (tmp_path / "cal" / "coherence.png").stat().st_size > 10_000
+
+
+def test_showcase_notebook(tmp_path, monkeypatch):
+    "experiments/showcase.ipynb: a Short where every scene shows a picture, with transitions, motion, a lower third and captions."
+    for k, v in clean_env().items(): monkeypatch.setenv(k, v)
+    pm.execute_notebook(str(ROOT / "experiments" / "showcase.ipynb"), str(tmp_path / "showcase.ipynb"), cwd=str(tmp_path),
+                        kernel_name="python3", progress_bar=False,
+                        parameters=dict(topic="How volcanoes work", duration=20.0, aspect="9:16", out=str(tmp_path / "run")))
+    s = json.loads((tmp_path / "run" / "showcase.json").read_text())
+    assert s["scenes_pictured"] == s["scenes"] >= 3 and "noto-emoji" in s["sources"]
+    assert len(s["transition_kinds"]) >= min(3, s["scenes"] - 1) and "parallax" in s["motions"]
+    assert "lower_third" in s["overlays"] and s["caption_states_per_cue"] > 1
+    assert s["thumbnails"] >= 6 and s["thumbnails_legible"] >= 6
+    assert all((tmp_path / "run" / f).stat().st_size > 1000 for f in s["frames"])

@@ -6,7 +6,7 @@ from PIL import Image
 from render_assets import scene_picture, subject_picture, dot_picture
 from ytempire.config import Settings, ToolError, find_tool
 from ytempire.schemas import Shot, Timeline, OutputFormat, Overlay
-from ytempire.video import (TRANSITIONS, Plan, render_timeline, encoder_args, kenburns_path, window, target_bitrate,
+from ytempire.video import (TRANSITIONS, Plan, render_timeline, encoder_args, kenburns_path, target_bitrate,
                             pick_transition, GRADES)
 
 ST = Settings(env={})
@@ -35,7 +35,7 @@ def solid(path, rgb, size=(320, 180)):
 def test_every_transition_renders(tmp_path):
     a = scene_picture(tmp_path / "a.png", (320, 180))           # textured pictures: a zoom of a flat colour would not show
     Image.open(a).transpose(Image.FLIP_TOP_BOTTOM).save(b := tmp_path / "b.png")
-    names, shots, t = list(TRANSITIONS), [], 0.0
+    names, shots = list(TRANSITIONS), []
     assert len(names) >= 12 and sum(x.kind in ("custom", "zoomblend", "whip") for x in TRANSITIONS.values()) >= 3
     for i in range(len(names) + 1):
         shots.append(Shot(visual=a if i % 2 == 0 else b, start=round(0.7 * i, 3), end=round(0.7 * i + 1.1, 3),

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import math, os, re, shutil, subprocess, tempfile, time, zlib
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 import numpy as np
@@ -496,7 +496,6 @@ class Plan:
     def __init__(self, tl: Timeline):
         self.tl, fps = tl, tl.format.fps
         self.pieces, self.keep, frame = [], set(), 0
-        rise = _frames(RISE_SECONDS, fps)
         self.static_from = {}                                # shot -> first output frame of its still hold
         for i, sg in enumerate(segments(tl)):
             shot = tl.shots[i]
@@ -1094,7 +1093,6 @@ def contact_sheet(video: Path, shots: list[ShotRecord], out: Path, settings: Set
                   tile_w: int = 360 # width of one frame in the sheet, pixels (a portrait video's frames are 0.6 of it)
                  ) -> Path:
     "A JPEG of one frame from the middle of every shot, labelled with its number, source and visual, in a grid."
-    ff = find_tool(settings, "ffmpeg")
     n = len(shots)
     with tempfile.TemporaryDirectory(prefix="ytempire-sheet-") as d:
         args, chains = [], []
