@@ -9,15 +9,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Callable, Iterator, TypeVar
 import pandas as pd
 from .config import Settings, ConfigError, DiskFullError, get_logger, redact
 from .schemas import CostRecord
 
 # %% auto #0
-__all__ = ['RETRYABLE', 'FREE', 'METRICS', 'T', 'Ledger', 'retry_after', 'classify', 'timed_call', 'Price', 'price_of',
-           'ProviderSkipped', 'QuotaExceeded', 'BudgetExceeded', 'Metrics', 'Guard', 'RetryPolicy', 'call_with_retries',
-           'costs_table']
+__all__ = ['RETRYABLE', 'FREE', 'METRICS', 'T', 'Ledger', 'APIError', 'APIResponseValidationError', 'retry_after', 'classify',
+           'timed_call', 'Price', 'price_of', 'ProviderSkipped', 'QuotaExceeded', 'BudgetExceeded', 'Metrics', 'Guard',
+           'RetryPolicy', 'call_with_retries', 'costs_table']
 
 # %% ../nbs/03_ledger.ipynb #c005
 _SCHEMA = """
@@ -95,6 +96,20 @@ class Ledger:
         with self._db() as db:
             return db.execute("SELECT COALESCE(SUM(units), 0) FROM calls WHERE provider = ? AND day = ? AND outcome = 'ok'",
                               (provider, day.isoformat())).fetchone()[0]
+
+# %% ../nbs/03_ledger.ipynb #c0api
+class APIError(Exception):
+    "A provider request over HTTP that failed, with the status and headers `classify` and `retry_after` read."
+    def __init__(self, message: str,
+                 status_code: int | None = None,   # the HTTP status (None: no reply)
+                 headers: dict | None = None       # the reply's headers (Retry-After)
+                ):
+        super().__init__(message)
+        self.status_code = status_code
+        self.response = SimpleNamespace(headers={k.lower(): v for k, v in (headers or {}).items()})
+
+class APIResponseValidationError(APIError):
+    "A reply that is not what the API documents (outcome `malformed`, retried)."
 
 # %% ../nbs/03_ledger.ipynb #c007
 def retry_after(e: BaseException) -> float | None:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import base64, hashlib, io, json, re, shutil, subprocess, time
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Callable, Protocol
 import numpy as np
 from .config import Settings, ConfigError, InputError, find_tool, get_logger, redact, repo_path
 from .schemas import ASPECTS, Brief, CostRecord, Fallback, Narration, Scene, Script, ShotVisual, Visuals
-from .ledger import Guard, ProviderSkipped, RetryPolicy, call_with_retries, classify, price_of
+from .ledger import Guard, ProviderSkipped, RetryPolicy, call_with_retries, classify, price_of, APIError, APIResponseValidationError
 from .store import atomic_path, copy_file, write_bytes
 
 # %% auto #0
@@ -25,18 +24,11 @@ __all__ = ['MEDIA_IMAGES', 'MEDIA_CLIPS', 'IMAGE_SIZES', 'SOURCES', 'CLOUD_SOURC
            'check_visuals_inputs', 'choose_visuals', 'attributions']
 
 # %% ../nbs/29_visuals.ipynb #c006
-class VisualAPIError(Exception):
-    "A stock or image request that failed, with the HTTP status and headers `classify` and `retry_after` read."
-    def __init__(self, message: str,
-                 status_code: int | None = None,   # the HTTP status (None: no reply)
-                 headers: dict | None = None       # the reply's headers (Retry-After)
-                ):
-        super().__init__(message)
-        self.status_code = status_code
-        self.response = SimpleNamespace(headers={k.lower(): v for k, v in (headers or {}).items()})
+class VisualAPIError(APIError):
+    "A stock or image request that failed (the HTTP status and headers as `03_ledger.APIError`)."
 
-class VisualResponseValidationError(VisualAPIError):
-    "A reply that is not what the API documents (outcome `malformed`, retried)."
+class VisualResponseValidationError(VisualAPIError, APIResponseValidationError):
+    "A stock or image reply that is not what the API documents (outcome `malformed`, retried)."
 
 # %% ../nbs/29_visuals.ipynb #c009
 @dataclass

@@ -8,7 +8,6 @@ import base64, difflib, hashlib, io, json, re, subprocess, tempfile
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Callable
 from xml.sax.saxutils import escape
 import numpy as np
@@ -16,7 +15,7 @@ import soundfile as sf
 from pydantic import BaseModel, Field, ValidationError
 from .config import Settings, ConfigError, InputError, find_tool, get_logger, redact
 from .schemas import Word, CostRecord
-from .ledger import Guard, RetryPolicy, Price, FREE, call_with_retries, price_of
+from .ledger import Guard, RetryPolicy, Price, FREE, call_with_retries, price_of, APIError, APIResponseValidationError
 from .languages import DATA_DIR, read_data_file, base_lang
 from .store import write_json
 from .voice import SpokenScene, tokens
@@ -29,18 +28,11 @@ __all__ = ['STYLES_FILE', 'NO_MARKS', 'FAMILY_ORDER', 'OPENAI_VOICES_FILE', 'CLO
            'GoogleSynthesizer', 'OpenAISynthesizer', 'clone_voice']
 
 # %% ../nbs/24_voice_cloud.ipynb #c006
-class VoiceAPIError(Exception):
-    "A cloud voice request that failed, with the HTTP status and headers `classify` and `retry_after` read."
-    def __init__(self, message: str,
-                 status_code: int | None = None,   # the HTTP status (None: no reply)
-                 headers: dict | None = None       # the reply's headers (Retry-After)
-                ):
-        super().__init__(message)
-        self.status_code = status_code
-        self.response = SimpleNamespace(headers={k.lower(): v for k, v in (headers or {}).items()})
+class VoiceAPIError(APIError):
+    "A cloud voice request that failed (the HTTP status and headers as `03_ledger.APIError`)."
 
-class VoiceResponseValidationError(VoiceAPIError):
-    "A reply that is not what the API documents (outcome `malformed`, retried)."
+class VoiceResponseValidationError(VoiceAPIError, APIResponseValidationError):
+    "A cloud voice reply that is not what the API documents (outcome `malformed`, retried)."
 
 # %% ../nbs/24_voice_cloud.ipynb #c009
 def _ffmpeg_decode(data: bytes, rate: int, settings: Settings | None) -> np.ndarray:
