@@ -10,7 +10,7 @@ from datetime import date
 from functools import partial
 from pathlib import Path
 import ytempire
-from .config import (Settings, ConfigError, DiskFullError, InputError, YtempireError, find_tool, offline_env, get_logger,
+from .config import (Settings, ConfigError, DiskFullError, InputError, StageError, YtempireError, find_tool, offline_env, get_logger,
                              RedactingFilter)
 from .schemas import (Brief, TrendReport, Script, QualityReport, Narration, AudioMix, Subtitles, Video, Thumbnails,
                               RunRecord, StageRun, CostRecord, Visuals)
@@ -103,7 +103,11 @@ def thumbnail_stage(script: Script, brief: Brief, visuals: Visuals | None, setti
     "Stage 31 with imagery from the scene visuals, and a generated picture when OpenAI images are in the visuals chain."
     generate = None
     if "openai" in visual_chain(brief, settings):
-        generate = lambda prompt, size, out: generate_image(prompt, size, settings, out, ledger=ledger, guard=guard, run_id=run_id)
+        def generate(prompt: str, size: tuple[int, int], out: Path) -> Path:
+            try: return generate_image(prompt, size, settings, out, ledger=ledger, guard=guard, run_id=run_id)
+            except YtempireError: raise
+            except Exception as e:        # the API's own errors: this variant is skipped, the others stand
+                raise StageError(f"image generation failed ({error_line(e)}); the thumbnails go without a generated picture") from None
     return make_thumbnails(script, brief, settings, out_dir, imagery=thumbnail_imagery(visuals), generate=generate)
 
 

@@ -556,9 +556,15 @@ class Graph:
 
     def args(self) -> list[str]:
         "The inputs and the `-filter_complex` graph, every source emitted once and split once per use."
+        # a source nothing uses (a shot's still card when the render window ends inside its animation) is left out, and
+        # with it its own uses of other sources, until every emitted split output is connected
+        live = {k: (chain, list(labels)) for k, (chain, labels) in self.sources.items()}
+        while unused := [k for k, (_, labels) in live.items() if not labels]:
+            for k in unused:
+                taken = set(re.findall(r"\[(u\d+)\]", live.pop(k)[0]))
+                for _, labels in live.values(): labels[:] = [l for l in labels if l not in taken]
         pre = []
-        for chain, labels in self.sources.values():
-            if not labels: continue
+        for chain, labels in live.values():
             pre.append(chain + (f"[{labels[0]}]" if len(labels) == 1 else f",split={len(labels)}" + "".join(f"[{l}]" for l in labels)))
         return [*[a for inp in self.inputs for a in inp], "-filter_complex", ";".join(pre + self.parts)]
 

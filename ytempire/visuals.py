@@ -515,7 +515,7 @@ def visual_chain(brief: Brief, settings: Settings) -> list[str]:
     "Source names in fallback order (`auto` resolved), ending with card."
     names = brief.providers.get("visuals") or settings.getlist("visuals", "providers") or ["auto"]
     if names == ["auto"]:
-        names = (["media"] if brief.media else []) + [n for n in CLOUD_SOURCES if SOURCES[n].configured(settings)] + ["library"]
+        names = (["media"] if brief.media else []) + [n for n in CLOUD_SOURCES if n != "openai" and SOURCES[n].configured(settings)] + ["library"]
     unknown = [n for n in names if n not in SOURCES and n not in ("library", "auto")]
     if unknown:
         raise ConfigError(f"unknown visual source(s) {', '.join(unknown)} in [visuals] providers; use auto or some of: "

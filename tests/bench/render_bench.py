@@ -4,8 +4,8 @@ What is compared. Both sides render one Timeline made by the production code, ou
 with its notes (examples/coffee-roasting.md) through the offline stages (script, Piper narration, mastered soundtrack,
 subtitles), then `video.plan_video` (cards and caption images). Then the scenes between the first and the last get
 imagery, in turn (`with_imagery`): a picture with Ken Burns (landscape pictures drawn at run time, fitted over a blurred
-copy of themselves in a portrait frame, `[video] vignette`), a designed scene (picture + cut-out subject with parallax +
-the card's rising title), a video clip (ffmpeg testsrc2, trimmed, blur fill), and the cuts get fade, slideleft, wipeleft
+copy of themselves in a portrait frame, `[video] vignette`), a designed scene (a still picture + a cut-out subject that
+settles into place over 2.4 s, eased, + the card's rising title), a video clip (ffmpeg testsrc2, trimmed, blur fill), and the cuts get fade, slideleft, wipeleft
 and circleopen in turn. moviepy does the same with the same pictures: the blur fill and vignette prepared once with
 Pillow/numpy, Ken Burns and the subject's move as a per-frame Pillow EXTENT transform of the same window (sub-pixel,
 bilinear, as ytempire's `perspective`), the clip with `subclipped` + per-frame blur fill, `SlideIn`/`SlideOut` for
@@ -15,6 +15,8 @@ So both sides get
   (`[video] motion`, default `rise`: the title fades in and eases up 3.5 % of the frame height over 0.7 s; moviepy:
   an ImageClip whose position is a function of t plus `CrossFadeIn`; `pan`: the card drifts across a 1.08x crop),
 - the same crossfades between scenes (`[video] transition_seconds`; moviepy: `CrossFadeIn` on the incoming clips),
+- the same overlays (27_overlays: lower third, chapter tags, counters, progress bar steps) as ImageClips with the same
+  fades and eased slide,
 - the same caption images: ytempire's PNGs (one per caption state, the spoken word highlighted), shown by moviepy as
   ImageClips at the same position and times,
 - the same already-mixed soundtrack file (the audio stage's mix.wav), encoded to AAC at `[video] audio_bitrate`,
@@ -158,8 +160,9 @@ def _window_clip(base, n: int, fps: int, z0: float, z1: float, fx: float, fy: fl
     return VideoClip(frame, duration=n / fps)
 
 
-def _subject_clip(path: Path, n: int, fps: int, d: int, zs: float):
-    "The parallax subject as an RGBA moviepy clip: drifting d pixels and growing by zs over n frames (ytempire's `_subject`)."
+def _subject_clip(path: Path, n: int, fps: int, d: int, zs: float, settle: int = 0):
+    """The parallax subject as an RGBA moviepy clip: drifting d pixels and growing by zs over n frames, or (settle > 0)
+    starting d aside and zs larger and easing into place over `settle` frames (ytempire's `_subject`)."""
     import math, numpy as np
     from PIL import Image
     from moviepy import VideoClip
@@ -169,6 +172,7 @@ def _subject_clip(path: Path, n: int, fps: int, d: int, zs: float):
     W, H = canvas.size
     def rgba(t):
         k = min(n - 1, round(t * fps)); p = k / max(1, n - 1); z = 1 + zs * p
+        if settle: p = (1 - min(k / settle, 1)) ** 3; z = 1 + zs * p
         l, tp = W / 2 - d * p / z - W / (2 * z), H / 2 - H / (2 * z)
         return np.asarray(canvas.transform((W, H), Image.EXTENT, (l, tp, l + W / z, tp + H / z), Image.BILINEAR))
     rgb = VideoClip(lambda t: rgba(t)[..., :3], duration=n / fps)
@@ -182,7 +186,8 @@ def render_moviepy(tl: Timeline, out: Path, encoder: str, kb: float = 0.08) -> P
     from PIL import Image
     import zlib
     from moviepy import ImageClip, CompositeVideoClip, AudioFileClip, VideoFileClip, vfx
-    from ytempire.video import RISE_SECONDS, COLOR_ARGS, _double, kenburns_path
+    from ytempire.video import RISE_SECONDS, COLOR_ARGS, _double, kenburns_path, head_frames
+    from ytempire.overlays import SLIDE_SECONDS, FADE_IN, FADE_OUT
     fmt, drop, clips = tl.format, round(tl.format.height * 0.035), []
     for i, s in enumerate(tl.shots):       # each shot composed on its own (picture, subject, title), then faded or slid in
         d, n, layers = s.end - s.start, round(s.end * fmt.fps) - round(s.start * fmt.fps), []
@@ -194,13 +199,14 @@ def render_moviepy(tl: Timeline, out: Path, encoder: str, kb: float = 0.08) -> P
             src = VideoFileClip(str(s.visual)).subclipped(s.clip_start)
             if src.duration < d: src = src.with_effects([vfx.Loop(duration=d)])
             layers.append(src.with_duration(d).image_transform(lambda f, s=s: _fill_np(Image.fromarray(f), (fmt.width, fmt.height), s.effects)))
+        elif s.motion == "parallax" and s.subject is not None:         # the picture holds, the subject settles into place
+            layers.append(ImageClip(_prepared(s.visual, (fmt.width, fmt.height), s.effects)).with_duration(d))
+            side = -1 if zlib.crc32(f"px{s.motion_seed}".encode()) % 2 else 1
+            sub, m = _subject_clip(s.subject, n, fmt.fps, side * round(fmt.width * 0.03), 1.5 * max(kb, 0.04), head_frames(s, fmt.fps))
+            layers.append(sub.with_position((s.subject_x - m, s.subject_y - m)))
         elif s.motion in ("kenburns", "parallax"):
             z0, z1, fx, fy = kenburns_path(s.motion_seed, kb * (0.5 if s.motion == "parallax" else 1))
             layers.append(_window_clip(_prepared(s.visual, (fmt.width, fmt.height), s.effects), n, fmt.fps, z0, z1, fx, fy))
-            if s.motion == "parallax" and s.subject is not None:
-                side = -1 if zlib.crc32(f"px{s.motion_seed}".encode()) % 2 else 1
-                sub, m = _subject_clip(s.subject, n, fmt.fps, side * round(fmt.width * 0.03), 1.5 * kb)
-                layers.append(sub.with_position((s.subject_x - m, s.subject_y - m)))
         elif s.motion == "pan":                                      # the background 8 % larger, the title on it, drifting left
             bw, bh = round(fmt.width * 1.08) // 2 * 2, round(fmt.height * 1.08) // 2 * 2
             card = Image.open(s.visual).convert("RGBA").resize((bw, bh), Image.BICUBIC)
@@ -217,6 +223,14 @@ def render_moviepy(tl: Timeline, out: Path, encoder: str, kb: float = 0.08) -> P
             layers.append(layer)
         shot = layers[0] if len(layers) == 1 else CompositeVideoClip(layers, size=(fmt.width, fmt.height))
         clips.append(shot.with_start(s.start).with_duration(d).with_effects(fade_in + fade_out))
+    for o in tl.overlays:                  # lower third, chapter tags, counters, progress bar: the same PNGs, faded and slid alike
+        clip = ImageClip(str(o.image)).with_start(o.start).with_duration(o.end - o.start)
+        if o.animate == "slide":
+            dx = round(fmt.width * 0.04) * (1 if o.x + clip.w / 2 > fmt.width / 2 else -1)
+            clip = clip.with_position(lambda t, o=o, dx=dx: (o.x + dx * (1 - min(t / SLIDE_SECONDS, 1)) ** 3, o.y))
+        else: clip = clip.with_position((o.x, o.y))
+        if o.animate != "none": clip = clip.with_effects([vfx.CrossFadeIn(FADE_IN), vfx.CrossFadeOut(FADE_OUT)])
+        clips.append(clip)
     for c in (tl.captions.images if tl.captions else []):
         clips.append(ImageClip(str(c.image)).with_start(c.start).with_duration(c.end - c.start).with_position((tl.captions.x, tl.captions.y)))
     video = CompositeVideoClip(clips, size=(fmt.width, fmt.height)).with_duration(tl.duration)
