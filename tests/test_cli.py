@@ -258,3 +258,16 @@ def test_script_command_json(tmp_path, lang):
     assert s.prompt_version == f"{template}@1"
     native = {"hi": r"[\u0900-\u097f]", "ja": r"[\u3040-\u30ff\u4e00-\u9fff]"}.get(lang)
     if native: assert len(re.findall(native, s.narration)) > 50, s.narration[:200]
+
+
+def test_effects_lists_transitions_effects_and_grades(tmp_path):
+    "`ytempire effects` names what [video] transition, grade, vignette, grain and fill accept."
+    r = ytempire("effects", "--json", cwd=tmp_path, env=clean_env())
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    kinds = {k: [x["name"] for x in rows if x["kind"] == k] for k in ("transition", "effect", "grade")}
+    assert len(kinds["transition"]) >= 12 and {"fade", "whip", "zoomblend", "blinds"} <= set(kinds["transition"])
+    assert {"vignette", "grain", "blur", "grade"} <= set(kinds["effect"]) and {"warm", "mono"} <= set(kinds["grade"])
+    assert all(x["description"] for x in rows)
+    text = ytempire("effects", cwd=tmp_path, env=clean_env()).stdout
+    assert "zoomblend" in text and "[auto: " in text

@@ -65,6 +65,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                               'ytempire.cli._date': ('cli.html#_date', 'ytempire/cli.py'),
                               'ytempire.cli._duration': ('cli.html#_duration', 'ytempire/cli.py'),
                               'ytempire.cli.cmd_costs': ('cli.html#cmd_costs', 'ytempire/cli.py'),
+                              'ytempire.cli.cmd_effects': ('cli.html#cmd_effects', 'ytempire/cli.py'),
                               'ytempire.cli.cmd_engagement': ('cli.html#cmd_engagement', 'ytempire/cli.py'),
                               'ytempire.cli.cmd_make': ('cli.html#cmd_make', 'ytempire/cli.py'),
                               'ytempire.cli.cmd_report': ('cli.html#cmd_report', 'ytempire/cli.py'),

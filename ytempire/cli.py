@@ -11,7 +11,7 @@ from .config import Settings, YtempireError, InputError, setup_logging
 
 # %% auto #0
 __all__ = ['MAX_NOTES_BYTES', 'read_notes', 'parser', 'media_dir', 'cmd_make', 'cmd_script', 'cmd_costs', 'cmd_report',
-           'cmd_voices', 'cmd_trends', 'cmd_engagement', 'run_command', 'quick_exit', 'main']
+           'cmd_voices', 'cmd_effects', 'cmd_trends', 'cmd_engagement', 'run_command', 'quick_exit', 'main']
 
 # %% ../nbs/60_cli.ipynb #c005
 MAX_NOTES_BYTES = 200_000
@@ -102,6 +102,11 @@ def parser() -> argparse.ArgumentParser:
     vo.add_argument("--json", action="store_true", help="print a JSON list of voices")
     vo.add_argument("--config")
     vo.add_argument("-v", "--verbose", action="store_true")
+    fx = sub.add_parser("effects", help="the transitions, picture effects and colour grades the renderer knows",
+                        description="List what [video] transition, grade, vignette, grain and fill accept, with what each does.")
+    fx.add_argument("--json", action="store_true", help="print JSON")
+    fx.add_argument("--config")
+    fx.add_argument("-v", "--verbose", action="store_true")
     e = sub.add_parser("engagement", help="engagement model: predict scores for a trending CSV, or train and register it")
     esub = e.add_subparsers(dest="action", required=True, parser_class=_Parser)
     ep = esub.add_parser("predict", help="score every video of a trending CSV (higher = more engaging)",
@@ -202,6 +207,20 @@ def cmd_voices(a) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
 
+# %% ../nbs/60_cli.ipynb #c006g4
+def cmd_effects(a) -> str:
+    "`ytempire effects`: the renderer's transitions (with the templates `auto` picks them for), effects and grades."
+    import json
+    from ytempire.config import find_tool
+    from ytempire.video import TRANSITIONS, TEMPLATE_TRANSITIONS, EFFECTS, GRADES, transition_names
+    usable = set(transition_names(find_tool(Settings(a.config), "ffmpeg")))
+    rows = [("transition", n, t.description + ("" if n in usable else " (this ffmpeg lacks it)"),
+             ", ".join(k for k, v in TEMPLATE_TRANSITIONS.items() if n in v)) for n, t in TRANSITIONS.items()]
+    rows += [("effect", n, e.description, "") for n, e in EFFECTS.items()] + [("grade", n, d, "") for n, (d, _) in GRADES.items()]
+    if a.json: return json.dumps([dict(kind=k, name=n, description=d, auto_for=t) for k, n, d, t in rows], indent=2)
+    w = max(len(n) for _, n, _, _ in rows)
+    return "\n".join(f"{k:<10} {n:<{w}}  {d}" + (f"  [auto: {t}]" if t else "") for k, n, d, t in rows)
+
 # %% ../nbs/60_cli.ipynb #c006i
 def cmd_trends(a) -> str:
     "`ytempire trends`: trend detection per country and category, as a table or JSON."
@@ -236,7 +255,7 @@ def run_command(argv: list[str] | None = None) -> int:
         verbose = getattr(a, "verbose", False)
         setup_logging(logging.DEBUG if verbose else logging.INFO)
         out = {"make": cmd_make, "report": cmd_report, "script": cmd_script, "costs": cmd_costs, "trends": cmd_trends, "engagement": cmd_engagement,
-               "voices": cmd_voices}[a.command](a)
+               "voices": cmd_voices, "effects": cmd_effects}[a.command](a)
         print(out)
         return 0
     except YtempireError as e:

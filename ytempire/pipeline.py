@@ -101,14 +101,13 @@ def thumbnail_imagery(visuals: Visuals | None) -> list[ThumbImage]:
 def thumbnail_stage(script: Script, brief: Brief, visuals: Visuals | None, settings: Settings, out_dir: Path,
                     ledger: Ledger | None = None, run_id: str = "-", guard: Guard | None = None) -> Thumbnails:
     "Stage 31 with imagery from the scene visuals, and a generated picture when OpenAI images are in the visuals chain."
-    generate = None
-    if "openai" in visual_chain(brief, settings):
-        def generate(prompt: str, size: tuple[int, int], out: Path) -> Path:
-            try: return generate_image(prompt, size, settings, out, ledger=ledger, guard=guard, run_id=run_id)
-            except YtempireError: raise
-            except Exception as e:        # the API's own errors: this variant is skipped, the others stand
-                raise StageError(f"image generation failed ({error_line(e)}); the thumbnails go without a generated picture") from None
-    return make_thumbnails(script, brief, settings, out_dir, imagery=thumbnail_imagery(visuals), generate=generate)
+    def generate(prompt: str, size: tuple[int, int], out: Path) -> Path:
+        try: return generate_image(prompt, size, settings, out, ledger=ledger, guard=guard, run_id=run_id)
+        except YtempireError: raise
+        except Exception as e:            # the API's own errors: this variant is skipped, the others stand
+            raise StageError(f"image generation failed ({error_line(e)}); the thumbnails go without a generated picture") from None
+    return make_thumbnails(script, brief, settings, out_dir, imagery=thumbnail_imagery(visuals),
+                           generate=generate if "openai" in visual_chain(brief, settings) else None)
 
 
 # %% ../nbs/50_pipeline.ipynb #c011

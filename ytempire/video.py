@@ -716,8 +716,8 @@ def shot_range(g: Graph, tl: Timeline, i: int, a: int, b: int, amount: float = 0
                 g.parts.append(f"[{v}][{g.use(f'layer{i}')}]overlay=x={shot.layer_x}:y={shot.layer_y}:format=yuv420[{o}]"); v = o
             parts.append(v)
     if len(parts) == 1: return parts[0]
-    out = g.label("c")
-    g.parts.append(f"[{parts[0]}][{parts[1]}]concat=n=2:v=1:a=0[{out}]")
+    out = g.label("c")      # concat's output counts time in microseconds: back to frames, as xfade needs both inputs alike
+    g.parts.append(f"[{parts[0]}][{parts[1]}]concat=n=2:v=1:a=0,settb=1/{fps},setpts=N[{out}]")
     return out
 
 
