@@ -4,7 +4,7 @@
 
 # %% ../nbs/30_video.ipynb #c003
 from __future__ import annotations
-import math, os, re, shutil, subprocess, tempfile, time, zlib
+import dataclasses, math, os, re, shutil, subprocess, tempfile, time, zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -1053,6 +1053,13 @@ def plan_video(script: Script, narration: Narration, audio: AudioMix, subtitles:
                                out_dir / "scenes", f"scene{i:02d}", brief.language)
         motion = layers.motion if kenburns or layers.motion not in ("kenburns", "parallax") else ("rise" if layers.title else "none")
         if vis.kind == "card": motion = card_motion
+        if i == 0 and motion == "parallax" and layers.subject is not None:
+            # the opening shot pushes in on its designed scene (Ken Burns on it as one picture); later ones settle their subject
+            flat = Image.open(layers.background).convert("RGBA")
+            flat.alpha_composite(Image.open(layers.subject).convert("RGBA"), tuple(layers.subject_xy))
+            with atomic_path(out_dir / "scenes" / "scene00-opening.png") as tmp: flat.convert("RGB").save(tmp, "PNG", compress_level=3)
+            layers = dataclasses.replace(layers, background=out_dir / "scenes" / "scene00-opening.png", subject=None)
+            motion = "kenburns"
         picture = vis.kind in ("image", "clip")
         shots.append(Shot(visual=layers.background, kind="clip" if vis.kind == "clip" else "image", clip_start=vis.clip_start,
                           fill=settings.get("video", "fill") if picture else "cover",
