@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from .config import Settings, ConfigError, repo_path
 from .schemas import Scene, ShotVisual
-from .store import atomic_path
+from .store import atomic_path, write_png
 from .design import rgb, font_for, draw_text, fit_text, glow, palette_for
 from .video import card_fonts, card_background, render_card
 from .sync import caption_style
@@ -251,8 +251,7 @@ def render_subject(icon: Icon, px: int, out: Path,
     elif badge is not None:                        # the topic's emoji as a sticker beside the scene's own glyph
         b = _shadowed(upscale(emoji_bitmap(badge.char), round(px * 0.34)), round(px * 0.40), True)
         img.alpha_composite(b, (px - b.width, px - b.height))
-    with atomic_path(out) as tmp: img.save(tmp, "PNG", compress_level=3)
-    return Path(out)
+    return write_png(img, out)
 
 # %% ../nbs/28_library.ipynb #l028
 _UNITS = {  # unit words after a number: the kind of quantity (numbers of one kind can share a chart) and how to print it
@@ -502,10 +501,6 @@ class SceneLayers:
     title_xy: tuple[int, int] = (0, 0)
     motion: str = "rise"                   # kenburns (pictures), parallax (designed scenes with a subject), rise (cards)
 
-def _save(img: Image.Image, path: Path) -> Path:
-    with atomic_path(path) as tmp: img.save(tmp, "PNG", compress_level=3)
-    return path
-
 def compose_scene(visual: ShotVisual, headline: str, kicker: str, index: int, total: int, topic: str,
                   size: tuple[int, int], palette: tuple[str, ...], settings: Settings, out_dir: Path,
                   stem: str, # file name stem of the layers' PNGs
@@ -521,7 +516,7 @@ def compose_scene(visual: ShotVisual, headline: str, kicker: str, index: int, to
         x1 = round(w * (0.62 if w >= h else 0.86))
         box = (round(w * 0.06), round(h * 0.12), x1, lay.caption_top - round(h * 0.02))
         layer, x, y = headline_layer(headline, kicker, box, size, palette, settings, "left", "bottom", True, lang)
-        return SceneLayers(Path(visual.path), title=_save(layer, out_dir / f"{stem}-title.png"), title_xy=(x, y), motion="kenburns")
+        return SceneLayers(Path(visual.path), title=write_png(layer, out_dir / f"{stem}-title.png"), title_xy=(x, y), motion="kenburns")
     # designed scene: the card's background with a glow where the subject stands, the subject, the headline beside it
     bg = card_background(size, palette, topic, index, total, None, settings, lang).convert("RGBA")
     sx0, sy0, sx1, sy1 = lay.subject
@@ -531,8 +526,8 @@ def compose_scene(visual: ShotVisual, headline: str, kicker: str, index: int, to
     subject = subject.resize((round(subject.width * s), round(subject.height * s)), Image.LANCZOS)
     sxy = (sx0 + (sx1 - sx0 - subject.width) // 2 // 2 * 2, sy0 + (sy1 - sy0 - subject.height) // 2 // 2 * 2)
     layer, x, y = headline_layer(headline, kicker, lay.title, size, palette, settings, lay.align, "center", False, lang)
-    return SceneLayers(_save(bg.convert("RGB"), out_dir / f"{stem}-bg.png"), _save(subject, out_dir / f"{stem}-subject.png"),
-                       sxy, _save(layer, out_dir / f"{stem}-title.png"), (x, y), "parallax")
+    return SceneLayers(write_png(bg.convert("RGB"), out_dir / f"{stem}-bg.png"), write_png(subject, out_dir / f"{stem}-subject.png"),
+                       sxy, write_png(layer, out_dir / f"{stem}-title.png"), (x, y), "parallax")
 
 # %% ../nbs/28_library.ipynb #l044
 def flatten(layers: SceneLayers, size: tuple[int, int]) -> Image.Image:
@@ -564,7 +559,7 @@ def chart_for(scene_text: str, size: tuple[int, int], palette: tuple[str, ...], 
     else:
         img = bar_chart(items, box, palette, settings, lang)
         origin, licence, credit = "bars: " + ", ".join(f"{l} {s}" for l, _, s in items), CHART_LICENCE, ""
-    _save(img, Path(out))
+    write_png(img, Path(out))
     return ShotVisual(scene=scene, kind="chart", path=Path(out), source="library", provider="chart", origin=origin,
                       query=query, licence=licence, attribution=credit, width=img.width, height=img.height)
 

@@ -10,13 +10,13 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFilter
 from .config import Settings
 from .schemas import Brief, Script, Narration, Overlay, Timeline, TimedImage
-from .store import atomic_path
+from .store import write_png
 from .design import palette_for, rgb, font_for, draw_text
 from .languages import script_font
 
 # %% auto #0
 __all__ = ['SAFE_MARGINS', 'LIST_TEMPLATES_KEY', 'SLIDE_SECONDS', 'FADE_IN', 'FADE_OUT', 'safe_area', 'overlay_fonts', 'fit_line',
-           'text_box', 'crop_even', 'panel', 'save_png', 'lower_third', 'counter_pill', 'chapter_tag', 'credit_line',
+           'text_box', 'crop_even', 'panel', 'lower_third', 'counter_pill', 'chapter_tag', 'credit_line',
            'progress_bar', 'title_card', 'scene_windows', 'progress_steps', 'make_overlays', 'apply_overlays',
            'concat_frame', 'overlay_frames']
 
@@ -71,12 +71,6 @@ def panel(img: Image.Image, box: tuple[float, float, float, float], radius: floa
     layer = Image.new("RGBA", img.size, (0, 0, 0, 0))
     ImageDraw.Draw(layer).rounded_rectangle([x0, y0, x1, y1], radius, fill=fill)
     img.alpha_composite(layer)
-
-def save_png(img: Image.Image, path: Path) -> Path:
-    "Write an overlay image (atomic)."
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp: img.save(tmp, "PNG", compress_level=3)
-    return path
 
 # %% ../nbs/27_overlays.ipynb #o014
 def _unit(size):
@@ -248,7 +242,7 @@ def make_overlays(script: Script, narration: Narration, brief: Brief, settings: 
     out: list[Overlay] = []
     def add(drawn, stem, start, end, kind, animate):
         img, x, y = drawn
-        out.append(Overlay(image=save_png(img, out_dir / f"{stem}.png"), start=round(start, 3), end=round(end, 3),
+        out.append(Overlay(image=write_png(img, out_dir / f"{stem}.png"), start=round(start, 3), end=round(end, 3),
                            x=x, y=y, kind=kind, animate=animate))
     # 1. the title card over the opening
     if on("title") and windows:

@@ -13,8 +13,8 @@ from .config import InputError, YtempireError, DiskFullError, get_logger
 import ytempire
 
 # %% auto #0
-__all__ = ['M', 'disk_error', 'atomic_path', 'write_bytes', 'write_text', 'write_json', 'copy_file', 'check_writable',
-           'code_version', 'input_hash', 'RunDir']
+__all__ = ['M', 'disk_error', 'atomic_path', 'write_bytes', 'folder_version', 'write_png', 'write_text', 'write_json',
+           'copy_file', 'check_writable', 'code_version', 'input_hash', 'RunDir']
 
 # %% ../nbs/02_store.ipynb #c006
 def disk_error(e: OSError, path) -> YtempireError | None:
@@ -48,6 +48,18 @@ def write_bytes(path: str | Path, data: bytes) -> Path:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             f.write(data); f.flush(); os.fsync(f.fileno())
+    return Path(path)
+
+def folder_version(folder: str | Path, recursive: bool = False) -> str:
+    "A fingerprint of a folder's files (relative paths, sizes, times): adding, changing or removing one changes it."
+    d = Path(folder).expanduser()
+    files = sorted(p for p in (d.rglob("*") if recursive else d.iterdir()) if p.is_file()) if d.is_dir() else []
+    return hashlib.sha256(repr([(str(p.relative_to(d)), p.stat().st_size, p.stat().st_mtime_ns) for p in files]).encode()).hexdigest()[:16]
+
+def write_png(img, # a Pillow image
+              path: str | Path, compress_level: int = 3) -> Path:
+    "Save a Pillow image as PNG at `path` atomically (level 3: a fast save of pictures the renderer reads once)."
+    with atomic_path(Path(path)) as tmp: img.save(tmp, "PNG", compress_level=compress_level)
     return Path(path)
 
 def write_text(path: str | Path, text: str) -> Path:

@@ -15,7 +15,7 @@ from .config import (Settings, ConfigError, StageError, ToolError, DiskFullError
                              ffmpeg_error_line, ffmpeg_disk_full, run_ffmpeg)
 from .schemas import (Brief, Script, Narration, AudioMix, Subtitles, Cue, Word, Shot, TimedImage, CaptionTrack,
                               AudioTrack, OutputFormat, Timeline, Video, ShotVisual, Visuals, ShotRecord)
-from .store import atomic_path, write_json
+from .store import atomic_path, write_json, write_png
 from .sync import caption_style, words_in, cue_line_words, speaker_colors
 from .languages import script_font, writing_system
 from .design import palette_for, rgb, font, font_for, draw_text, fit_text, gradient, glow, MixedFont
@@ -107,8 +107,7 @@ def render_card(headline: str, kicker: str, index: int, total: int, topic: str, 
     bg = card_background(size, palette, topic, index, total, number, settings, lang)
     layer, x, y = title_layer(headline, kicker, size, palette, settings, lang)
     bg_path, layer_path = Path(out_dir) / f"{stem}-bg.png", Path(out_dir) / f"{stem}-title.png"
-    with atomic_path(bg_path) as tmp: bg.save(tmp, "PNG", compress_level=3)
-    with atomic_path(layer_path) as tmp: layer.save(tmp, "PNG", compress_level=3)
+    write_png(bg, bg_path); write_png(layer, layer_path)
     return bg_path, layer_path, x, y
 
 def compose_card(bg: Path, layer: Path | None, x: int, y: int) -> Image.Image:
@@ -201,7 +200,7 @@ def render_captions(cues: list[Cue], words: list[Word], size: tuple[int, int], s
         key = ("\n".join("\t".join(l) for l in lines), active, color, pop)
         if key not in cache:
             p = out_dir / f"cap-{len(cache):04d}.png"
-            with atomic_path(p) as tmp: draw_caption(lines, active, bw, band_h, st, size, color, pop).save(tmp, "PNG", compress_level=1)
+            write_png(draw_caption(lines, active, bw, band_h, st, size, color, pop), p, compress_level=1)
             cache[key] = p
         return cache[key]
     for c in cues:
@@ -482,14 +481,10 @@ def head_frames(shot: Shot, fps: int) -> int:
     return max(rise, _frames(SETTLE_SECONDS, fps)) if settles(shot) else rise
 
 def overlay_frames_of(tl: Timeline) -> set[int]:
-    "Output frames where an overlay appears, changes or animates (ytempire.overlays.overlay_frames when present)."
+    "Output frames where an overlay appears, changes or animates (27_overlays; imported here: it imports this module)."
     if not tl.overlays: return set()
-    try:
-        from ytempire.overlays import overlay_frames
-        return set(overlay_frames(tl))
-    except ImportError:                  # without the overlays module: every frame an overlay is on screen (safe)
-        fps = tl.format.fps
-        return {k for o in tl.overlays for k in range(_frames(o.start, fps), _frames(o.end, fps) + 1)}
+    from ytempire.overlays import overlay_frames
+    return set(overlay_frames(tl))
 
 class Plan:
     "Where every output frame comes from, which frames change, and where the render may be cut into chunks."
@@ -1035,7 +1030,7 @@ def plan_video(script: Script, narration: Narration, audio: AudioMix, subtitles:
                visuals: Visuals | None = None # stage 29's picture per scene; None: typographic cards
               ) -> Timeline:
     "Scene pictures, titles, overlays, captions and the mastered soundtrack placed on a Timeline (also written to `timeline.json`)."
-    from ytempire.library import compose_scene
+    from ytempire.library import compose_scene, flatten
     from ytempire.overlays import make_overlays
     check_video_inputs(settings)
     size = size or brief.size
@@ -1055,10 +1050,8 @@ def plan_video(script: Script, narration: Narration, audio: AudioMix, subtitles:
         if vis.kind == "card": motion = card_motion
         if i == 0 and motion == "parallax" and layers.subject is not None:
             # the opening shot pushes in on its designed scene (Ken Burns on it as one picture); later ones settle their subject
-            flat = Image.open(layers.background).convert("RGBA")
-            flat.alpha_composite(Image.open(layers.subject).convert("RGBA"), tuple(layers.subject_xy))
-            with atomic_path(out_dir / "scenes" / "scene00-opening.png") as tmp: flat.convert("RGB").save(tmp, "PNG", compress_level=3)
-            layers = dataclasses.replace(layers, background=out_dir / "scenes" / "scene00-opening.png", subject=None)
+            opening = write_png(flatten(dataclasses.replace(layers, title=None), size), out_dir / "scenes" / "scene00-opening.png")
+            layers = dataclasses.replace(layers, background=opening, subject=None)
             motion = "kenburns"
         picture = vis.kind in ("image", "clip")
         shots.append(Shot(visual=layers.background, kind="clip" if vis.kind == "clip" else "image", clip_start=vis.clip_start,
