@@ -21,7 +21,7 @@ from .config import (Settings, ConfigError, InputError, StageError, ToolError, D
                              ffmpeg_error_line)
 from .languages import DATA_DIR, read_data_file
 from .schemas import Brief, Narration, AudioMix, MusicPick
-from .store import atomic_path, write_bytes
+from .store import atomic_path, write_bytes, folder_version
 
 # %% auto #0
 __all__ = ['SILENT_DB', 'EQ_PRESETS_FILE', 'VOICE_LUFS', 'MOODS_FILE', 'PAD', 'KEYS', 'BASS', 'DRUMS', 'MANIFEST',
@@ -460,10 +460,7 @@ def fit_to_length(x: np.ndarray,          # the track, frames x channels
 def music_library_version(settings: Settings) -> str:
     "A fingerprint of `[audio] music_dir` (manifest and file sizes/times), so a changed library re-mixes a cached run."
     lib = settings.get("audio", "music_dir")
-    if not lib: return "built-in"
-    d = Path(lib).expanduser()
-    files = sorted(p for p in d.iterdir() if p.is_file()) if d.is_dir() else []
-    return hashlib.sha256(repr([(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]).encode()).hexdigest()[:16]
+    return folder_version(lib) if lib else "built-in"
 
 def built_in_mood(brief: Brief, mood: str) -> Mood:
     "The built-in arrangement of `mood`; a one-line `ConfigError` when there is none."

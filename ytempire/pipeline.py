@@ -4,7 +4,7 @@
 
 # %% ../nbs/50_pipeline.ipynb #c003
 from __future__ import annotations
-import hashlib, logging, re, time, unicodedata
+import logging, re, time, unicodedata
 from dataclasses import dataclass
 from datetime import date
 from functools import partial
@@ -14,7 +14,7 @@ from .config import (Settings, ConfigError, DiskFullError, InputError, StageErro
                              RedactingFilter)
 from .schemas import (Brief, TrendReport, Script, QualityReport, Narration, AudioMix, Subtitles, Video, Thumbnails,
                               RunRecord, StageRun, CostRecord, Visuals)
-from .store import RunDir, check_writable, copy_file, write_json
+from .store import RunDir, check_writable, copy_file, write_json, folder_version
 from .ledger import Ledger, Guard
 from .trends import research_trends
 from .scripts import check_script_inputs, youtube_metadata, provider_chain
@@ -75,9 +75,7 @@ def champion_version(settings: Settings) -> str | None:
 # %% ../nbs/50_pipeline.ipynb #c010d
 def media_version(media: str | None) -> str | None:
     "A fingerprint of a --media folder's files (names, sizes, times): adding, changing or removing one shows anew."
-    if not media: return None
-    files = sorted(p for p in Path(media).rglob("*") if p.is_file())
-    return hashlib.sha256("\n".join(f"{p.relative_to(media)}\t{p.stat().st_size}\t{p.stat().st_mtime_ns}" for p in files).encode()).hexdigest()[:16]
+    return folder_version(media, recursive=True) if media else None
 
 def video_stage(script: Script, narration: Narration, audio: AudioMix, subtitles: Subtitles, brief: Brief, visuals: Visuals,
                 settings: Settings, out_dir: Path, progress: bool = True) -> Video:
