@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageOps
 from .config import ConfigError, Settings, YtempireError, get_logger
 from .schemas import Brief, Script, Thumbnail, Thumbnails
 from .store import atomic_path
+from .library import LIBRARIES, emoji_bitmap, upscale
 from .design import PALETTES, palette_for, rgb, font, font_for, draw_text, fit_text, gradient, glow
 from .languages import (DATA_DIR, SPACELESS, base_lang, font_for_text, is_question_topic, read_data_file,
                         script_font, short_headline, words_of, writing_system)
@@ -110,7 +111,7 @@ def palettes_for(topic: str, n: int = 3) -> list[str]:
     return [name] + sorted((o for o in PALETTES if o != name), key=lambda o: (-dist(o), o))[:n - 1]
 
 # %% ../nbs/31_thumbnails.ipynb #c011a
-EMOJI_FONT = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
+EMOJI_FONT = LIBRARIES["noto-emoji"]["font"]          # the offline library's colour emoji (28_library)
 
 @lru_cache(maxsize=1)
 def _emoji_names() -> dict[str, str]:
@@ -140,16 +141,9 @@ def emoji_for(topic: str) -> tuple[str, str]:
 
 # %% ../nbs/31_thumbnails.ipynb #c011c
 def render_emoji(emoji: str, px: int) -> Image.Image:
-    "A transparent cut-out of `emoji`, `px` pixels tall (the font draws only at 109 px: enlarged, edges smoothed)."
-    from PIL import ImageFont
-    f = ImageFont.truetype(str(EMOJI_FONT), 109)
-    im = Image.new("RGBA", (160, 160), (0, 0, 0, 0))
-    ImageDraw.Draw(im).text((80, 80), emoji, font=f, embedded_color=True, anchor="mm")
-    im = im.crop(im.getbbox())
-    im = im.resize((round(im.width * px / im.height), px), Image.LANCZOS)
-    edge = im.getchannel("A").filter(ImageFilter.GaussianBlur(px / 250))    # smooth the enlarged bitmap's stair steps
-    im.putalpha(edge.point(lambda v: max(0, min(255, (v - 128) * 3 + 128))))  # then sharpen the edge again
-    return im
+    "A transparent cut-out of `emoji`, `px` pixels tall: 28_library's enlargement of the font's 109 px bitmap."
+    bm = emoji_bitmap(emoji)
+    return upscale(bm, round(px * max(bm.size) / bm.height))
 
 # %% ../nbs/31_thumbnails.ipynb #c012
 def cover(img: Image.Image, w: int, h: int) -> Image.Image:
