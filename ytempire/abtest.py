@@ -15,9 +15,10 @@ import pandas as pd
 from .config import Settings, InputError, YtempireError, get_logger
 
 # %% auto #0
-__all__ = ['DECISIONS', 'STUDIO_IMPRESSIONS', 'STUDIO_CTR', 'ABConfig', 'beta_draws', 'posterior_stats', 'decide',
-           'VariantResult', 'ABResult', 'analyze_draws', 'analyze_counts', 'analyze_means', 'thompson_probabilities',
-           'thompson_pick', 'read_ab_csv', 'track_analysis', 'simulate_stopping', 'simulate_regret']
+__all__ = ['DECISIONS', 'CONTINUE', 'SHIP', 'KEEP_BEST', 'KEEP_CLOSE', 'INCONCLUSIVE', 'STUDIO_IMPRESSIONS', 'STUDIO_CTR',
+           'ABConfig', 'beta_draws', 'posterior_stats', 'decide_codes', 'decide', 'VariantResult', 'ABResult',
+           'analyze_draws', 'analyze_counts', 'analyze_means', 'thompson_probabilities', 'thompson_pick', 'read_ab_csv',
+           'track_analysis', 'simulate_stopping', 'simulate_regret']
 
 # %% ../nbs/32_abtest.ipynb #ab006
 DECISIONS = ("ship", "keep control", "continue", "inconclusive")
@@ -83,28 +84,44 @@ def posterior_stats(draws: np.ndarray, # posterior draws (..., n, k) of each var
 
 # %% ../nbs/32_abtest.ipynb #ab012
 def _pct(x: float) -> str: return f"{100 * x:.2f}%"
+def _pp(x: float) -> str: return f"{100 * x:.3f} pp"      # CTR differences, in percentage points
+
+CONTINUE, SHIP, KEEP_BEST, KEEP_CLOSE, INCONCLUSIVE = range(5)
+
+def decide_codes(prob_best: np.ndarray, expected_loss: np.ndarray, means: np.ndarray,  # (..., k) each
+                 control: int, cfg: ABConfig, enough, final=False) -> tuple[np.ndarray, np.ndarray]:
+    "The stopping rule on a batch of tests: (code (...), leading variant (...)); codes CONTINUE, SHIP, KEEP_BEST, KEEP_CLOSE, INCONCLUSIVE."
+    pb, loss = np.asarray(prob_best), np.asarray(expected_loss)
+    thr = cfg.loss_threshold * np.abs(np.asarray(means)[..., control])
+    b = pb.argmax(axis=-1)
+    pb_b, loss_b = np.take_along_axis(pb, b[..., None], -1)[..., 0], np.take_along_axis(loss, b[..., None], -1)[..., 0]
+    clear = (pb_b >= cfg.prob_threshold) & (loss_b <= thr)
+    code = np.where(clear, np.where(b == control, KEEP_BEST, SHIP),
+                    np.where(loss[..., control] <= thr, KEEP_CLOSE, np.where(final, INCONCLUSIVE, CONTINUE)))
+    return np.where(enough, code, CONTINUE), b
 
 def decide(names: list[str], stats: dict, control: int, cfg: ABConfig,
            enough: bool,                   # every variant has the minimum sample (impressions, days)
            final: bool = False,            # the test's planned end: no "continue"
-           means: np.ndarray | None = None, # posterior means (for the relative loss threshold)
+           means: np.ndarray | None = None, # posterior means (the loss threshold is relative to the control's)
            pct: bool = True) -> tuple[str | None, str, str]:   # metric is a rate (shown in %)
-    "The stopping rule: (winner or None, decision, reason)."
+    "The stopping rule for one test: (winner or None, decision, reason)."
     pb, loss = np.asarray(stats["prob_best"]), np.asarray(stats["expected_loss"])
-    fmt = _pct if pct else (lambda x: f"{x:.3g}")
-    thr = cfg.loss_threshold * abs(float(means[control])) if means is not None else cfg.loss_threshold
+    means = np.ones(len(names)) if means is None else np.asarray(means)
+    code, b = (int(x) for x in decide_codes(pb, loss, means, control, cfg, enough, final))
+    fmt = _pp if pct else (lambda x: f"{x:.3g}")
+    thr = cfg.loss_threshold * abs(float(means[control]))
     if not enough:
         return None, "continue", "not enough data yet for a decision (minimum sample not reached); keep the test running"
-    b = int(np.argmax(pb))
-    if pb[b] >= cfg.prob_threshold and loss[b] <= thr:
+    if code in (SHIP, KEEP_BEST):
         why = (f"{names[b]} is best with probability {pb[b]:.1%} and its expected loss {fmt(loss[b])} is within the "
                f"threshold {fmt(thr)}")
-        return names[b], ("keep control" if b == control else "ship"), why
-    if loss[control] <= thr:
+        return names[b], ("ship" if code == SHIP else "keep control"), why
+    if code == KEEP_CLOSE:
         return None, "keep control", (f"no variant is clearly better than {names[control]}: switching could gain at most "
                                       f"{fmt(loss[control])} on average (threshold {fmt(thr)}); keep {names[control]}")
-    lead = f"{names[b]} leads with probability {pb[b]:.1%} to be best (needs {cfg.prob_threshold:.0%})"
-    if final: return None, "inconclusive", f"the test ended without a clear winner: {lead}; its expected loss is {fmt(loss[b])}"
+    lead = f"{names[b]} leads with probability {pb[b]:.1%} to be best (needs {cfg.prob_threshold:.1%})"
+    if code == INCONCLUSIVE: return None, "inconclusive", f"the test ended without a clear winner: {lead}; its expected loss is {fmt(loss[b])}"
     return None, "continue", f"{lead}; keep the test running"
 
 # %% ../nbs/32_abtest.ipynb #ab014
@@ -379,22 +396,25 @@ def simulate_stopping(ctrs: list[float],          # true CTR per variant (index 
                       days: int, campaigns: int, cfg: ABConfig, seed: int = 0, draws: int = 2000) -> pd.DataFrame:
     "Campaigns analysed every day with the stopping rule: one row per campaign (decision, winner, stop_day)."
     rng = np.random.default_rng(seed)
-    k, names = len(ctrs), [str(i) for i in range(len(ctrs))]
-    imp = rng.poisson(daily_impressions, size=(campaigns, days, k)).cumsum(axis=1)
+
+    imp = rng.poisson(daily_impressions, size=(campaigns, days, len(ctrs))).cumsum(axis=1)
     clk = rng.binomial(np.diff(imp, axis=1, prepend=0), np.asarray(ctrs)).cumsum(axis=1)
-    out = pd.DataFrame({"decision": "inconclusive", "winner": -1, "stop_day": days}, index=range(campaigns))
+    names = np.array(["continue", "ship", "keep control", "keep control", "inconclusive"], dtype=object)
+    decision, winner, stop_day = np.full(campaigns, "inconclusive", dtype=object), np.full(campaigns, -1), np.full(campaigns, days)
     active = np.ones(campaigns, dtype=bool)
     for d in range(days):
         idx = np.flatnonzero(active)
         if not len(idx): break
         dr = beta_draws(imp[idx, d], clk[idx, d], cfg, rng, n=draws)
-        st, means = posterior_stats(dr, 0), dr.mean(axis=-2)
-        for j, ci in enumerate(idx):
-            enough = bool((imp[ci, d] >= cfg.min_impressions).all()) and d + 1 >= cfg.min_days
-            w, dec, _ = decide(names, {k2: v[j] for k2, v in st.items()}, 0, cfg, enough, final=d == days - 1, means=means[j])
-            if dec != "continue":
-                out.loc[ci, ["decision", "winner", "stop_day"]] = [dec, int(w) if w is not None else -1, d + 1]
-                active[ci] = False
+        st = posterior_stats(dr, 0)
+        enough = (imp[idx, d] >= cfg.min_impressions).all(axis=-1) & (d + 1 >= cfg.min_days)
+        code, b = decide_codes(st["prob_best"], st["expected_loss"], dr.mean(axis=-2), 0, cfg, enough, final=d == days - 1)
+        stop = code != CONTINUE
+        decision[idx[stop]], stop_day[idx[stop]] = names[code[stop]], d + 1
+        winner[idx[stop]] = np.where(code[stop] == KEEP_CLOSE, -1, b[stop])
+        winner[idx[stop & (code == INCONCLUSIVE)]] = -1
+        active[idx[stop]] = False
+    out = pd.DataFrame({"decision": decision, "winner": winner, "stop_day": stop_day})
     return out
 
 def simulate_regret(ctrs: list[float], slots: int, slot_impressions: float, campaigns: int, cfg: ABConfig,
