@@ -172,14 +172,16 @@ class ABResult:
     def text(self) -> str:
         "The table and the decision as lines a person reads."
         f = _pct if self.is_rate else (lambda x: f"{x:.3g}")
+        fl = _pp if self.is_rate else f
+        pr = lambda x: ">99.9%" if x >= 0.9995 else "<0.1%" if 0 < x < 0.0005 else f"{x:.1%}"
         w = max(len(v.variant) for v in self.variants) + len(" (control)")
         head = f"{'variant':<{w}}  {'impressions' if self.is_rate else 'n':>11}  {'clicks':>7}  {self.metric + ' (' + format(self.credible, '.0%') + ' interval)':<27}  {'P(best)':>7}  {'P(>control)':>11}  {'exp. loss':>9}"
         lines = [head]
         for v in self.variants:
             name = v.variant + (" (control)" if v.variant == self.control else "")
-            beat = "-" if v.variant == self.control else f"{v.prob_beat_control:.1%}"
+            beat = "-" if v.variant == self.control else pr(v.prob_beat_control)
             lines.append(f"{name:<{w}}  {v.impressions:>11,}  {v.clicks if self.is_rate else '-':>7}  "
-                         f"{f(v.ctr_mean) + ' [' + f(v.ctr_low) + ', ' + f(v.ctr_high) + ']':<27}  {v.prob_best:>7.1%}  {beat:>11}  {f(v.expected_loss):>9}")
+                         f"{f(v.ctr_mean) + ' [' + f(v.ctr_low) + ', ' + f(v.ctr_high) + ']':<27}  {pr(v.prob_best):>7}  {beat:>11}  {fl(v.expected_loss):>9}")
         lines += ["", f"method: {self.method}", f"decision: {self.decision}" + (f" ({self.winner})" if self.winner else "") + f": {self.reason}"]
         return "\n".join(lines)
 
