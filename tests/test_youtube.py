@@ -312,3 +312,39 @@ def test_refused_credentials_name_the_fix(tmp_path, caplog):
             ch.set_title(VIDEO, "Mine?")
     assert "refused the credentials (403 forbidden" in one_line(e) and m.count("videos.update") == 1
     assert "stale-token-8e1f" not in caplog.text and b"stale-token-8e1f" not in (tmp_path / "ledger.db").read_bytes()
+
+
+# -- the mock's other upload forms and a server that never answers
+
+def test_mock_accepts_resumable_and_multipart_uploads(tmp_path):
+    import urllib.request
+    import google_auth_httplib2, httplib2
+    from google.oauth2.credentials import Credentials
+    from googleapiclient.discovery import build
+    from googleapiclient.http import MediaFileUpload
+    p = png(tmp_path)
+    with MockYouTube() as m:
+        http = google_auth_httplib2.AuthorizedHttp(Credentials(token=TOKEN), http=httplib2.Http(timeout=5))
+        yt = build("youtube", "v3", http=http, static_discovery=True, client_options={"api_endpoint": m.url})
+        req = yt.thumbnails().set(videoId=VIDEO, media_body=MediaFileUpload(str(p), mimetype="image/png", resumable=True))
+        req.uri = req.uri.replace("https://", "http://", 1)       # what YouTubeChannel's _endpoint_scheme does
+        assert req.execute()["kind"] == "youtube#thumbnailSetResponse"
+        assert m.thumbnails[VIDEO] == ("image/png", p.read_bytes())
+        boundary = "==mock=="
+        body = (f"--{boundary}\r\ncontent-type: application/json\r\n\r\n{{}}\r\n--{boundary}\r\ncontent-type: image/png\r\n"
+                f"content-transfer-encoding: binary\r\n\r\n").encode() + p.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+        r = urllib.request.Request(f"{m.url}/upload/youtube/v3/thumbnails/set?videoId={OTHER}&uploadType=multipart", data=body,
+                                   headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": f'multipart/related; boundary="{boundary}"'})
+        with urllib.request.urlopen(r, timeout=5) as resp: assert resp.status == 200
+    assert m.thumbnails[OTHER] == ("image/png", p.read_bytes())
+    assert [(r["method"], r["query"].get("uploadType")) for r in m.requests] == [("POST", "resumable"), ("PUT", "resumable"), ("POST", "multipart")]
+
+
+def test_server_that_never_answers_is_one_line(tmp_path):
+    with MockYouTube(channel_actions={"jobs.list": [("timeout", 5)] * 2}) as m:
+        ch, ledger = channel(m, tmp_path, youtube__timeout=0.3, retry__attempts=2)
+        t0 = time.monotonic()
+        with pytest.raises(ChannelError) as e:
+            ch.reach_report(date(2026, 11, 10), date(2026, 11, 10))
+    assert "YouTube Reporting API jobs.list is unreachable after 2 attempts (TimeoutError)" in one_line(e)
+    assert calls(ledger).outcome.tolist() == ["timeout", "timeout"] and time.monotonic() - t0 < 4
