@@ -12,7 +12,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import numpy as np
 import pandas as pd
 from .config import Settings, ConfigError, InputError, YtempireError, get_logger
-from .trends import YouTubeAPIError, _api_error
+from .trends import YouTubeAPIError, api_error
 
 # %% auto #0
 __all__ = ['YOUTUBE_WRITE_UNITS', 'CHANNEL_SCOPES', 'THUMBNAIL_MAX_BYTES', 'REACH_COLUMNS', 'ChannelError', 'channel_credentials',
@@ -198,7 +198,7 @@ class _ChannelClient:
         api = "YouTube Reporting API" if reporting else "YouTube Data API"
         def attempt(r):
             try: out = send()
-            except HttpError as e: raise _api_error(e) from None
+            except HttpError as e: raise api_error(e) from None
             if not isinstance(out, expect):     # "JSON" in the message: the ledger classifies it malformed, and it is retried
                 raise ValueError(f"answer is not the API's JSON ({type(out).__name__} of {len(out or '')} characters)")
             r.units = units
