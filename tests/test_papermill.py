@@ -39,7 +39,9 @@ def test_prompt_ab_notebook_logs_comparison(tmp_path, monkeypatch):
     client = mlflow.MlflowClient(tracking_uri=uri)
     run = client.get_run(summary["mlflow_run_id"])
     assert run.data.params["version_a"] == "explainer@1" and run.data.params["version_b"] == "explainer@2"
-    assert {"mean_a", "mean_b", "mean_diff", "wilcoxon_p", "win_rate_b"} <= set(run.data.metrics)
+    assert {"mean_a", "mean_b", "mean_diff", "prob_b_better", "expected_loss_a", "expected_loss_b", "win_rate_b"} <= set(run.data.metrics)
+    assert run.data.tags["decision"] in ("ship", "keep control", "continue", "inconclusive") and 0 <= summary["prob_b_better"] <= 1
+    assert {"posterior.png", "abtest.json", "prompt_ab.csv"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
     exp = client.get_experiment(run.info.experiment_id)
     children = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'")
     assert sorted(c.data.params["version"] for c in children) == ["explainer@1", "explainer@2"]

@@ -6,7 +6,7 @@ expected loss, a stopping rule validated by simulation, Thompson sampling, and e
 
 # %% ../nbs/32_abtest.ipynb #ab003
 from __future__ import annotations
-import json, logging, math, re, tempfile
+import json, math, re, tempfile
 from copy import deepcopy
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
