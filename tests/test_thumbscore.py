@@ -4,7 +4,7 @@ temporary MLflow store, and the legibility fallback of rank_variants."""
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 from ytempire.config import InputError, Settings
 from ytempire.schemas import Brief, Scene, Script
 from ytempire.thumbnails import layout_bold, make_thumbnails

@@ -7,7 +7,7 @@ a no-skill ranking on held-out videos; without one, variants are ranked by their
 # %% ../nbs/35_thumbscore.ipynb #c003
 from __future__ import annotations
 import copy, logging, pickle, tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 import numpy as np
