@@ -116,7 +116,8 @@ def test_train_beats_baseline_and_registers_champion(tmp_path, thumbs):
     # the effects it learnt have the simulated signs
     eff = res.model.effects()
     assert eff["text_height"] > 0.1 and eff["colourfulness"] > 0.05 and eff["words"] < -0.05 and eff["edge_density"] < -0.03
-    # loaded back, it ranks our variants by predicted CTR
+    # loaded back (whatever MLflow's global URIs are: a fresh process has other ones), it ranks our variants by predicted CTR
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/elsewhere.db"); mlflow.set_registry_uri(f"sqlite:///{tmp_path}/elsewhere.db")
     model = load_ctr_model(st)
     assert model.version == "1"
     r = rank_variants(thumbs, st)

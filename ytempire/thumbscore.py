@@ -29,7 +29,7 @@ __all__ = ['WORK_WIDTH', 'PIXEL_FEATURES', 'TEXT_FEATURES', 'FEATURES', 'SIMULAT
 WORK_WIDTH = 640          # every image is measured at this width (aspect kept)
 
 def _working_rgb(img: Image.Image) -> np.ndarray:
-    "The image as float RGB at the working width (alpha flattened on black)."
+    "The image as float RGB at the working width (any alpha channel dropped)."
     img = img.convert("RGB")
     h = max(1, round(img.height * WORK_WIDTH / img.width))
     return np.asarray(img.resize((WORK_WIDTH, h), Image.BOX), float)
@@ -302,8 +302,10 @@ class CtrTrainResult:
 def training_rows(data: pd.DataFrame, min_impressions: int) -> pd.DataFrame:
     "The variants that can teach the model: enough impressions, clicks <= impressions, videos with >= 2 such variants."
     need = {"video_id", "impressions", "clicks"} - set(data.columns)
-    if need: raise InputError(f"CTR training data lacks {', '.join(sorted(need))}; give one row per variant with its features, impressions and clicks")
-    if not set(FEATURES) & set(data.columns): raise InputError(f"CTR training data has no feature column; add some of {', '.join(FEATURES)} (features_frame)")
+    if need: raise InputError(f"CTR training data lacks {', '.join(sorted(need))}; "
+                              "give one row per variant with its features, impressions and clicks")
+    if not set(FEATURES) & set(data.columns):
+        raise InputError(f"CTR training data has no feature column; add some of {', '.join(FEATURES)} (features_frame)")
     bad = data.clicks > data.impressions
     if bad.any(): raise InputError(f"{int(bad.sum())} rows have more clicks than impressions; fix the A/B counts")
     d = data[data.impressions >= min_impressions]
@@ -349,7 +351,8 @@ def train_ctr_model(data: pd.DataFrame, # one row per variant: video_id, FEATURE
     heldout = within_video_scores(d, oof.pred.to_numpy())
     beats = metrics["heldout.pairwise_accuracy"] > 0.5 and metrics["heldout.prob_no_better"] < 0.05
     decision = (f"held-out pairwise accuracy {metrics['heldout.pairwise_accuracy']:.3f} on {len(heldout)} videos "
-                f"{'beats' if beats else 'does not beat'} the no-skill 0.5 (bootstrap P(<= 0.5) = {metrics['heldout.prob_no_better']:.3f})")
+                f"{'beats' if beats else 'does not beat'} the no-skill 0.5 "
+                f"(bootstrap P(<= 0.5) = {metrics['heldout.prob_no_better']:.3f})")
     # 2. the model on every row
     model = fit_ctr_model(d, C=C)
     result = CtrTrainResult(model, metrics, heldout, len(d), d.video_id.nunique(), beats, decision, uri=ctr_uri(settings))
@@ -367,7 +370,8 @@ def train_ctr_model(data: pd.DataFrame, # one row per variant: video_id, FEATURE
     with Tracker(st, run_name, tags={"stage": "thumbscore", "data": "simulated" if simulated else "observed"}, cwd=home) as tr:
         tr.log_params({"rows": len(d), "videos": result.videos, "folds": min(folds, result.videos), "C": C, "seed": seed,
                        "features": FEATURES, "model": "logistic regression, binomial counts, fixed effect per video",
-                       "min_impressions": settings.getint("thumbscore", "min_impressions"), "data": "simulated" if simulated else "observed"})
+                       "min_impressions": settings.getint("thumbscore", "min_impressions"),
+                       "data": "simulated" if simulated else "observed"})
         tr.log_metrics(metrics | {f"effect.{k}": float(v) for k, v in model.effects().items()})
         heldout.to_csv(out / "heldout_videos.csv", index=False)
         model.effects().to_frame("log_odds_per_sd").to_csv(out / "effects.csv")
@@ -392,8 +396,8 @@ def load_ctr_model(settings: Settings) -> CtrModel | None:
     client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
     try: version = str(client.get_model_version_by_alias(name, alias).version)
     except Exception: return None
-    path = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", tracking_uri=uri,
-                                               dst_path=tempfile.mkdtemp(prefix="thumbscore-model-"))
+    source = client.get_model_version_download_uri(name, version)      # the client's registry: no global MLflow state
+    path = mlflow.artifacts.download_artifacts(artifact_uri=source, tracking_uri=uri, dst_path=tempfile.mkdtemp(prefix="thumbscore-model-"))
     with open(Path(path) / "artifacts" / "ctr_model.pkl", "rb") as fh: model = pickle.load(fh)
     model.version = version
     return model
