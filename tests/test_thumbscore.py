@@ -130,3 +130,14 @@ def test_train_beats_baseline_and_registers_champion(tmp_path, thumbs):
     assert not res2.beats_baseline and res2.alias == "challenger" and res2.version == "2"
     assert abs(res2.metrics["heldout.pairwise_accuracy"] - 0.5) < 0.1
     assert load_ctr_model(st).version == "1"
+    # stage 31 with the champion: each variant carries its predicted CTR, and the legible one ranked first is chosen
+    from ytempire.pipeline import thumbnail_stage
+    scenes = [Scene(narration="n", on_screen="o", kind="hook")] + [Scene(narration="n", on_screen="o")] * 4
+    script = Script(title="t", hook="h", scenes=scenes, cta="c", description="d", provider="test")
+    staged = thumbnail_stage(script, Brief(topic="How coffee roasting works"), None, st, tmp_path / "stage", ctr_model=model)
+    pred = {t.variant: t.score_parts["predicted_ctr"] for t in staged.variants}
+    assert len(pred) == len(staged.variants) and len(set(pred.values())) > 1
+    legible = [t for t in staged.variants if t.legible] or staged.variants
+    assert staged.variants[staged.chosen].variant == max(legible, key=lambda t: pred[t.variant]).variant
+    plain = thumbnail_stage(script, Brief(topic="How coffee roasting works"), None, st, tmp_path / "plain")
+    assert all("predicted_ctr" not in t.score_parts for t in plain.variants)

@@ -726,6 +726,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                      'ytempire.thumbscore._pairs': ('thumbscore.html#_pairs', 'ytempire/thumbscore.py'),
                                      'ytempire.thumbscore._register': ('thumbscore.html#_register', 'ytempire/thumbscore.py'),
                                      'ytempire.thumbscore._working_rgb': ('thumbscore.html#_working_rgb', 'ytempire/thumbscore.py'),
+                                     'ytempire.thumbscore.choose_by_model': ('thumbscore.html#choose_by_model', 'ytempire/thumbscore.py'),
                                      'ytempire.thumbscore.colourfulness': ('thumbscore.html#colourfulness', 'ytempire/thumbscore.py'),
                                      'ytempire.thumbscore.cross_validate': ('thumbscore.html#cross_validate', 'ytempire/thumbscore.py'),
                                      'ytempire.thumbscore.ctr_uri': ('thumbscore.html#ctr_uri', 'ytempire/thumbscore.py'),

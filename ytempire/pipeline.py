@@ -97,15 +97,19 @@ def thumbnail_imagery(visuals: Visuals | None) -> list[ThumbImage]:
     return out
 
 def thumbnail_stage(script: Script, brief: Brief, visuals: Visuals | None, settings: Settings, out_dir: Path,
-                    ledger: Ledger | None = None, run_id: str = "-", guard: Guard | None = None) -> Thumbnails:
-    "Stage 31 with imagery from the scene visuals, and a generated picture when OpenAI images are in the visuals chain."
+                    ledger: Ledger | None = None, run_id: str = "-", guard: Guard | None = None,
+                    ctr_model=None) -> Thumbnails:  # the thumbnail CTR champion (35_thumbscore): it chooses when registered
+    "Stage 31 with imagery from the scene visuals, a generated picture when OpenAI images are in the visuals chain, chosen by the CTR model when there is one."
     def generate(prompt: str, size: tuple[int, int], out: Path) -> Path:
         try: return generate_image(prompt, size, settings, out, ledger=ledger, guard=guard, run_id=run_id)
         except YtempireError: raise
         except Exception as e:            # the API's own errors: this variant is skipped, the others stand
             raise StageError(f"image generation failed ({error_line(e)}); the thumbnails go without a generated picture") from None
-    return make_thumbnails(script, brief, settings, out_dir, imagery=thumbnail_imagery(visuals),
-                           generate=generate if "openai" in visual_chain(brief, settings) else None)
+    thumbs = make_thumbnails(script, brief, settings, out_dir, imagery=thumbnail_imagery(visuals),
+                             generate=generate if "openai" in visual_chain(brief, settings) else None)
+    if ctr_model is None: return thumbs
+    from ytempire.thumbscore import choose_by_model
+    return choose_by_model(thumbs, settings, ctr_model)
 
 
 # %% ../nbs/50_pipeline.ipynb #c011
@@ -159,8 +163,11 @@ def run_stages(run: RunDir, brief: Brief, settings: Settings, ledger: Ledger, pr
           {"visual_sources": visual_chain(brief, settings), "media": media_version(brief.media)})
     stage("video", partial(video_stage, progress=progress), (p.script, p.narration, p.audio, p.subtitles, brief, p.visuals),
           ("video", "subtitles", "overlays", "tools"), lambda r: r.encoder)
-    stage("thumbnails", partial(thumbnail_stage, ledger=ledger, run_id=rid, guard=guard), (p.script, brief, p.visuals),
-          ("thumbnails", "video", "image", "visuals"), lambda r: ", ".join(dict.fromkeys(v.provider for v in r.variants)))
+    from ytempire.thumbscore import load_ctr_model
+    ctr = load_ctr_model(settings)                # registering a new champion re-chooses the thumbnail on the next run
+    stage("thumbnails", partial(thumbnail_stage, ledger=ledger, run_id=rid, guard=guard, ctr_model=ctr), (p.script, brief, p.visuals),
+          ("thumbnails", "video", "image", "visuals"), lambda r: ", ".join(dict.fromkeys(v.provider for v in r.variants)),
+          depends={"ctr_model": f"{settings.get('thumbscore', 'registry_name')} v{ctr.version}" if ctr is not None else None})
     return p, timings
 
 # %% ../nbs/50_pipeline.ipynb #c013

@@ -23,7 +23,7 @@ __all__ = ['WORK_WIDTH', 'PIXEL_FEATURES', 'TEXT_FEATURES', 'FEATURES', 'SIMULAT
            'SIMULATED_VIDEO_SD', 'colourfulness', 'face_cascade', 'detect_faces', 'text_features', 'thumbnail_features',
            'features_frame', 'simulated_ctr', 'simulated_channel', 'CtrModel', 'fit_ctr_model', 'within_video_scores',
            'pairwise_accuracy', 'prob_no_better', 'cross_validate', 'evaluate', 'ctr_uri', 'CtrPyfunc',
-           'CtrTrainResult', 'training_rows', 'train_ctr_model', 'load_ctr_model', 'rank_variants']
+           'CtrTrainResult', 'training_rows', 'train_ctr_model', 'load_ctr_model', 'rank_variants', 'choose_by_model']
 
 # %% ../nbs/35_thumbscore.ipynb #c006
 WORK_WIDTH = 640          # every image is measured at this width (aspect kept)
@@ -415,3 +415,12 @@ def rank_variants(thumbnails, # Thumbnails, a list of Thumbnail or image paths, 
     out = pd.DataFrame({"variant": frame.variant, "score": score, "source": source, "path": frame.path})
     out["rank"] = out.score.rank(ascending=False, method="first", na_option="bottom").astype(int)
     return out.sort_values("rank").reset_index(drop=True)
+
+# %% ../nbs/35_thumbscore.ipynb #c047
+def choose_by_model(thumbs: Thumbnails, settings: Settings, model: CtrModel) -> Thumbnails:
+    "The variants with the model's predicted CTR (score_parts['predicted_ctr']) and the legible one it ranks first chosen."
+    ranked = rank_variants(thumbs, settings, model=model)
+    pred = dict(zip(ranked.variant, ranked.score.astype(float)))
+    variants = [t.model_copy(update={"score_parts": {**t.score_parts, "predicted_ctr": pred[t.variant]}}) for t in thumbs.variants]
+    chosen = max(range(len(variants)), key=lambda i: (bool(variants[i].legible), variants[i].score_parts["predicted_ctr"], -i))
+    return thumbs.model_copy(update={"variants": variants, "chosen": chosen})
