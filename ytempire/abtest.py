@@ -200,11 +200,15 @@ class ABResult:
             ax.hist(self.draws[:, i] * scale, bins=bins, density=True, histtype="stepfilled", alpha=0.35, color=c,
                     label=f"{v.variant}{' (control)' if v.variant == self.control else ''}")
             ax.hist(self.draws[:, i] * scale, bins=bins, density=True, histtype="step", color=c, lw=1.4)
-            ax.errorbar([v.ctr_mean * scale], [-0.04 * (i + 1)], xerr=[[(v.ctr_mean - v.ctr_low) * scale], [(v.ctr_high - v.ctr_mean) * scale]],
-                        fmt="o", color=c, capsize=3, transform=ax.get_xaxis_transform())
+        top = ax.get_ylim()[1]
+        for i, v in enumerate(self.variants):        # the credible intervals, one bar per variant under the densities
+            ax.errorbar([v.ctr_mean * scale], [-0.07 * top * (i + 1)], xerr=[[(v.ctr_mean - v.ctr_low) * scale], [(v.ctr_high - v.ctr_mean) * scale]],
+                        fmt="o", color=colors[i % 10], capsize=3, ms=4)
+        ax.axhline(0, color="#888", lw=0.6)
+        ax.set_ylim(-0.07 * top * (len(self.variants) + 1), top * 1.45)
         ax.set_xlabel(("CTR (%)" if self.is_rate else self.metric) + f"; bars: {self.credible:.0%} credible intervals")
-        ax.set_yticks([]); ax.legend(frameon=False, fontsize=9); ax.set_title("Posterior")
-        ax.set_ylim(bottom=0); ax.spines[["top", "right", "left"]].set_visible(False)
+        ax.set_yticks([]); ax.legend(frameon=False, fontsize=8, loc="upper left", ncol=2 if len(self.variants) > 3 else 1); ax.set_title("Posterior")
+        ax.spines[["top", "right", "left"]].set_visible(False)
         names = [v.variant for v in self.variants]
         bx.barh(names[::-1], [v.prob_best for v in self.variants][::-1], color=[colors[i % 10] for i in range(len(names))][::-1])
         bx.set_xlim(0, 1); bx.set_title("P(best)"); bx.spines[["top", "right"]].set_visible(False)
