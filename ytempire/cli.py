@@ -346,14 +346,15 @@ def cmd_abtest(a) -> str:
         if state is not None: _record(state, result, run_id, settings)
         if a.json: return json.dumps({**result.to_json(), "mlflow_run_id": run_id}, indent=2, ensure_ascii=False)
         return result.text() + (f"\ntracked: MLflow run {run_id} (experiment {settings.get('abtest', 'experiment')})" if run_id else "")
-    from ytempire.rotation import new_test, save_state, load_state, status_text
     if a.action == "plan":
         variants = _variants(a.variant)
+        from ytempire.rotation import new_test, save_state, status_text
         state = new_test(a.kind, a.video_id, variants, settings, control=a.control, start=_utc(a.start), days=a.days,
                          slot_hours=a.slot_hours, test_id=a.test_id)
         path = save_state(state, settings)
         if a.json: return state.model_dump_json(indent=2)
         return status_text(state) + f"\n\nsaved {path}; switch variants with `ytempire abtest status {state.test_id} --apply` at every slot start"
+    from ytempire.rotation import load_state, save_state, status_text
     state, result, lines = load_state(a.test_id, settings), None, []
     now = datetime.now(timezone.utc)
     if a.apply or a.fetch:
