@@ -1,4 +1,6 @@
-"""A loopback HTTP server that speaks the YouTube Data API v3 JSON (videos, search, videoCategories) and its errors.
+"""A loopback HTTP server that speaks the YouTube Data API v3 JSON (videos, search, videoCategories), the channel side
+(thumbnails.set uploads, videos.list/update of the channel's own videos), the YouTube Reporting API v1 (jobs, reports,
+media downloads), an OAuth 2.0 token endpoint, and their errors.
 
 Tests point the unmodified official client (google-api-python-client, bundled discovery document) at it::
 
@@ -6,24 +8,50 @@ Tests point the unmodified official client (google-api-python-client, bundled di
         yt = googleapiclient.discovery.build("youtube", "v3", developerKey="k", static_discovery=True,
                                              client_options={"api_endpoint": m.url})
 
-Routes: GET /youtube/v3/videos (chart=mostPopular, paged by maxResults/pageToken), /youtube/v3/search (q, order,
-publishedAfter; paged), /youtube/v3/videoCategories (regionCode). Each routed request takes the next action from
-`actions`, then `default` once the list is empty:
+Public routes (API key): GET /youtube/v3/videos (chart=mostPopular, paged by maxResults/pageToken), /youtube/v3/search
+(q, order, publishedAfter; paged), /youtube/v3/videoCategories (regionCode). Each takes the next action from `actions`,
+then `default` once the list is empty:
 
     ("ok",)                  the route's normal answer
     ("403", reason)          403 with the API's error body, e.g. reason "quotaExceeded" (domain youtube.quota)
     ("500",)                 500 backendError
     ("status", code, body)   anything else (body: dict, str or bytes)
 
+Channel routes need `Authorization: Bearer <token>` with a token the mock issued or was given (`tokens`); without
+one they answer 401 like Google (reason authError, WWW-Authenticate header). They are named like the API's methods:
+
+    thumbnails.set   POST /upload/youtube/v3/thumbnails/set?videoId=  (uploadType media, multipart or resumable + PUT)
+    videos.list      GET  /youtube/v3/videos?id=  with a Bearer token: the channel's own videos (`channel_videos`)
+    videos.update    PUT  /youtube/v3/videos?part=snippet  (the snippet is replaced; title and categoryId required)
+    jobs.list        GET  /v1/jobs               jobs.create  POST /v1/jobs
+    reports.list     GET  /v1/jobs/{id}/reports  (startTimeAtOrAfter, startTimeBefore; paged by `report_page_size`)
+    media.download   GET  /v1/media/{resourceName}?alt=media  (the report's CSV)
+    token            POST /token  (grant_type=refresh_token: a new access token for `refresh_token`; no Bearer needed)
+
+Each takes the next action from `channel_actions[name]` (a dict of lists), then ("ok",):
+
+    ("ok",)                      the normal answer
+    ("403", reason)              403, e.g. "quotaExceeded" or "forbidden"
+    ("500",)                     500 backendError
+    ("429", retry_after)         429 rateLimitExceeded with a Retry-After header (seconds)
+    ("timeout", seconds)         wait (stoppable), then the normal answer
+    ("malformed",)               200 with a truncated body (media.download: a damaged CSV)
+    ("status", code, body[, headers])  anything else
+
+What channel routes received is kept: `thumbnails` (video id -> (content type, bytes)), `updates` (videos.update
+bodies), `jobs`, `reports`, `issued` (access tokens the token route gave out). `add_report(day, csv, created)` adds a
+report of the first job (created if needed) covering that day.
+
 It binds 127.0.0.1 only, serves from a daemon thread, stops after `max_seconds`, answers 503 after `max_requests`
 requests, and stops on leaving the `with` block. Stdlib only; logs nothing.
 """
-import json, threading, time
+import copy, email.parser, itertools, json, threading, time
+from datetime import date, datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 from mockapi import read_body, write_response
 
-__all__ = ["MockYouTube", "CATEGORIES", "error_body"]
+__all__ = ["MockYouTube", "CATEGORIES", "error_body", "channel_video", "REACH_HEADER"]
 
 BASE = "/youtube/v3/"
 CATEGORIES = {"1": "Film & Animation", "10": "Music", "17": "Sports", "20": "Gaming", "22": "People & Blogs",
@@ -33,14 +61,26 @@ _ERRORS = {"quotaExceeded": ("youtube.quota", "The request cannot be completed b
            "forbidden": ("youtube.common", "Access forbidden."),
            "keyInvalid": ("usageLimits", "API key not valid. Please pass a valid API key."),
            "backendError": ("global", "Backend Error"),
-           "serviceUnavailable": ("global", "The service is currently unavailable.")}
+           "serviceUnavailable": ("global", "The service is currently unavailable."),
+           "rateLimitExceeded": ("usageLimits", "Rate Limit Exceeded"),
+           "authError": ("global", "Invalid Credentials"),
+           "videoNotFound": ("youtube.video", "The video that you are trying to update cannot be found."),
+           "invalidCategoryId": ("youtube.video", "The <code>snippet.categoryId</code> property specifies an invalid category ID."),
+           "invalidTitle": ("youtube.video", "The request metadata specifies an invalid video title."),
+           "invalidImage": ("youtube.thumbnail", "The provided image content is invalid."),
+           "mediaBodyRequired": ("youtube.thumbnail", "The request does not include the image content.")}
+REACH_HEADER = ("date,channel_id,video_id,live_or_on_demand,subscribed_status,country_code,video_thumbnail_impressions,"
+                "video_thumbnail_impressions_ctr\n")
+_CHANNEL_ROUTES = ("thumbnails.set", "videos.list", "videos.update", "jobs.list", "jobs.create", "reports.list",
+                   "media.download", "token")
 
 
 def error_body(code: int, reason: str, message: str | None = None) -> dict:
     "An error body in the API's format."
     domain, default = _ERRORS.get(reason, ("global", reason))
     msg = message or default
-    status = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 500: "INTERNAL", 503: "UNAVAILABLE"}.get(code, "UNKNOWN")
+    status = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED",
+              500: "INTERNAL", 503: "UNAVAILABLE"}.get(code, "UNKNOWN")
     return {"error": {"code": code, "message": msg, "errors": [{"message": msg, "domain": domain, "reason": reason}], "status": status}}
 
 
@@ -57,6 +97,22 @@ def _video(i: int, region: str) -> dict:
                         "thumbnails": {"default": {"url": f"https://i.ytimg.com/vi/vid{i}/default.jpg", "width": 120, "height": 90}},
                         "localized": {"title": f"Mock trending video {i}", "description": ""}},
             "statistics": stats}
+
+
+def channel_video(video_id: str, title: str, category_id: str = "27", description: str = "", tags=None) -> dict:
+    "A video of the mock's channel as videos.list returns it (part=snippet)."
+    return {"kind": "youtube#video", "etag": f"etag-{video_id}", "id": video_id,
+            "snippet": {"publishedAt": "2026-11-01T15:00:00Z", "channelId": "UCmockchannel00000000000", "title": title,
+                        "description": description, "channelTitle": "Mock channel", "tags": list(tags or []),
+                        "categoryId": category_id, "liveBroadcastContent": "none", "defaultLanguage": "en",
+                        "thumbnails": {"default": {"url": f"https://i.ytimg.com/vi/{video_id}/default.jpg", "width": 120, "height": 90}},
+                        "localized": {"title": title, "description": description}}}
+
+_READ_ONLY = ("publishedAt", "channelId", "channelTitle", "thumbnails", "liveBroadcastContent", "localized")
+
+
+def _rfc3339(t: datetime) -> str:
+    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class _Server(ThreadingHTTPServer):
@@ -90,35 +146,60 @@ class _Handler(BaseHTTPRequestHandler):
         if mock._stopping.is_set():
             self.close_connection = True
             return
-        read_body(self)
+        raw = read_body(self)
         parts = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        channel = mock._channel_route(self.command, parts.path, query, headers)
         route = parts.path[len(BASE):] if parts.path.startswith(BASE) else None
-        rec = {"method": self.command, "path": parts.path, "query": query, "time": time.time()}
+        rec = {"method": self.command, "path": parts.path, "query": query, "time": time.time(), "route": channel,
+               "auth": headers.get("authorization", "")[:7] == "Bearer "}
         with mock._lock:
             mock._requests.append(rec)
             over = len(mock._requests) > mock.max_requests
+        extra = {}
+        ctype = "application/json; charset=UTF-8"
         if over: status, body = 503, error_body(503, "serviceUnavailable", "mock server: max_requests reached")
+        elif channel:
+            status, body, extra = mock._channel(channel, self.command, parts.path, query, headers, raw)
+            if status is None:                       # stopped while waiting
+                self.close_connection = True
+                return
+            if isinstance(body, bytes) and channel == "media.download" and status == 200: ctype = "application/octet-stream"
         elif self.command != "GET" or route not in ("videos", "search", "videoCategories"):
             status, body = 404, error_body(404, "notFound", f"Not Found ({self.command} {parts.path})")
         elif not query.get("key"): status, body = 403, error_body(403, "forbidden", "The request is missing a valid API key.")
         else: status, body = mock._respond(route, query)
         rec["status"] = status
         data = body if isinstance(body, bytes) else (body.encode() if isinstance(body, str) else json.dumps(body).encode())
-        write_response(self, status, {"content-type": "application/json; charset=UTF-8"}, data)
+        write_response(self, status, {"content-type": ctype, **extra}, data)
 
     do_GET = do_POST = do_PUT = do_DELETE = _dispatch
 
 
 class MockYouTube:
-    """Loopback YouTube Data API v3 server; see the module docstring. Use as a context manager.
+    """Loopback YouTube Data API v3 + Reporting API + OAuth token server; see the module docstring. Use as a context manager.
 
-    Properties: url (the api_endpoint to give the client), requests (list of {"method", "path", "query", "time",
-    "status"}), count(route=None)."""
+    Properties: url (the api_endpoint to give the client; also the Reporting API's and, + "/token", the token_uri),
+    requests (list of {"method", "path", "query", "time", "status", "route", "auth"}), count(route=None)."""
 
-    def __init__(self, actions=None, default=("ok",), videos: int = 120, max_seconds: float = 60, max_requests: int = 200):
+    def __init__(self, actions=None, default=("ok",), videos: int = 120, max_seconds: float = 60, max_requests: int = 200,
+                 channel_actions: dict | None = None,
+                 tokens=("mock-access-token",),          # access tokens accepted from the start
+                 refresh_token: str = "mock-refresh-token",
+                 channel_videos: list[dict] | None = None, report_page_size: int = 2):
         self.actions, self.default, self.total = list(actions or []), default, videos
         self.max_seconds, self.max_requests = max_seconds, max_requests
+        self.channel_actions = {k: list(v) for k, v in (channel_actions or {}).items()}
+        unknown = set(self.channel_actions) - set(_CHANNEL_ROUTES)
+        if unknown: raise ValueError(f"unknown channel routes {sorted(unknown)}; use {', '.join(_CHANNEL_ROUTES)}")
+        self.tokens, self.refresh_token, self.issued = set(tokens), refresh_token, []
+        self.channel_videos = {v["id"]: copy.deepcopy(v) for v in (channel_videos if channel_videos is not None else
+                               [channel_video("abcDEF12345", "How coffee roasting works", "27", "Beans, heat and time.", ["coffee"]),
+                                channel_video("xyzXYZ98765", "Why bread rises", "28", "Yeast at work.", ["bread"])])}
+        self.thumbnails, self.updates, self.jobs, self.reports = {}, [], [], []
+        self.report_page_size = report_page_size
+        self._uploads, self._ids = {}, itertools.count(1)
         self._requests, self._lock = [], threading.Lock()
         self._stopping = threading.Event()
         self._server = self._thread = self._timer = None
@@ -155,8 +236,10 @@ class MockYouTube:
         with self._lock: return list(self._requests)
 
     def count(self, route=None) -> int:
-        return sum(1 for r in self.requests if route is None or r["path"] == BASE + route)
+        "Requests to a public route (videos, search, ...) or a channel route (thumbnails.set, ...); all when None."
+        return sum(1 for r in self.requests if route is None or r["path"] == BASE + route and not r.get("route") or r.get("route") == route)
 
+    # -- public API-key routes (trends)
     def _respond(self, route, q):
         with self._lock: action = self.actions.pop(0) if self.actions else self.default
         kind = action[0]
@@ -197,3 +280,152 @@ class MockYouTube:
                 "items": [{"kind": "youtube#videoCategory", "etag": f"etag-c{cid}", "id": cid,
                            "snippet": {"title": title, "assignable": True, "channelId": "UCBR8-60-B28hp2BmDPdntcQ"}}
                           for cid, title in CATEGORIES.items()]}
+
+    # -- channel routes (OAuth)
+    def _channel_route(self, method, path, q, headers) -> str | None:
+        "The channel route a request is for, or None for the public routes and unknown paths."
+        if path == "/token" and method == "POST": return "token"
+        if path == "/upload/youtube/v3/thumbnails/set" and method in ("POST", "PUT"): return "thumbnails.set"
+        if path == BASE + "videos":
+            if method == "PUT": return "videos.update"
+            if method == "GET" and "authorization" in headers and not q.get("key"): return "videos.list"
+        if path == "/v1/jobs": return {"GET": "jobs.list", "POST": "jobs.create"}.get(method)
+        if path.startswith("/v1/jobs/") and path.endswith("/reports") and method == "GET": return "reports.list"
+        if path.startswith("/v1/media/") and method == "GET": return "media.download"
+        return None
+
+    def _channel(self, route, method, path, q, headers, raw):
+        "(status, body, extra headers) of one channel request; status None when the mock stopped meanwhile."
+        if route != "token":
+            auth = headers.get("authorization", "")
+            if not auth.startswith("Bearer ") or auth[7:] not in self.tokens:
+                body = error_body(401, "authError", "Request had invalid authentication credentials. Expected OAuth 2 access token, "
+                                  "login cookie or other valid authentication credential.")
+                return 401, body, {"www-authenticate": 'Bearer realm="https://accounts.google.com/", error="invalid_token"'}
+        with self._lock:
+            queue = self.channel_actions.get(route) or []
+            action = queue.pop(0) if queue else ("ok",)
+        kind = action[0]
+        if kind == "403": return 403, error_body(403, action[1] if len(action) > 1 else "quotaExceeded"), {}
+        if kind == "500": return 500, error_body(500, "backendError"), {}
+        if kind == "429":
+            return 429, error_body(429, "rateLimitExceeded"), {"retry-after": str(action[1] if len(action) > 1 else 1)}
+        if kind == "status": return action[1], action[2], dict(action[3]) if len(action) > 3 else {}
+        if kind == "timeout" and self._stopping.wait(action[1] if len(action) > 1 else 5): return None, b"", {}
+        status, body, extra = getattr(self, "_" + route.replace(".", "_"))(method, path, q, headers, raw)
+        if kind == "malformed" and status == 200:
+            text = body if isinstance(body, bytes) else json.dumps(body).encode()
+            body = b"date,channel_id,video_id\n2026111x,UC,\"broken" if route == "media.download" else text[: max(1, len(text) // 2)]
+        return status, body, extra
+
+    def _token(self, method, path, q, headers, raw):
+        form = {k: v[-1] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
+        if form.get("grant_type") != "refresh_token" or form.get("refresh_token") != self.refresh_token:
+            return 400, {"error": "invalid_grant", "error_description": "Token has been expired or revoked."}, {}
+        token = f"mock-issued-token-{next(self._ids):04d}"
+        with self._lock:
+            self.tokens.add(token)
+            self.issued.append(token)
+        return 200, {"access_token": token, "expires_in": 3599, "token_type": "Bearer",
+                     "scope": "https://www.googleapis.com/auth/youtube.force-ssl https://www.googleapis.com/auth/yt-analytics.readonly"}, {}
+
+    def _thumbnails_set(self, method, path, q, headers, raw):
+        kind = q.get("uploadType", "")
+        if method == "POST" and kind == "resumable":            # session start: the bytes follow in a PUT
+            uid = f"upload{next(self._ids)}"
+            with self._lock: self._uploads[uid] = (q.get("videoId", ""), headers.get("x-upload-content-type", ""))
+            loc = f"{self.url}/upload/youtube/v3/thumbnails/set?uploadType=resumable&upload_id={uid}&videoId={quote(q.get('videoId', ''))}"
+            return 200, b"", {"location": loc}
+        if method == "PUT":
+            with self._lock: vid, ctype = self._uploads.pop(q.get("upload_id", ""), ("", ""))
+            if not vid: return 404, error_body(404, "notFound", "No such upload session."), {}
+            data = raw
+        else:
+            vid, ctype, data = q.get("videoId", ""), headers.get("content-type", ""), raw
+            if kind == "multipart":
+                msg = email.parser.BytesParser().parsebytes(b"content-type: " + ctype.encode() + b"\r\n\r\n" + raw)
+                media = [p for p in (msg.get_payload() or []) if not p.get_content_type().endswith("json")]
+                ctype, data = (media[-1].get_content_type(), media[-1].get_payload(decode=True)) if media else ("", b"")
+        if not data: return 400, error_body(400, "mediaBodyRequired"), {}
+        if vid not in self.channel_videos: return 404, error_body(404, "videoNotFound", f"Video {vid} was not found."), {}
+        if not (data.startswith(b"\x89PNG\r\n\x1a\n") or data.startswith(b"\xff\xd8\xff")): return 400, error_body(400, "invalidImage"), {}
+        with self._lock: self.thumbnails[vid] = (ctype, data)
+        sizes = {"default": (120, 90), "medium": (320, 180), "high": (480, 360), "standard": (640, 480), "maxres": (1280, 720)}
+        item = {k: {"url": f"https://i.ytimg.com/vi/{vid}/{k}.jpg?mock={len(self.thumbnails)}", "width": w, "height": h}
+                for k, (w, h) in sizes.items()}
+        return 200, {"kind": "youtube#thumbnailSetResponse", "etag": f"etag-thumb-{vid}", "items": [item]}, {}
+
+    def _videos_list(self, method, path, q, headers, raw):
+        ids = [i for i in q.get("id", "").split(",") if i]
+        items = [copy.deepcopy(self.channel_videos[i]) for i in ids if i in self.channel_videos]
+        return 200, {"kind": "youtube#videoListResponse", "etag": "etag-list", "items": items,
+                     "pageInfo": {"totalResults": len(items), "resultsPerPage": len(items)}}, {}
+
+    def _videos_update(self, method, path, q, headers, raw):
+        try: body = json.loads(raw)
+        except ValueError: return 400, error_body(400, "parseError", "Parse Error"), {}
+        vid, sn = body.get("id", ""), body.get("snippet") or {}
+        if q.get("part") != "snippet": return 400, error_body(400, "unexpectedPart", f"part {q.get('part')!r}"), {}
+        if vid not in self.channel_videos: return 404, error_body(404, "videoNotFound"), {}
+        if not str(sn.get("title", "")).strip() or len(sn["title"]) > 100 or any(c in sn["title"] for c in "<>"):
+            return 400, error_body(400, "invalidTitle"), {}
+        if str(sn.get("categoryId", "")) not in CATEGORIES and str(sn.get("categoryId", "")) not in ("26", "27"):
+            return 400, error_body(400, "invalidCategoryId"), {}
+        with self._lock:
+            self.updates.append(body)
+            old = self.channel_videos[vid]["snippet"]
+            new = {k: v for k, v in sn.items() if k not in _READ_ONLY}   # what is left out is cleared, as YouTube does
+            new.update({k: old[k] for k in _READ_ONLY if k in old})
+            new["localized"] = {"title": new["title"], "description": new.get("description", "")}
+            self.channel_videos[vid]["snippet"] = new
+            return 200, copy.deepcopy(self.channel_videos[vid]), {}
+
+    def _job(self, report_type: str, name: str) -> dict:
+        job = {"id": f"job-{next(self._ids):04d}", "reportTypeId": report_type, "name": name,
+               "createTime": _rfc3339(datetime.now(timezone.utc))}
+        self.jobs.append(job)
+        return job
+
+    def _jobs_list(self, method, path, q, headers, raw):
+        with self._lock: return 200, ({"jobs": copy.deepcopy(self.jobs)} if self.jobs else {}), {}
+
+    def _jobs_create(self, method, path, q, headers, raw):
+        try: body = json.loads(raw)
+        except ValueError: return 400, error_body(400, "parseError", "Parse Error"), {}
+        if not body.get("reportTypeId"): return 400, error_body(400, "INVALID_ARGUMENT", "reportTypeId is required"), {}
+        with self._lock: return 200, self._job(body["reportTypeId"], body.get("name", "")), {}
+
+    def add_report(self, day: date, csv: str, created: datetime | None = None, report_type: str = "channel_reach_basic_a1") -> dict:
+        "Add a report covering `day` (Pacific midnight to midnight) of the job for `report_type` (created if missing)."
+        with self._lock:
+            job = next((j for j in self.jobs if j["reportTypeId"] == report_type), None) or self._job(report_type, "mock")
+            start = datetime(day.year, day.month, day.day, 8, tzinfo=timezone.utc)
+            created = created or start + timedelta(days=2)
+            rid = f"rep{next(self._ids):05d}"
+            rep = {"id": rid, "jobId": job["id"], "startTime": _rfc3339(start), "endTime": _rfc3339(start + timedelta(days=1)),
+                   "createTime": _rfc3339(created),
+                   "downloadUrl": f"https://youtubereporting.googleapis.com/v1/media/CHANNEL/UCmockchannel/jobs/{job['id']}/reports/{rid}?alt=media",
+                   "_csv": csv.encode("utf-8")}
+            self.reports.append(rep)
+            return {k: v for k, v in rep.items() if not k.startswith("_")}
+
+    def _reports_list(self, method, path, q, headers, raw):
+        job_id = unquote(path[len("/v1/jobs/"):-len("/reports")])
+        if not any(j["id"] == job_id for j in self.jobs): return 404, error_body(404, "NOT_FOUND", f"Job {job_id} not found."), {}
+        lo, hi = q.get("startTimeAtOrAfter", ""), q.get("startTimeBefore", "")
+        stamp = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00"))
+        with self._lock:
+            reps = [{k: v for k, v in r.items() if not k.startswith("_")} for r in self.reports if r["jobId"] == job_id
+                    and (not lo or stamp(r["startTime"]) >= stamp(lo)) and (not hi or stamp(r["startTime"]) < stamp(hi))]
+        start = int(q.get("pageToken") or 0)
+        size = int(q.get("pageSize") or self.report_page_size)
+        body = {"reports": reps[start:start + size]} if reps else {}
+        if start + size < len(reps): body["nextPageToken"] = str(start + size)
+        return 200, body, {}
+
+    def _media_download(self, method, path, q, headers, raw):
+        name = unquote(path[len("/v1/media/"):])
+        rep = next((r for r in self.reports if name.endswith("/reports/" + r["id"])), None)
+        if rep is None: return 404, error_body(404, "NOT_FOUND", f"Media {name} not found."), {}
+        if q.get("alt") != "media": return 200, {"resourceName": name}, {}
+        return 200, rep["_csv"], {}

@@ -11,7 +11,8 @@ from .config import Settings, YtempireError, InputError, setup_logging
 
 # %% auto #0
 __all__ = ['MAX_NOTES_BYTES', 'read_notes', 'parser', 'media_dir', 'cmd_make', 'cmd_script', 'cmd_costs', 'cmd_report',
-           'cmd_voices', 'cmd_effects', 'cmd_trends', 'cmd_engagement', 'run_command', 'quick_exit', 'main']
+           'cmd_voices', 'cmd_effects', 'cmd_trends', 'cmd_engagement', 'cmd_abtest', 'run_command', 'quick_exit',
+           'main']
 
 # %% ../nbs/60_cli.ipynb #c005
 MAX_NOTES_BYTES = 200_000
@@ -119,6 +120,45 @@ def parser() -> argparse.ArgumentParser:
     et.add_argument("--models", nargs="+", metavar="MODEL", help="models the champion rule chooses from (default: [engagement] models)")
     et.add_argument("--no-register", action="store_true", help="evaluate and track only; leave the registry as it is")
     for x in (ep, et):
+        x.add_argument("--config")
+        x.add_argument("-v", "--verbose", action="store_true")
+    ab = sub.add_parser("abtest", help="Bayesian A/B tests of thumbnails and titles: plan a rotation on YouTube, follow it, analyse it",
+                        description="Bayesian A/B tests of click-through: posterior CTR per variant, probability to be best, expected "
+                        "loss and a decision (ship / keep control / continue / inconclusive). YouTube has no Test & Compare API, so a "
+                        "test on a published video rotates the live thumbnail or title per time slot.")
+    absub = ab.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    an = absub.add_parser("analyze", help="posterior CTR, probability to be best and the decision, from a CSV or a planned test",
+                          description="Analyse impressions and clicks per variant from a CSV (columns variant,impressions,clicks, "
+                          "optionally per day with date; or a YouTube Studio export with Impressions and 'Impressions click-through "
+                          "rate (%%)') or from a test planned with `ytempire abtest plan`. Rows per day where one variant was live each "
+                          "day are analysed with the slot-adjusted model. Every analysis is tracked in MLflow.")
+    an.add_argument("source", metavar="CSV|TEST_ID", help="a CSV file, or the id (or state file) of a planned test")
+    an.add_argument("--control", metavar="NAME", help="the variant the others are compared with (default: the first row's, or the test's)")
+    an.add_argument("--final", action="store_true", help="the test is over: decide now (inconclusive instead of continue)")
+    an.add_argument("--json", action="store_true", help="print JSON")
+    pl = absub.add_parser("plan", help="plan a rotation test of thumbnails or titles on a published video",
+                          description="Plan a time-sliced rotation: each slot shows one variant, balanced over weekdays and hours and "
+                          "counterbalanced in time; writes the test's state file ([abtest] state_dir/<test_id>.json).")
+    pl.add_argument("video_id", help="the YouTube video id")
+    pl.add_argument("--variant", action="append", required=True, metavar="NAME=FILE|TITLE",
+                    help="a variant: NAME=thumbnail.png (PNG/JPEG, at most 2 MB) or NAME=title text; give it 2 to 8 times")
+    pl.add_argument("--kind", choices=["thumbnail", "title"], default="thumbnail", help="what the variants are (default thumbnail)")
+    pl.add_argument("--control", metavar="NAME", help="the variant live now (default: the first --variant)")
+    pl.add_argument("--days", type=int, help="days the test runs (default [abtest] days)")
+    pl.add_argument("--slot-hours", type=int, help="hours each slot shows one variant, a divisor of 24 (default [abtest] slot_hours)")
+    pl.add_argument("--start", help="first slot's start, ISO 8601 (UTC unless an offset is given; default: the next full hour)")
+    pl.add_argument("--test-id", help="the test's id (default <video_id>-<kind>-<time>)")
+    pl.add_argument("--json", action="store_true", help="print the state as JSON")
+    st = absub.add_parser("status", help="a test's plan, progress and latest decision; --apply switches the live variant, --fetch reads YouTube's data",
+                          description="Show a planned test. --apply sets the variant of the current slot on YouTube (thumbnails.set or "
+                          "videos.update; needs YOUTUBE_CREDENTIALS or YOUTUBE_OAUTH_TOKEN): run it from cron at every slot start. "
+                          "--fetch downloads impressions and click-through from the YouTube Reporting API, attributes each day to the "
+                          "variant that was live, and analyses (tracked in MLflow).")
+    st.add_argument("test_id", metavar="TEST_ID", help="the test's id, or its state file")
+    st.add_argument("--apply", action="store_true", help="set the current slot's variant on YouTube")
+    st.add_argument("--fetch", action="store_true", help="read the reach report, attribute it and analyse")
+    st.add_argument("--json", action="store_true", help="print JSON")
+    for x in (an, pl, st):
         x.add_argument("--config")
         x.add_argument("-v", "--verbose", action="store_true")
     return p
@@ -246,6 +286,101 @@ def cmd_engagement(a) -> str:
     return (f"validation Spearman on {r.videos} videos (the champion rule chooses on these):\n{r.validation.round(3).to_string()}\n\n"
             f"held-out test Spearman (reported; it chose nothing):\n{r.summary.round(3).to_string()}\n\nchampion: {r.champion}; {reg} in {r.uri}")
 
+# %% ../nbs/60_cli.ipynb #c006ab
+def _variants(items: list[str]) -> dict[str, str]:
+    "NAME=VALUE pairs of `--variant`, in order."
+    out = {}
+    for it in items:
+        name, sep, value = it.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise InputError(f"--variant {it!r} is not NAME=FILE or NAME=TITLE; e.g. --variant A=thumb_a.png")
+        if name.strip() in out: raise InputError(f"variant name {name.strip()!r} is given twice; name each variant once")
+        out[name.strip()] = value.strip()
+    return out
+
+def _utc(v: str | None):
+    "An ISO 8601 time as aware UTC (naive = UTC), or None."
+    from datetime import datetime, timezone
+    if not v: return None
+    try: t = datetime.fromisoformat(v)
+    except ValueError: raise InputError(f"--start {v!r} is not an ISO 8601 time; write e.g. 2026-12-01T18:00") from None
+    return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
+
+def _analyze_source(a, settings):
+    "The ABResult, MLflow run name, input files and tags of `abtest analyze`: a CSV, or a planned test's observations."
+    import pandas as pd
+    from ytempire.abtest import ABConfig, analyze_counts, read_ab_csv
+    src = Path(a.source).expanduser()
+    if src.suffix.lower() == ".csv" or (src.is_file() and src.suffix.lower() != ".json"):
+        df = read_ab_csv(src)
+        rotated = "date" in df.columns and df.date.nunique() >= 2 and df.groupby("date").variant.nunique().max() == 1
+        if rotated:
+            from ytempire.rotation import analyze_slots
+            return analyze_slots(df, settings, control=a.control, final=a.final), f"abtest {src.stem}", [src], {"source": src.name}, None
+        return analyze_counts(df, a.control, ABConfig.from_settings(settings), final=a.final), f"abtest {src.stem}", [src], {"source": src.name}, None
+    from ytempire.rotation import load_state, analyze_slots
+    state = load_state(a.source, settings)
+    if not state.observations:
+        raise InputError(f"test {state.test_id} has no data yet; run `ytempire abtest status {state.test_id} --fetch` after its first "
+                         "full day, or analyse a YouTube Studio CSV export")
+    result = analyze_slots(pd.DataFrame(state.observations), settings, control=a.control or state.control, final=a.final)
+    return result, f"abtest {state.test_id}", [], {"test_id": state.test_id, "video_id": state.video_id, "kind": state.kind}, state
+
+def _record(state, result, run_id, settings):
+    "Remember an analysis in the test's state file."
+    from datetime import datetime, timezone
+    from ytempire.rotation import save_state
+    state.analyses.append({"at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "decision": result.decision,
+                           "winner": result.winner, "reason": result.reason, "mlflow_run_id": run_id})
+    save_state(state, settings)
+
+def cmd_abtest(a) -> str:
+    "`ytempire abtest analyze|plan|status`: Bayesian analysis of click-through, and rotation tests on a published video."
+    import json
+    from datetime import datetime, timezone
+    from ytempire.abtest import track_analysis
+    settings = Settings(a.config)
+    if a.action == "analyze":
+        result, name, inputs, tags, state = _analyze_source(a, settings)
+        run_id = track_analysis(result, settings, name, inputs, tags)
+        if state is not None: _record(state, result, run_id, settings)
+        if a.json: return json.dumps({**result.to_json(), "mlflow_run_id": run_id}, indent=2, ensure_ascii=False)
+        return result.text() + (f"\ntracked: MLflow run {run_id} (experiment {settings.get('abtest', 'experiment')})" if run_id else "")
+    from ytempire.rotation import new_test, save_state, load_state, status_text
+    if a.action == "plan":
+        variants = _variants(a.variant)
+        state = new_test(a.kind, a.video_id, variants, settings, control=a.control, start=_utc(a.start), days=a.days,
+                         slot_hours=a.slot_hours, test_id=a.test_id)
+        path = save_state(state, settings)
+        if a.json: return state.model_dump_json(indent=2)
+        return status_text(state) + f"\n\nsaved {path}; switch variants with `ytempire abtest status {state.test_id} --apply` at every slot start"
+    state, result, lines = load_state(a.test_id, settings), None, []
+    now = datetime.now(timezone.utc)
+    if a.apply or a.fetch:
+        from ytempire.ledger import Ledger
+        from ytempire.youtube import YouTubeChannel
+        channel = YouTubeChannel(settings, ledger=Ledger.from_settings(settings), run_id=f"abtest-{state.test_id}")
+        if a.apply:
+            from ytempire.rotation import apply_due
+            slot = apply_due(state, channel, settings, now)
+            lines.append(f"slot {slot.index + 1}: {slot.variant} is live on {state.video_id}" if slot else "nothing to switch now")
+        if a.fetch:
+            import pandas as pd
+            from ytempire.rotation import attribute, analyze_slots
+            first, last = state.slots[0].start, min(now, state.slots[-1].end)
+            report = channel.reach_report(first.date(), last.date(), [state.video_id])
+            obs = attribute(report, state)
+            state.observations = [{**r, "date": pd.Timestamp(r["date"]).strftime("%Y-%m-%d"), "source": "youtube-reporting"}
+                                  for r in obs.to_dict("records")]
+            save_state(state, settings)
+            lines.append(f"fetched {len(obs)} day(s) of impressions and clicks from the reach report")
+            if len(obs):
+                result = analyze_slots(obs, settings, control=state.control, final=now >= state.slots[-1].end)
+                _record(state, result, track_analysis(result, settings, f"abtest {state.test_id}", [],
+                                                      {"test_id": state.test_id, "video_id": state.video_id, "kind": state.kind}), settings)
+    if a.json: return json.dumps({"state": state.model_dump(mode="json"), "result": result.to_json() if result else None}, indent=2, ensure_ascii=False)
+    return "\n".join(lines + [status_text(state, now, result)])
+
 # %% ../nbs/60_cli.ipynb #c006o
 def run_command(argv: list[str] | None = None) -> int:
     "Parse `argv` (default: the command line), run the subcommand, print its result; returns the exit code."
@@ -255,7 +390,7 @@ def run_command(argv: list[str] | None = None) -> int:
         verbose = getattr(a, "verbose", False)
         setup_logging(logging.DEBUG if verbose else logging.INFO)
         out = {"make": cmd_make, "report": cmd_report, "script": cmd_script, "costs": cmd_costs, "trends": cmd_trends, "engagement": cmd_engagement,
-               "voices": cmd_voices, "effects": cmd_effects}[a.command](a)
+               "voices": cmd_voices, "effects": cmd_effects, "abtest": cmd_abtest}[a.command](a)
         print(out)
         return 0
     except YtempireError as e:

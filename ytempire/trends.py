@@ -19,9 +19,10 @@ from .schemas import Brief, Fallback, TrendReport
 __all__ = ['YOUTUBE_CATEGORIES', 'COLUMNS', 'YOUTUBE_UNITS', 'DAYS', 'detect_schema', 'country_of', 'parse_categories',
            'category_file', 'category_names', 'read_text', 'normalise_trending', 'dedupe_trending', 'read_trending_csv',
            'csv_files', 'load_trending', 'trending_paths', 'TrendSource', 'select_country', 'CsvTrendSource',
-           'TrendSourceError', 'YouTubeAPIError', 'api_videos_frame', 'YouTubeTrendSource', 'trend_sources',
-           'serve_trending', 'trending_videos', 'video_stats', 'publish_slots', 'best_publish_time', 'rising_terms',
-           'trend_report', 'format_trend_report', 'related_keywords', 'keep_relevant', 'research_trends']
+           'TrendSourceError', 'YouTubeAPIError', 'api_error', 'api_videos_frame', 'YouTubeTrendSource',
+           'trend_sources', 'serve_trending', 'trending_videos', 'video_stats', 'publish_slots', 'best_publish_time',
+           'rising_terms', 'trend_report', 'format_trend_report', 'related_keywords', 'keep_relevant',
+           'research_trends']
 
 # %% ../nbs/10_trends.ipynb #c006
 YOUTUBE_CATEGORIES = {  # the standard category names (US list, all 32 ids), for ids a country's JSON lacks (29, 30, 43)
@@ -281,7 +282,7 @@ class YouTubeAPIError(Exception):
         self.status_code, self.reason, self.message = status_code, reason, message
         self.response = type("Response", (), {"headers": headers or {}})()   # for ledger.retry_after
 
-def _api_error(e) -> YouTubeAPIError:
+def api_error(e) -> YouTubeAPIError:
     "A `googleapiclient.errors.HttpError` as a `YouTubeAPIError`."
     status, reason, message = int(getattr(e.resp, "status", 0) or 0), "", ""
     try:
@@ -348,7 +349,7 @@ class YouTubeTrendSource:
         rec = CostRecord(provider="youtube", model=method, capability="trends", unit="units")
         def fn(r):
             try: out = request.execute(num_retries=0)
-            except HttpError as e: raise _api_error(e) from None
+            except HttpError as e: raise api_error(e) from None
             r.units = units
             return out
         try:
