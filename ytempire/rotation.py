@@ -303,10 +303,11 @@ def _counts(df: pd.DataFrame, what: str, need: list[str]) -> pd.DataFrame:
     if missing: raise InputError(f"{what} lacks the column(s) {', '.join(missing)}; give it {', '.join(need)}")
     df = df.copy()
     for c in ("impressions", "clicks"):
-        df[c] = pd.to_numeric(df[c], errors="coerce")
-        if df[c].isna().any() or (df[c] < 0).any():
-            raise InputError(f"{what} has missing or negative {c}; fill them with counts >= 0")
-    if (df.clicks > df.impressions).any(): raise InputError(f"{what} has more clicks than impressions in a row; check the export")
+        if not pd.api.types.is_numeric_dtype(df[c]): df[c] = pd.to_numeric(df[c], errors="coerce")
+        v = df[c].to_numpy(dtype=float)
+        if np.isnan(v).any() or (v < 0).any(): raise InputError(f"{what} has missing or negative {c}; fill them with counts >= 0")
+    if (df.clicks.to_numpy() > df.impressions.to_numpy()).any():
+        raise InputError(f"{what} has more clicks than impressions in a row; check the export")
     d = df.date
     if not (pd.api.types.is_datetime64_dtype(d) and getattr(d.dt, "tz", None) is None):
         d = pd.to_datetime(d, utc=True).dt.tz_localize(None)
@@ -396,18 +397,17 @@ def analyze_slots(obs: pd.DataFrame,            # one row per slot: date, varian
     if control not in names: raise InputError(f"control {control!r} has no observations; name one of {names}")
     names = [control] + [n for n in names if n != control]
     if len(names) < 2: raise InputError(f"only {control!r} has observations; attribute the other variants' slots first")
-    tot = df.groupby("variant")[["impressions", "clicks"]].sum().reindex(names)
+    v = df.variant.to_numpy()
+    imp = np.array([df.impressions.to_numpy()[v == n].sum() for n in names], dtype=np.int64)
+    clk = np.array([df.clicks.to_numpy()[v == n].sum() for n in names], dtype=np.int64)
     n_days = df.date.nunique()
-    enough = bool((tot.impressions >= cfg.min_impressions).all() and n_days >= cfg.min_days)
+    enough = bool((imp >= cfg.min_impressions).all() and n_days >= cfg.min_days)
     fit = fit_slot_model(df, names)
     if fit is None:
         _log.warning("%d slot rows are too few for the slot-adjusted model; pooled beta-binomial instead", len(df))
-        res = abtest.analyze_counts(df[["variant", "impressions", "clicks"]], control, cfg, final=final)
-        why = f"too few slots ({len(df)}) for the slot-adjusted model, pooled beta-binomial"
-        if n_days < cfg.min_days and res.decision in ("ship", "keep control"):
-            return dataclasses.replace(res, winner=None, decision="continue",
-                                       reason=f"{why}; {n_days} of {cfg.min_days} days so far")
-        return dataclasses.replace(res, reason=f"{why}: {res.reason}")
+        res = abtest.analyze_counts(df[["variant", "impressions", "clicks", "date"]], control, cfg, final=final)
+        return dataclasses.replace(res, reason=f"too few slots ({len(df)}) for the slot-adjusted model, pooled "
+                                               f"beta-binomial: {res.reason}")
     res, X, cols, terms, scale = fit
     # draws of the coefficients -> each variant's CTR at the average covariate profile
     rng = np.random.default_rng(cfg.seed)
@@ -418,10 +418,11 @@ def analyze_slots(obs: pd.DataFrame,            # one row per slot: date, varian
     base = beta @ profile
     eta = np.column_stack([base] + [base + beta[:, c] for c in vcols])
     draws = 1 / (1 + np.exp(-eta))
-    out = abtest.analyze_draws(names, draws, control, tot.impressions.to_numpy(), tot.clicks.to_numpy(), cfg,
+    out = abtest.analyze_draws(names, draws, control, imp, clk, cfg,
                                metric="ctr", method="slot-adjusted logistic", enough=enough, final=final)
-    adj = ", ".join(("weekday", "hour block")[:len(terms)] if terms else ()) or "no weekday"
-    note = f" (adjusted for {adj} and log age over {len(df)} slots, dispersion {scale:.2f})"
+    adj = {("weekday", "hour"): "weekday, hour block and log age", ("weekday",): "weekday and log age",
+           (): "log age only, too few slots for weekday effects"}[terms]
+    note = f" (adjusted for {adj}; {len(df)} slots, dispersion {scale:.2f})"
     if n_days < cfg.min_days: note += f"; {n_days} of {cfg.min_days} days so far"
     return dataclasses.replace(out, reason=out.reason + note)
 
