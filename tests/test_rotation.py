@@ -268,6 +268,9 @@ def test_analyze_slots_hour_blocks_min_days_and_fallback(settings):
     assert few.method == "beta-binomial" and "too few slots" in few.reason and few.decision == "continue"
     with pytest.raises(InputError, match="no observations"): analyze_slots(obs, settings, control="Z", cfg=CFG)
     with pytest.raises(InputError, match="lacks the column"): analyze_slots(obs.drop(columns="clicks"), settings, cfg=CFG)
+    with pytest.raises(InputError, match="no hour"): analyze_slots(obs.assign(hour=obs.hour.where(obs.index > 0)), settings, cfg=CFG)
+    daily = analyze_slots(obs.assign(hour=None), settings, cfg=CFG)         # an empty hour column: daily rows
+    assert "hour block" not in daily.reason
 
 
 def test_status_text(settings):

@@ -353,6 +353,12 @@ def _check_obs(obs: pd.DataFrame) -> pd.DataFrame:
     df = _counts(obs, "the observations", OBS_COLUMNS)
     if df.empty: raise InputError("there are no observations to analyse; attribute reach data to the test first")
     df["variant"] = df.variant.astype(str)
+    if "hour" in df:
+        hours = pd.to_numeric(df.hour, errors="coerce")
+        if hours.isna().all(): return df.drop(columns="hour")
+        if hours.isna().any() or not hours.between(0, 23).all():
+            raise InputError("some observations have no hour (or one outside 0-23); give every row its slot's hour, or none")
+        df["hour"] = hours.astype(int)
     return df
 
 def _design(df: pd.DataFrame, names: list[str], terms: tuple[str, ...]) -> tuple[np.ndarray, list[str]]:
