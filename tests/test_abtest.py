@@ -198,3 +198,57 @@ def test_cli_analyze_errors(tmp_path, args, expect):
     r = ytempire("abtest", "analyze", *args, cwd=tmp_path, env=clean_env(YTEMPIRE_TRACKING_ENABLED="false"))
     lines = r.stderr.strip().splitlines()
     assert r.returncode != 0 and len(lines) == 1 and lines[0].startswith("error: ") and expect in lines[0], r.stderr
+
+
+def test_cli_rotation_plan_apply_fetch_analyze(tmp_path):
+    "plan -> status --apply (thumbnails.set on the loopback YouTube API) -> status --fetch (Reporting API) -> analyze TEST_ID."
+    from datetime import datetime, timedelta, timezone
+    from PIL import Image
+    from mockyoutube import REACH_HEADER, MockYouTube
+    for name, color in (("a", (200, 40, 40)), ("b", (40, 40, 200))):
+        Image.new("RGB", (1280, 720), color).save(tmp_path / f"{name}.png")
+    today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = today - timedelta(days=13)
+    r = ytempire("abtest", "plan", "abcDEF12345", "--variant", "A=a.png", "--variant", "B=b.png", "--days", "14",
+                 "--start", start.strftime("%Y-%m-%dT%H:%M"), "--test-id", "t1", cwd=tmp_path, env=clean_env())
+    assert r.returncode == 0, r.stderr
+    assert "test t1: thumbnail of video abcDEF12345, 2 variants" in r.stdout and (tmp_path / "abtests" / "t1.json").is_file()
+    state = json.loads((tmp_path / "abtests" / "t1.json").read_text())
+    assert len(state["slots"]) == 14 and sorted(s["variant"] for s in state["slots"]).count("A") == 7
+    # the cron job ran at every slot start until yesterday (what --apply would have recorded)
+    for s in state["slots"][:-1]:
+        s.update(status="applied", applied_at=s["start"])
+    (tmp_path / "abtests" / "t1.json").write_text(json.dumps(state))
+    rng = np.random.default_rng(5)
+    token = "ya29.mock-access-token-for-the-test-0123456789"
+    with MockYouTube(tokens=(token,)) as m:
+        env = clean_env(YOUTUBE_OAUTH_TOKEN=token,
+                        YTEMPIRE_YOUTUBE_DATA_BASE_URL=m.url, YTEMPIRE_YOUTUBE_REPORTING_BASE_URL=m.url,
+                        YTEMPIRE_TRACKING_WANDB="false")
+        r = ytempire("abtest", "status", "t1", "--apply", cwd=tmp_path, env=env)
+        assert r.returncode == 0, r.stderr
+        today_variant = state["slots"][-1]["variant"]
+        assert f"slot 14: {today_variant} is live on abcDEF12345" in r.stdout and m.count("thumbnails.set") == 1
+        assert m.thumbnails["abcDEF12345"][1] == (tmp_path / f"{today_variant.lower()}.png").read_bytes()
+        for s in state["slots"][:-1]:
+            day = datetime.fromisoformat(s["start"]).date()
+            ctr = 0.05 if s["variant"] == "A" else 0.065
+            m.add_report(day, REACH_HEADER + f"{day:%Y%m%d},UCmockchannel,abcDEF12345,on_demand,not_subscribed,US,"
+                                             f"{int(rng.integers(4000, 4500))},{ctr}\n")
+        r = ytempire("abtest", "status", "t1", "--fetch", cwd=tmp_path, env=env)
+        assert r.returncode == 0, r.stderr
+    assert "impressions and clicks of 13 slot(s)" in r.stdout and "decision: ship (B)" in r.stdout, r.stdout
+    saved = json.loads((tmp_path / "abtests" / "t1.json").read_text())
+    assert len(saved["observations"]) == 13 and saved["analyses"][-1]["decision"] == "ship" and saved["analyses"][-1]["mlflow_run_id"]
+    r = ytempire("abtest", "analyze", "t1", "--json", cwd=tmp_path, env=clean_env(YTEMPIRE_TRACKING_WANDB="false"))
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["method"] == "slot-adjusted logistic" and doc["winner"] == "B"
+    assert sum(v["impressions"] for v in doc["variants"]) == sum(o["impressions"] for o in saved["observations"])
+    db = sqlite3.connect(tmp_path / "mlruns.db")
+    assert db.execute("select count(*) from tags where key = 'test_id' and value = 't1'").fetchone()[0] == 2
+    ledger = sqlite3.connect(tmp_path / "ledger.db")
+    units = dict(ledger.execute("select model, sum(units) from calls where provider = 'youtube' group by model").fetchall())
+    assert units.get("thumbnails.set") == 50
+    for f in (tmp_path / "ledger.db", tmp_path / "mlruns.db", tmp_path / "abtests" / "t1.json"):
+        assert token.encode() not in f.read_bytes(), f

@@ -146,7 +146,7 @@ def parser() -> argparse.ArgumentParser:
     pl.add_argument("--control", metavar="NAME", help="the variant live now (default: the first --variant)")
     pl.add_argument("--days", type=int, help="days the test runs (default [abtest] days)")
     pl.add_argument("--slot-hours", type=int, help="hours each slot shows one variant, a divisor of 24 (default [abtest] slot_hours)")
-    pl.add_argument("--start", help="first slot's start, ISO 8601 (UTC unless an offset is given; default: the next full hour)")
+    pl.add_argument("--start", help="first slot's start, ISO 8601 on a slot boundary (UTC unless an offset is given; default: the next boundary, midnight UTC for daily slots)")
     pl.add_argument("--test-id", help="the test's id (default <video_id>-<kind>-<time>)")
     pl.add_argument("--json", action="store_true", help="print the state as JSON")
     st = absub.add_parser("status", help="a test's plan, progress and latest decision; --apply switches the live variant, --fetch reads YouTube's data",
@@ -374,7 +374,8 @@ def cmd_abtest(a) -> str:
             state.observations = [{**r, "date": pd.Timestamp(r["date"]).strftime("%Y-%m-%d"), "source": "youtube-reporting"}
                                   for r in obs.to_dict("records")]
             save_state(state, settings)
-            lines.append(f"fetched {len(obs)} day(s) of impressions and clicks from the reach report")
+            lines.append(f"fetched the reach report: impressions and clicks of {len(obs)} slot(s) attributed to their variant"
+                         + (f" ({sum(obs.attrs.get('dropped', {}).values())} dropped: {obs.attrs['dropped']})" if obs.attrs.get("dropped") else ""))
             if len(obs):
                 result = analyze_slots(obs, settings, control=state.control, final=now >= state.slots[-1].end)
                 _record(state, result, track_analysis(result, settings, f"abtest {state.test_id}", [],
