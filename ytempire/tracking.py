@@ -9,7 +9,8 @@ from pathlib import Path
 from .config import Settings, StageError, offline_env, redact, get_logger
 
 # %% auto #0
-__all__ = ['error_line', 'flatten', 'sqlite_path', 'store_state', 'prepare_mlflow_store', 'ensure_experiment', 'Tracker']
+__all__ = ['EXPERIMENT_KIND', 'SPAN_TYPES', 'error_line', 'flatten', 'sqlite_path', 'store_state', 'prepare_mlflow_store',
+           'ensure_experiment', 'Tracker', 'call_attributes', 'log_run_trace']
 
 # %% ../nbs/40_tracking.ipynb #c005
 def error_line(e: BaseException) -> str:
@@ -73,15 +74,21 @@ def prepare_mlflow_store(uri: str, log=None) -> None:
         mlflow.MlflowClient(tracking_uri=uri).search_experiments(max_results=1)   # builds the store: tables made here, once
 
 # %% ../nbs/40_tracking.ipynb #c006h
-def ensure_experiment(client, name: str, artifact_location: str) -> str:
-    "The id of MLflow experiment `name`, created if missing; a concurrent creator winning the race is no error."
+EXPERIMENT_KIND = "mlflow.experimentKind"      # the tag MLflow 3's UI reads to choose the experiment's first page
+
+def ensure_experiment(client, name: str, artifact_location: str,
+                      kind: str = "custom_model_development"   # or genai_development (opens on traces and evaluations)
+                     ) -> str:
+    "The id of MLflow experiment `name`, created (tagged with its `kind`) if missing; a concurrent creator winning the race is no error."
     from mlflow.exceptions import MlflowException
     exp = client.get_experiment_by_name(name)
-    if exp is not None: return exp.experiment_id
-    try: return client.create_experiment(name, artifact_location=artifact_location)
-    except MlflowException as e:
-        if e.error_code != "RESOURCE_ALREADY_EXISTS": raise
-        return client.get_experiment_by_name(name).experiment_id
+    if exp is None:
+        try: return client.create_experiment(name, artifact_location=artifact_location, tags={EXPERIMENT_KIND: kind})
+        except MlflowException as e:
+            if e.error_code != "RESOURCE_ALREADY_EXISTS": raise
+            exp = client.get_experiment_by_name(name)
+    if EXPERIMENT_KIND not in exp.tags: client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND, kind)
+    return exp.experiment_id
 
 # %% ../nbs/40_tracking.ipynb #c008
 class Tracker:
@@ -167,6 +174,21 @@ class Tracker:
             mlflow.log_artifact(str(path), artifact_path=folder)
         if self._wb is not None: self._wb.save(str(path), base_path=str(path.parent), policy="now")
 
+    def trace_run(self, record,                # the RunRecord (run id, brief, stage timings, created)
+                  calls=None,                  # its ledger rows (default: read from [paths] ledger)
+                  prompt_version: str = ""     # the script's template@version, on the text calls
+                 ) -> str | None:
+        "One MLflow trace of the run (a span per stage and per provider call) in this run's experiment; None when MLflow is off or tracing failed (a warning)."
+        if not self.mlflow_run_id: return None
+        try:
+            if calls is None:
+                from ytempire.ledger import Ledger
+                calls = Ledger.from_settings(self.settings).calls(run_id=record.run_id)
+            return log_run_trace(record, calls, prompt_version)
+        except Exception as e:
+            self.log.warning("run not traced in MLflow (%s); the run and its tracking are complete", error_line(e))
+            return None
+
     def __exit__(self, exc_type, exc, tb):
         status_ok = exc_type is None
         if self.mlflow_run_id:
@@ -175,3 +197,50 @@ class Tracker:
         if self._wb is not None:
             self._wb.finish(exit_code=0 if status_ok else 1); self._wb = None
         return False
+
+# %% ../nbs/40_tracking.ipynb #c012
+SPAN_TYPES = {"text": "LLM", "voice": "TTS"}     # other capabilities (images, trends, uploads) are TOOL spans
+
+def _ns(ts) -> int:
+    "Nanoseconds since the epoch of an ISO timestamp or datetime."
+    import pandas as pd
+    return int(pd.Timestamp(ts).value)
+
+def call_attributes(row, prompt_version: str = "") -> dict:
+    "A ledger row as span attributes: ours (provider, model, units, cost, outcome, ...) and MLflow's token and cost keys."
+    attrs = {"provider": row.provider, "model": row.model or "", "capability": row.capability, "units": float(row.units),
+             "unit": row.unit or "", "cost_usd": float(row.cost_usd), "latency_s": float(row.latency_s), "outcome": row.outcome,
+             "mlflow.llm.provider": row.provider, "mlflow.llm.cost": {"total_cost": float(row.cost_usd)}}
+    if row.model: attrs["mlflow.llm.model"] = row.model
+    if row.unit == "tokens": attrs["mlflow.chat.tokenUsage"] = {"total_tokens": int(row.units)}
+    if row.unit == "characters": attrs["characters"] = int(row.units)
+    if row.error: attrs["error"] = row.error
+    if prompt_version and row.capability == "text": attrs["prompt_version"] = prompt_version
+    return redact(attrs)
+
+def log_run_trace(record, calls, prompt_version: str = "") -> str:
+    "Log one trace of a finished run: root span, a span per stage, a span per ledger call under its stage; returns the trace id."
+    import mlflow
+    end = _ns(record.created)
+    t = start = min([end - int(sum(s.seconds for s in record.stages) * 1e9)]
+                    + [_ns(r.ts) - int(r.latency_s * 1e9) for r in calls.itertuples()])
+    root = mlflow.start_span_no_context("ytempire make", span_type="CHAIN", start_time_ns=start,
+                                        inputs=redact(record.brief.model_dump(mode="json", exclude={"notes"})),
+                                        attributes={"run_id": record.run_id}, tags={"ytempire.run_id": record.run_id})
+    # 1. stages end to end, the last ending when the record was made
+    stages = []
+    for s in record.stages:
+        span = mlflow.start_span_no_context(s.stage, span_type="CHAIN", parent_span=root, start_time_ns=t,
+                                            attributes={"cached": s.cached, "provider": s.provider, "seconds": s.seconds})
+        stages.append((t, t + int(s.seconds * 1e9), span)); t += int(s.seconds * 1e9)
+    # 2. each provider call under the stage it fell in (else under the root)
+    for r in calls.itertuples():
+        stop = _ns(r.ts); begin = stop - int(r.latency_s * 1e9)
+        parent = next((sp for a, b, sp in stages if a <= (begin + stop) // 2 <= b), root)
+        span = mlflow.start_span_no_context(f"{r.capability}:{r.provider}", span_type=SPAN_TYPES.get(r.capability, "TOOL"),
+                                            parent_span=parent, start_time_ns=begin, attributes=call_attributes(r, prompt_version))
+        span.end(status="OK" if r.outcome == "ok" else "ERROR", end_time_ns=stop)
+    for a, b, span in stages: span.end(end_time_ns=b)
+    root.end(outputs={"cost_usd": round(float(calls.cost_usd.sum()), 6), "provider_calls": len(calls)}, end_time_ns=max(end, t))
+    mlflow.flush_trace_async_logging()          # in the store before the tracker ends the run (and before a test reads it)
+    return root.trace_id
