@@ -276,6 +276,7 @@ def track_run(run: RunDir, record: RunRecord, parts: RunParts, settings: Setting
             record.mlflow_run_id, record.wandb_run_path = tr.mlflow_run_id, tr.wandb_run_path
             tr.log_params({"brief": brief.model_dump(exclude={"notes"}), "providers": record.providers, "settings": settings.as_dict()})
             tr.log_metrics(record.metrics)
+            tr.trace_run(record, prompt_version=parts.script.prompt_version)     # a span per stage and provider call
             write_records(run, record, parts, settings)
             for f in ("run.json", "report.html", "thumbnail.png", "subtitles.srt"): tr.log_artifact(run.path(f))
             if settings.getbool("tracking", "log_video"): tr.log_artifact(run.path("video.mp4"))
