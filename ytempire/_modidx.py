@@ -764,6 +764,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                      'ytempire.thumbscore.ctr_uri': ('thumbscore.html#ctr_uri', 'ytempire/thumbscore.py'),
                                      'ytempire.thumbscore.detect_faces': ('thumbscore.html#detect_faces', 'ytempire/thumbscore.py'),
                                      'ytempire.thumbscore.evaluate': ('thumbscore.html#evaluate', 'ytempire/thumbscore.py'),
+                                     'ytempire.thumbscore.evaluation_fingerprint': ( 'thumbscore.html#evaluation_fingerprint',
+                                                                                     'ytempire/thumbscore.py'),
                                      'ytempire.thumbscore.face_cascade': ('thumbscore.html#face_cascade', 'ytempire/thumbscore.py'),
                                      'ytempire.thumbscore.features_frame': ('thumbscore.html#features_frame', 'ytempire/thumbscore.py'),
                                      'ytempire.thumbscore.fit_ctr_model': ('thumbscore.html#fit_ctr_model', 'ytempire/thumbscore.py'),

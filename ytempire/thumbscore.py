@@ -22,8 +22,9 @@ from .thumbnails import Drawn, legibility
 __all__ = ['WORK_WIDTH', 'PIXEL_FEATURES', 'TEXT_FEATURES', 'FEATURES', 'SIMULATED_EFFECTS', 'SIMULATED_BASE',
            'SIMULATED_VIDEO_SD', 'colourfulness', 'face_cascade', 'detect_faces', 'text_features', 'thumbnail_features',
            'features_frame', 'simulated_ctr', 'simulated_channel', 'CtrModel', 'fit_ctr_model', 'within_video_scores',
-           'pairwise_accuracy', 'prob_no_better', 'cross_validate', 'evaluate', 'ctr_uri', 'CtrPyfunc',
-           'CtrTrainResult', 'training_rows', 'train_ctr_model', 'load_ctr_model', 'rank_variants', 'choose_by_model']
+           'pairwise_accuracy', 'prob_no_better', 'cross_validate', 'evaluation_fingerprint', 'evaluate', 'ctr_uri',
+           'CtrPyfunc', 'CtrTrainResult', 'training_rows', 'train_ctr_model', 'load_ctr_model', 'rank_variants',
+           'choose_by_model']
 
 # %% ../nbs/35_thumbscore.ipynb #c006
 WORK_WIDTH = 640          # every image is measured at this width (aspect kept)
@@ -253,6 +254,13 @@ def cross_validate(data: pd.DataFrame, folds: int = 5, C: float = 1.0) -> pd.Dat
         out.iloc[te] = np.c_[np.full(len(te), f), model.logit(data.iloc[te])]
     return out.astype({"fold": int})
 
+def evaluation_fingerprint(data: pd.DataFrame, oof: pd.DataFrame) -> str:
+    "A hash of a held-out evaluation: each row's video, counts and features, and the fold that held it out (the registry compares like with like)."
+    import hashlib
+    cols = ["video_id", "impressions", "clicks", *[f for f in FEATURES if f in data]]
+    h = hashlib.sha256(pd.util.hash_pandas_object(data[cols], index=False).to_numpy().tobytes())
+    return h.hexdigest()[:8] + hashlib.sha256(oof.fold.to_numpy().tobytes()).hexdigest()[:8]
+
 def evaluate(data: pd.DataFrame, oof: pd.DataFrame, seed: int = 0) -> dict[str, float]:
     "Held-out within-video ranking figures of the model, the no-skill baseline and the legibility heuristic."
     model = within_video_scores(data, oof.pred.to_numpy())
@@ -371,7 +379,7 @@ def train_ctr_model(data: pd.DataFrame, # one row per variant: video_id, FEATURE
         tr.log_params({"rows": len(d), "videos": result.videos, "folds": min(folds, result.videos), "C": C, "seed": seed,
                        "features": FEATURES, "model": "logistic regression, binomial counts, fixed effect per video",
                        "min_impressions": settings.getint("thumbscore", "min_impressions"),
-                       "data": "simulated" if simulated else "observed"})
+                       "data": "simulated" if simulated else "observed", "evaluation_fingerprint": evaluation_fingerprint(d, oof)})
         tr.log_metrics(metrics | {f"effect.{k}": float(v) for k, v in model.effects().items()})
         heldout.to_csv(out / "heldout_videos.csv", index=False)
         model.effects().to_frame("log_odds_per_sd").to_csv(out / "effects.csv")
