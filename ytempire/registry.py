@@ -229,7 +229,7 @@ def list_models(settings: Settings) -> pd.DataFrame:
             out.append({"model": e.key, "registry_name": e.registry_name(settings), "version": int(v), "aliases": g.aliases.iloc[0],
                         "created": g.created.iloc[0], "metric": e.metric, "value": float(hit.value.iloc[0]) if len(hit) else float("nan"),
                         "note": "" if len(hit) or not e.metric else "no held-out figure in its run"})
-    return pd.DataFrame(out)
+    return pd.DataFrame(out).astype({"version": "Int64"})
 
 # %% ../nbs/45_registry.ipynb #r24
 def model_card(settings: Settings, name: str, version: str | None = None) -> str:
