@@ -2,7 +2,7 @@
 refused in one line, a better one promoted, figures from other held-out data never compared), the self-contained
 evaluation dashboard, experiment kinds, and MLflow Tracing of a provider call (40_tracking) against the loopback
 OpenAI API of tests/mockapi.py."""
-import json
+import re
 import numpy as np
 import pytest
 from conftest import ROOT
@@ -113,8 +113,7 @@ def test_dashboard_self_contained_one_section_per_model_and_split(store):
     page = evaluation_dashboard(st, tmp / "dash" / "models.html")
     html = page.read_text()
     assert "<script" not in html and "src=\"http" not in html and "href=\"http" not in html and "<link" not in html
-    sections = [(m, s) for m, s in
-                __import__("re").findall(r'class="split" data-model="([^"]+)" data-split="([^"]+)"', html)]
+    sections = re.findall(r'class="split" data-model="([^"]+)" data-split="([^"]+)"', html)
     assert {s for m, s in sections if m == "engagement"} >= {"test/mean", "test/time", "test/channel", "validation/mean"}
     assert {s for m, s in sections if m == "thumbnail-ctr"} == {"grouped-cv/pairwise_accuracy", "grouped-cv/spearman"}
     assert len(sections) == len(set(sections)) and html.count("data:image/png;base64,") == len(sections)
