@@ -173,6 +173,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
             'ytempire.drift': { 'ytempire.drift.DriftConfig': ('drift.html#driftconfig', 'ytempire/drift.py'),
                                 'ytempire.drift.DriftConfig.from_settings': ('drift.html#driftconfig.from_settings', 'ytempire/drift.py'),
                                 'ytempire.drift.DriftReport': ('drift.html#driftreport', 'ytempire/drift.py'),
+                                'ytempire.drift.DriftReport.summary': ('drift.html#driftreport.summary', 'ytempire/drift.py'),
                                 'ytempire.drift.DriftReport.table': ('drift.html#driftreport.table', 'ytempire/drift.py'),
                                 'ytempire.drift.DriftReport.to_json': ('drift.html#driftreport.to_json', 'ytempire/drift.py'),
                                 'ytempire.drift._alert_line': ('drift.html#_alert_line', 'ytempire/drift.py'),

@@ -59,7 +59,8 @@ def window_videos(paths,                 # a CSV, a folder of them, or a list of
     for p in items:
         if not any(c in str(p) for c in "*?[") and not repo_path(p).exists():
             raise InputError(f"{what} data {p} does not exist; {_FIX}")
-    rows = load_trending(items)
+    try: rows = load_trending(items)
+    except InputError as e: raise InputError(f"{what} window: {e}") from None
     if rows.empty: raise InputError(f"{what} data {', '.join(map(str, items))} holds no trending CSV; {_FIX}")
     return video_table(dedupe_sources(rows))
 
@@ -255,6 +256,15 @@ class DriftReport:
         cols = ["kind", "test", "statistic", "p_value", "psi", "drift", "n_reference", "n_current"]
         return pd.DataFrame.from_dict(self.features, orient="index").reindex(columns=cols)
 
+    def summary(self) -> str:
+        "Plain text for the terminal: verdict, table, alerts, notes, recommendation."
+        head = (f"DRIFT: {len(self.alerts)} alert(s)" if self.drift else "no drift") + f" ({self.current} vs reference {self.reference})"
+        t = self.table().drop(columns=["kind"]).round(4)
+        t["p_value"] = t.p_value.map(lambda p: "-" if pd.isna(p) else f"{p:.2g}")
+        t = t.to_string(na_rep="-")
+        return "\n".join([head, "", t, *[f"alert: {a}" for a in self.alerts], *[f"note: {n}" for n in self.notes],
+                          *([f"recommendation: {self.recommendation}"] if self.recommendation else [])])
+
 # %% ../nbs/43_drift.ipynb #dr030
 def _label(x) -> str:
     if isinstance(x, (str, Path)): return str(x)
@@ -287,7 +297,8 @@ def detect_drift(reference,                 # CSV path(s), video table, trending
     if not names: raise InputError(f"the reference and current windows share no feature columns; {_FIX}")
     # 2. one test per feature; performance when there are both scores and labels
     feats = {n: compare_feature(ref[n], cur[n], cfg, n in CATEGORICAL or None) for n in names}
-    if "prediction" in names and "seen" in ref and min((~ref.seen).sum(), (~cur.seen).sum()) >= cfg.min_videos and ref.seen.any():
+    seen_any = "seen" in ref and (ref.seen.any() or cur.seen.any())
+    if "prediction" in names and seen_any and min((~ref.seen).sum(), (~cur.seen).sum()) >= cfg.min_videos:
         # a model scores its training videos more extremely than others: compare what it scores as it would new videos
         feats["prediction"] = compare_feature(ref.prediction[~ref.seen], cur.prediction[~cur.seen], cfg) | {"videos": "unseen by the model"}
     if "prediction" in names and "engagement" in names: feats["performance"] = compare_performance(ref, cur, cfg)
@@ -295,7 +306,11 @@ def detect_drift(reference,                 # CSV path(s), video table, trending
     if model is None and not any("prediction" in n for n in notes):
         notes.append("prediction drift skipped: no engagement model given")
     if model is not None and not labels: notes.append("performance drift skipped: labels not requested")
-    if model is not None and "seen" in ref and ref.seen.any():
+    if model is not None and _predictor(model) is not None:
+        p = _predictor(model)
+        notes.append(f"engagement model: {p.model_name} trained on {p.trained_on.get('videos', '?')} videos of "
+                     f"{', '.join(p.trained_on.get('sources', [])) or 'unknown data'}")
+    if model is not None and seen_any:
         notes.append(f"{int(ref.seen.sum())} reference and {int(cur.seen.sum())} current videos were in the model's training data: "
                      "left out of the prediction and performance comparisons")
     # 3. alerts and the recommendation
