@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy import stats
-from .config import Settings, InputError, YtempireError, repo_path, get_logger
+from .config import Settings, ConfigError, InputError, YtempireError, repo_path, get_logger
 from .trends import load_trending
 from .models import dedupe_sources, video_table
 
@@ -38,11 +38,11 @@ class DriftConfig:
     def from_settings(cls, settings: Settings) -> "DriftConfig":
         "Read `[drift]`; keys missing there keep the defaults above."
         sec = settings.section("drift")
-        num = {"psi_threshold": float, "ks_alpha": float, "bins": int, "min_videos": int, "spearman_drop": float}
-        out = cls(**{k: cast(sec[k]) for k, cast in num.items() if sec.get(k, "").strip()},
+        typed = {"psi_threshold": settings.getfloat, "ks_alpha": settings.getfloat, "bins": settings.getint,
+                 "min_videos": settings.getint, "spearman_drop": settings.getfloat}
+        out = cls(**{k: get("drift", k) for k, get in typed.items() if sec.get(k, "").strip()},
                   experiment=sec.get("experiment") or cls.experiment)
         if out.bins < 2 or not 0 < out.ks_alpha < 1 or out.psi_threshold <= 0:
-            from ytempire.config import ConfigError
             raise ConfigError(f"[drift] bins = {out.bins}, ks_alpha = {out.ks_alpha}, psi_threshold = {out.psi_threshold}: "
                               "need bins >= 2, 0 < ks_alpha < 1 and psi_threshold > 0; fix them in your config")
         return out
@@ -133,7 +133,6 @@ def model_seen(model, videos: pd.DataFrame) -> np.ndarray:
 
 def champion_or_note(settings: Settings):
     "(the registered engagement champion, '') or (None, a note saying why prediction drift is skipped)."
-    from ytempire.config import ConfigError
     from ytempire.models import load_champion
     try: return load_champion(settings), ""
     except ConfigError as e: return None, f"prediction and performance drift skipped: {e}"
@@ -295,12 +294,13 @@ def detect_drift(reference,                 # CSV path(s), video table, trending
     ref, cur = _feature_frame(reference, "reference", model, labels), _feature_frame(current, "current", model, labels)
     names = [c for c in ref.columns if c in cur.columns and c != "seen"]
     if not names: raise InputError(f"the reference and current windows share no feature columns; {_FIX}")
+    seen_any = "seen" in ref and bool(ref.seen.any() or cur.seen.any())
+    if "prediction" in names and seen_any:
+        # a model scores its training videos more extremely than new ones: compare (and draw) only what it has not seen
+        ref, cur = (f.assign(prediction=f.prediction.where(~f.seen.astype(bool))) for f in (ref, cur))
     # 2. one test per feature; performance when there are both scores and labels
     feats = {n: compare_feature(ref[n], cur[n], cfg, n in CATEGORICAL or None) for n in names}
-    seen_any = "seen" in ref and (ref.seen.any() or cur.seen.any())
-    if "prediction" in names and seen_any and min((~ref.seen).sum(), (~cur.seen).sum()) >= cfg.min_videos:
-        # a model scores its training videos more extremely than others: compare what it scores as it would new videos
-        feats["prediction"] = compare_feature(ref.prediction[~ref.seen], cur.prediction[~cur.seen], cfg) | {"videos": "unseen by the model"}
+    if "prediction" in names and seen_any: feats["prediction"]["videos"] = "unseen by the model"
     if "prediction" in names and "engagement" in names: feats["performance"] = compare_performance(ref, cur, cfg)
     notes = list(notes or [])
     if model is None and not any("prediction" in n for n in notes):
