@@ -1,7 +1,6 @@
 """Drift detection (43_drift): only the shifted feature drifts, PSI of identical samples is 0, the JSON interface,
 both trending schemas, the self-contained HTML report, MLflow metrics and the Prometheus textfile, one-line errors."""
 import json, re
-from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
