@@ -258,8 +258,8 @@ class DriftReport:
     def summary(self) -> str:
         "Plain text for the terminal: verdict, table, alerts, notes, recommendation."
         head = (f"DRIFT: {len(self.alerts)} alert(s)" if self.drift else "no drift") + f" ({self.current} vs reference {self.reference})"
-        t = self.table().drop(columns=["kind"]).round(4)
-        t["p_value"] = t.p_value.map(lambda p: "-" if pd.isna(p) else f"{p:.2g}")
+        t = self.table().drop(columns=["kind"])
+        t = t.round(4).assign(p_value=t.p_value.map(lambda p: "-" if pd.isna(p) else f"{p:.2g}"))
         t = t.to_string(na_rep="-")
         return "\n".join([head, "", t, *[f"alert: {a}" for a in self.alerts], *[f"note: {n}" for n in self.notes],
                           *([f"recommendation: {self.recommendation}"] if self.recommendation else [])])
