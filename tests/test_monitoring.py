@@ -121,3 +121,18 @@ def test_run_metrics_join_the_ledgers_in_one_file(tmp_path):
     assert {"ytempire_provider_cost_usd", "ytempire_run_cost_usd", "ytempire_stage_seconds", "ytempire_run_fallbacks"} <= fams
     assert 'ytempire_run_fallbacks_total{capability="text",reason="connection"} 1.0' in text
     assert {m for m in re.findall(r"^(ytempire_\w+?)(?:_total|_bucket|_sum|_count|_created)?[{ ]", text, re.M)} <= set(mon.EXPORTED_METRICS)
+
+
+@needs_promtool
+def test_run_textfile_passes_promtool_lint(tmp_path):
+    import subprocess
+    from ytempire.ledger import Metrics
+    from ytempire.schemas import Brief, CostRecord, Fallback, StageRun, RunRecord
+    ledger = Metrics()
+    ledger.observe(CostRecord(provider="openai", capability="text", outcome="rate_limited", latency_s=0.4))
+    rec = RunRecord(run_id="r", brief=Brief(topic="tides"), stages=[StageRun(stage="script", seconds=1.5)],
+                    fallbacks=[Fallback(capability="text", failed="openai", served_by="offline-template", reason="rate_limited: 429")],
+                    providers={"text": "offline-template", "voice": "piper"})
+    f = mon.write_textfile(tmp_path / "metrics.prom", ledger.registry, mon.run_metrics(rec))
+    r = subprocess.run(["promtool", "check", "metrics"], stdin=f.open(), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and not r.stdout.strip() and not r.stderr.strip(), r.stdout + r.stderr
