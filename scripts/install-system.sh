@@ -11,8 +11,8 @@ missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
-echo "installing system packages: ${missing[*]}"
+[ ${#missing[@]} -eq 0 ] && command -v promtool >/dev/null && exit 0
+[ ${#missing[@]} -eq 0 ] || echo "installing system packages: ${missing[*]}"
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
   command -v sudo >/dev/null || { echo "error: missing packages ${missing[*]}; install them as root: apt-get install ${missing[*]}" >&2; exit 1; }
@@ -20,4 +20,13 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+[ ${#missing[@]} -eq 0 ] || $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# promtool (44_monitoring checks and unit-tests the alert rules with it): the binary alone, from Debian's prometheus package;
+# installing that package would add a Prometheus daemon and 330 MB (mostly libjs-moment-timezone) for its web UI
+if ! command -v promtool >/dev/null; then
+  echo "installing promtool (from Debian's prometheus package) into ${PROMTOOL_DIR:=/usr/local/bin}"
+  tmp=$(mktemp -d); chmod 755 "$tmp"
+  (cd "$tmp" && apt-get download -qq prometheus 2>/dev/null)
+  dpkg-deb --fsys-tarfile "$tmp"/prometheus_*.deb | $SUDO tar -x -C "$PROMTOOL_DIR" --strip-components=3 ./usr/bin/promtool
+  rm -rf "$tmp"
+fi
