@@ -102,6 +102,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                               'ytempire.cli.cmd_effects': ('cli.html#cmd_effects', 'ytempire/cli.py'),
                               'ytempire.cli.cmd_engagement': ('cli.html#cmd_engagement', 'ytempire/cli.py'),
                               'ytempire.cli.cmd_make': ('cli.html#cmd_make', 'ytempire/cli.py'),
+                              'ytempire.cli.cmd_models': ('cli.html#cmd_models', 'ytempire/cli.py'),
                               'ytempire.cli.cmd_report': ('cli.html#cmd_report', 'ytempire/cli.py'),
                               'ytempire.cli.cmd_script': ('cli.html#cmd_script', 'ytempire/cli.py'),
                               'ytempire.cli.cmd_trends': ('cli.html#cmd_trends', 'ytempire/cli.py'),

@@ -7,12 +7,12 @@ from __future__ import annotations
 import argparse, logging, sys, traceback
 from pathlib import Path
 import ytempire
-from .config import Settings, YtempireError, InputError, setup_logging
+from .config import Settings, YtempireError, InputError, StageError, setup_logging
 
 # %% auto #0
 __all__ = ['MAX_NOTES_BYTES', 'read_notes', 'parser', 'media_dir', 'cmd_make', 'cmd_script', 'cmd_costs', 'cmd_report',
-           'cmd_voices', 'cmd_effects', 'cmd_trends', 'cmd_engagement', 'cmd_abtest', 'run_command', 'quick_exit',
-           'main']
+           'cmd_voices', 'cmd_effects', 'cmd_trends', 'cmd_engagement', 'cmd_abtest', 'cmd_models', 'run_command',
+           'quick_exit', 'main']
 
 # %% ../nbs/60_cli.ipynb #c005
 MAX_NOTES_BYTES = 200_000
@@ -159,6 +159,30 @@ def parser() -> argparse.ArgumentParser:
     st.add_argument("--fetch", action="store_true", help="read the reach report, attribute it and analyse")
     st.add_argument("--json", action="store_true", help="print JSON")
     for x in (an, pl, st):
+        x.add_argument("--config")
+        x.add_argument("-v", "--verbose", action="store_true")
+    mo = sub.add_parser("models", help="model registry and evaluation: list, model cards, promotion, dashboard, drift")
+    msub = mo.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    ml = msub.add_parser("list", help="every registered version of every model: aliases, created, held-out figure")
+    ml.add_argument("--json", action="store_true", help="print JSON")
+    mc = msub.add_parser("card", help="a model version's card (markdown: data, splits, metrics, limits); also set as its registry description")
+    mp = msub.add_parser("promote", help="make a version @champion only if it beats the champion on the same held-out evaluation (else exit != 0)")
+    for x in (mc, mp):
+        x.add_argument("name", help="engagement, thumbnail-ctr or llm (or the registry name)")
+    mc.add_argument("--version", help="a registered version (default: the champion, else the latest)")
+    mp.add_argument("--version", help="a registered version (default: the @challenger)")
+    md = msub.add_parser("dashboard", help="write the HTML page comparing versions over time per split (and log MLflow charts)")
+    md.add_argument("--out", help="the HTML file (default: [registry] dashboard)")
+    dr = msub.add_parser("drift", help="feature, prediction and performance drift between two windows of trending data",
+                         description="Compare a current window of trending CSVs (either schema) with a reference window: PSI and KS per "
+                                     "feature, an HTML report, MLflow metrics and Prometheus gauges; drift raises an alert and "
+                                     "recommends retraining.")
+    dr.add_argument("--reference", nargs="+", required=True, metavar="CSV", help="trending CSVs or folders of the reference window (e.g. data/trending/2017_US.csv)")
+    dr.add_argument("--current", nargs="+", required=True, metavar="CSV", help="trending CSVs or folders of the current window (e.g. data/trending/2020_US.csv)")
+    dr.add_argument("--out", help="folder for drift.html, drift.json and drift.prom (default: build/drift in the repository)")
+    dr.add_argument("--json", action="store_true", help='print the report as JSON: {"drift": bool, "features": {NAME: {"statistic", "p_value", "psi", "drift", ...}}, ...}')
+    dr.add_argument("--no-model", action="store_true", help="feature drift only: do not load the registered engagement champion")
+    for x in (ml, mc, mp, md, dr):
         x.add_argument("--config")
         x.add_argument("-v", "--verbose", action="store_true")
     return p
@@ -383,6 +407,29 @@ def cmd_abtest(a) -> str:
     if a.json: return json.dumps({"state": state.model_dump(mode="json"), "result": result.to_json() if result else None}, indent=2, ensure_ascii=False)
     return "\n".join(lines + [status_text(state, now, result)])
 
+# %% ../nbs/60_cli.ipynb #c006ad
+def cmd_models(a) -> str:
+    "`ytempire models list|card|promote|dashboard|drift`: the model registry (45_registry) and drift checks (43_drift)."
+    import json
+    settings = Settings(a.config)
+    if a.action == "drift":
+        from ytempire.drift import check_drift
+        files = lambda ps: [Path(p).expanduser().resolve() for p in ps]
+        report, page = check_drift(files(a.reference), files(a.current), settings, Path(a.out).expanduser().resolve() if a.out else None,
+                                   model=None if a.no_model else "champion")
+        if a.json: return json.dumps(report.to_json(), indent=2, ensure_ascii=False)
+        return f"{report.summary()}\nreport: {page}"
+    from ytempire import registry
+    if a.action == "list":
+        t = registry.list_models(settings)
+        return t.to_json(orient="records", date_format="iso", indent=2) if a.json else t.to_string(index=False)
+    if a.action == "card": return registry.model_card(settings, a.name, a.version)
+    if a.action == "promote":
+        r = registry.promote(settings, a.name, a.version)
+        if not r.promoted: raise StageError(str(r))        # a refusal: one line on stderr, exit != 0
+        return str(r)
+    return f"wrote {registry.evaluation_dashboard(settings, a.out)}"
+
 # %% ../nbs/60_cli.ipynb #c006o
 def run_command(argv: list[str] | None = None) -> int:
     "Parse `argv` (default: the command line), run the subcommand, print its result; returns the exit code."
@@ -392,7 +439,8 @@ def run_command(argv: list[str] | None = None) -> int:
         verbose = getattr(a, "verbose", False)
         setup_logging(logging.DEBUG if verbose else logging.INFO)
         out = {"make": cmd_make, "report": cmd_report, "script": cmd_script, "costs": cmd_costs, "trends": cmd_trends, "engagement": cmd_engagement,
-               "voices": cmd_voices, "effects": cmd_effects, "abtest": cmd_abtest}[a.command](a)
+               "voices": cmd_voices, "effects": cmd_effects, "abtest": cmd_abtest,
+               "models": cmd_models}[a.command](a)
         print(out)
         return 0
     except YtempireError as e:

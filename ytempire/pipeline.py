@@ -289,6 +289,8 @@ def track_run(run: RunDir, record: RunRecord, parts: RunParts, settings: Setting
         return f"not tracked in MLflow/W&B ({why}); the run itself is complete: run the same `ytempire make` with --out {run.root} again to log it"
 
 # %% ../nbs/50_pipeline.ipynb #c013j
+from .monitoring import run_metrics as run_metrics_prom, write_textfile
+
 def make_video(brief: Brief, settings: Settings, out: str | Path | None = None, progress: bool = True) -> RunRecord:
     "Make a finished video for `brief` in `out` (resuming a run that was interrupted there)."
     offline_env()
@@ -319,8 +321,10 @@ def make_video(brief: Brief, settings: Settings, out: str | Path | None = None, 
         record.metrics["run.fallbacks"] = len(record.fallbacks)
         guard.metrics.budget_ratio.labels(run.run_id).set(record.total_cost / guard.budget if guard.budget else 0.0)
         record.outputs["metrics"] = run.path("metrics.prom")
-        guard.metrics.write(run.path("metrics.prom"))
-        if settings.get("paths", "prometheus_textfile"): guard.metrics.write(Path(settings.get("paths", "prometheus_textfile")).expanduser())
+        run_prom = run_metrics_prom(record)                  # 44_monitoring: seconds per stage, cost, fallbacks of this run
+        write_textfile(run.path("metrics.prom"), guard.metrics.registry, run_prom)
+        if settings.get("paths", "prometheus_textfile"):
+            write_textfile(Path(settings.get("paths", "prometheus_textfile")).expanduser(), guard.metrics.registry, run_prom)
         write_records(run, record, parts, settings)          # the run is complete whatever tracking does
         if (problem := track_run(run, record, parts, settings)) is not None:
             log.warning(problem)
