@@ -4,7 +4,7 @@
 
 Starts `ytempire serve --replicas N`, streams fixed prompts at concurrency 1, 4 and 8 and prints per level: requests,
 failed, completion tokens/s (all requests together), time to first token p50/p95 (client side, first content chunk).
---extras also measures concurrency 4 with threads 2 per worker, n_ctx 512 and llama.cpp's prompt cache on.
+--extras also measures concurrency 4 with threads 2 per worker, n_ctx 512, llama.cpp's prompt cache on, and 4 replicas.
 The last line is `serve_p95_ttft_c4_ms=<n>` (the default configuration).
 """
 import argparse, asyncio, json, os, signal, statistics, subprocess, sys, tempfile, time
@@ -29,12 +29,12 @@ def start(replicas, keys):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen([sys.executable, "-c", code], env=env, start_new_session=True)
     t0 = time.monotonic()
-    while time.monotonic() - t0 < 120:
+    while time.monotonic() - t0 < 120 and proc.poll() is None:
         with suppress(httpx.HTTPError):
             r = httpx.get(f"http://127.0.0.1:{port}/health")
             if r.status_code == 200 and r.json()["up"] == replicas: return port, proc, time.monotonic() - t0
         time.sleep(0.2)
-    stop(proc); raise SystemExit("the server did not come up in 120 s")
+    stop(proc); raise SystemExit(f"the server did not come up (exit code {proc.returncode})")
 
 
 def stop(proc):
@@ -98,8 +98,9 @@ def main():
         for r in results.values(): show("default", r)
     finally: stop(proc)
     if a.extras:
-        for label, keys in [("threads=2 per worker", {"threads": 2}), ("n_ctx=512", {"n_ctx": 512}), ("prompt cache on", {"cache": "true"})]:
-            port, proc, boot = start(a.replicas, {**base, **keys})
+        for label, n, keys in [("threads=2 per worker", a.replicas, {"threads": 2}), ("n_ctx=512", a.replicas, {"n_ctx": 512}),
+                               ("prompt cache on", a.replicas, {"cache": "true"}), ("replicas=4 threads=1", 4, {})]:
+            port, proc, boot = start(n, {**base, **keys})
             try:
                 asyncio.run(level(port, 2, 2, 4))
                 show(label, asyncio.run(level(port, 4, a.requests, a.max_tokens)))
