@@ -1,6 +1,6 @@
 """`ytempire serve` end to end with the packaged SmolLM2-135M model: OpenAI SDK, streaming, /health, /metrics, two
 replicas, a worker killed under load, 429 when saturated, SIGTERM, and the script stage on the local server."""
-import json, os, re, signal, subprocess, sys, threading, time
+import os, re, signal, subprocess, sys, time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed: scripts/build-llama-wheel.sh, then pip install the wheel")
-from ytempire.serving import free_port, packaged_model
+from ytempire.serving import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 MSG = [{"role": "user", "content": "Name three colours."}]

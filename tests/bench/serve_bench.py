@@ -7,7 +7,7 @@ failed, completion tokens/s (all requests together), time to first token p50/p95
 --extras also measures concurrency 4 with threads 2 per worker, n_ctx 512, llama.cpp's prompt cache on, and 4 replicas.
 The last line is `serve_p95_ttft_c4_ms=<n>` (the default configuration).
 """
-import argparse, asyncio, json, os, signal, statistics, subprocess, sys, tempfile, time
+import argparse, asyncio, json, os, signal, subprocess, sys, tempfile, time
 from contextlib import suppress
 from pathlib import Path
 
