@@ -10,9 +10,9 @@ import ytempire
 from .config import Settings, YtempireError, InputError, StageError, setup_logging
 
 # %% auto #0
-__all__ = ['MAX_NOTES_BYTES', 'read_notes', 'parser', 'media_dir', 'cmd_make', 'cmd_script', 'cmd_costs', 'cmd_report',
-           'cmd_voices', 'cmd_effects', 'cmd_trends', 'cmd_engagement', 'cmd_abtest', 'cmd_models', 'run_command',
-           'quick_exit', 'main']
+__all__ = ['MAX_NOTES_BYTES', 'read_notes', 'parser', 'media_dir', 'cmd_make', 'cmd_script', 'cmd_serve', 'cmd_costs',
+           'cmd_report', 'cmd_voices', 'cmd_effects', 'cmd_trends', 'cmd_engagement', 'cmd_abtest', 'cmd_models',
+           'run_command', 'quick_exit', 'main']
 
 # %% ../nbs/60_cli.ipynb #c005
 MAX_NOTES_BYTES = 200_000
@@ -185,6 +185,18 @@ def parser() -> argparse.ArgumentParser:
     for x in (ml, mc, mp, md, dr):
         x.add_argument("--config")
         x.add_argument("-v", "--verbose", action="store_true")
+    sv = sub.add_parser("serve", help="serve a local GGUF model (llama.cpp) with the OpenAI API behind a load-balancing router",
+                        description="Serve the OpenAI API at http://HOST:PORT/v1 (and /health, /metrics) with N llama.cpp workers "
+                        "behind a least-in-flight router; stops cleanly on SIGTERM or Ctrl-C. Defaults from [serve].")
+    sv.add_argument("--replicas", type=int, help="worker processes (default [serve] replicas)")
+    sv.add_argument("--port", type=int, help="the router's port (default [serve] port)")
+    sv.add_argument("--model", help="a GGUF file (default [serve] model: `packaged`, SmolLM2-135M-Instruct)")
+    sv.add_argument("--threads", type=int, help="llama.cpp threads per worker (default: the cores divided by the replicas)")
+    sv.add_argument("--ctx", type=int, help="context length in tokens (default [serve] n_ctx)")
+    sv.add_argument("--worker", action="append", metavar="URL", help="a remote OpenAI-compatible replica to route to instead of "
+                    "starting local workers (repeat for several)")
+    sv.add_argument("--config", help="your INI file overriding settings.ini (or set YTEMPIRE_CONFIG)")
+    sv.add_argument("-v", "--verbose", action="store_true")
     return p
 
 # %% ../nbs/60_cli.ipynb #c006
@@ -237,6 +249,16 @@ def cmd_script(a) -> str:
     lines += [f"fallback: {f.failed} failed ({f.reason}), {f.served_by} served" for f in s.fallbacks]
     lines += [f"warning: {w}" for w in s.warnings]
     return "\n".join(lines)
+
+# %% ../nbs/60_cli.ipynb #c006s
+def cmd_serve(a) -> str:
+    "`ytempire serve`: the router and its workers until SIGTERM/SIGINT; returns a line once stopped."
+    from ytempire.config import StageError
+    from ytempire.serving import ServeConfig, run_server
+    cfg = ServeConfig.from_settings(Settings(a.config), replicas=a.replicas, port=a.port, model=a.model, threads=a.threads,
+                                    n_ctx=a.ctx, workers=a.worker)
+    if run_server(cfg) != 0: raise StageError(f"ytempire serve could not listen on {cfg.host}:{cfg.port}; is the port taken? pick another with --port")
+    return f"ytempire serve: stopped ({cfg.host}:{cfg.port})"
 
 # %% ../nbs/60_cli.ipynb #c006f
 def cmd_costs(a) -> str:
@@ -439,7 +461,7 @@ def run_command(argv: list[str] | None = None) -> int:
         verbose = getattr(a, "verbose", False)
         setup_logging(logging.DEBUG if verbose else logging.INFO)
         out = {"make": cmd_make, "report": cmd_report, "script": cmd_script, "costs": cmd_costs, "trends": cmd_trends, "engagement": cmd_engagement,
-               "voices": cmd_voices, "effects": cmd_effects, "abtest": cmd_abtest,
+               "voices": cmd_voices, "effects": cmd_effects, "abtest": cmd_abtest, "serve": cmd_serve,
                "models": cmd_models}[a.command](a)
         print(out)
         return 0

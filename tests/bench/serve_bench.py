@@ -1,0 +1,112 @@
+"""Load test of `ytempire serve` with the packaged SmolLM2-135M model (not a timed test).
+
+    PYTHONPATH=$PWD .venv/bin/python tests/bench/serve_bench.py [--replicas 2] [--requests 16] [--max-tokens 32] [--extras]
+
+Starts `ytempire serve --replicas N`, streams fixed prompts at concurrency 1, 4 and 8 and prints per level: requests,
+failed, completion tokens/s (all requests together), time to first token p50/p95 (client side, first content chunk).
+--extras also measures concurrency 4 with threads 2 per worker, n_ctx 512, llama.cpp's prompt cache on, and 4 replicas.
+The last line is `serve_p95_ttft_c4_ms=<n>` (the default configuration).
+"""
+import argparse, asyncio, json, os, signal, subprocess, sys, tempfile, time
+from contextlib import suppress
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+from ytempire.serving import free_port
+
+PROMPTS = ["Name three colours.", "What is the capital of France?", "Give one tip to sleep better.",
+           "Say hello in Spanish.", "What do bees make?", "Name a large ocean.", "What is 2 plus 2?", "Describe rain in one sentence."]
+
+
+def start(replicas, keys):
+    port = free_port()
+    ini = Path(tempfile.mkdtemp()) / "serve.ini"
+    ini.write_text("[serve]\n" + "".join(f"{k} = {v}\n" for k, v in keys.items()))
+    code = f"from ytempire.cli import run_command; raise SystemExit(run_command({['serve', '--replicas', str(replicas), '--port', str(port), '--config', str(ini)]!r}))"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, start_new_session=True)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 120 and proc.poll() is None:
+        with suppress(httpx.HTTPError):
+            r = httpx.get(f"http://127.0.0.1:{port}/health")
+            if r.status_code == 200 and r.json()["up"] == replicas: return port, proc, time.monotonic() - t0
+        time.sleep(0.2)
+    stop(proc); raise SystemExit(f"the server did not come up (exit code {proc.returncode})")
+
+
+def stop(proc):
+    proc.send_signal(signal.SIGTERM)
+    with suppress(subprocess.TimeoutExpired): proc.wait(30)
+    with suppress(ProcessLookupError): os.killpg(proc.pid, signal.SIGKILL)
+
+
+async def one(client, url, prompt, max_tokens):
+    t0, ttft, tokens = time.monotonic(), None, 0
+    body = {"model": "local", "messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens,
+            "temperature": 0, "stream": True}
+    async with client.stream("POST", url, json=body) as r:
+        if r.status_code != 200: return None
+        async for line in r.aiter_lines():
+            if not line.startswith("data: {"): continue
+            delta = (json.loads(line[6:])["choices"] or [{}])[0].get("delta") or {}
+            if delta.get("content"):
+                tokens += 1
+                if ttft is None: ttft = time.monotonic() - t0
+    return ttft, tokens
+
+
+async def level(port, concurrency, n, max_tokens):
+    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    sem = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(timeout=120) as client:
+        async def task(i):
+            async with sem:
+                try: return await one(client, url, PROMPTS[i % len(PROMPTS)], max_tokens)
+                except httpx.HTTPError: return None
+        t0 = time.monotonic()
+        res = await asyncio.gather(*(task(i) for i in range(n)))
+        wall = time.monotonic() - t0
+    ok = [r for r in res if r and r[0] is not None]
+    ttfts = sorted(r[0] * 1000 for r in ok)
+    pct = lambda q: ttfts[min(len(ttfts) - 1, int(round(q * (len(ttfts) - 1))))] if ttfts else float("nan")
+    return dict(concurrency=concurrency, requests=n, failed=n - len(ok), tokens_per_s=sum(r[1] for r in ok) / wall,
+                ttft_p50_ms=pct(.5), ttft_p95_ms=pct(.95), wall_s=wall)
+
+
+def show(label, r):
+    print(f"{label:<28} c={r['concurrency']:<2} requests={r['requests']:<3} failed={r['failed']} tokens/s={r['tokens_per_s']:7.1f} "
+          f"ttft p50={r['ttft_p50_ms']:6.0f} ms p95={r['ttft_p95_ms']:6.0f} ms wall={r['wall_s']:.1f} s", flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--replicas", type=int, default=2)
+    ap.add_argument("--requests", type=int, default=16, help="requests per concurrency level")
+    ap.add_argument("--max-tokens", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=1, help="llama.cpp threads per worker")
+    ap.add_argument("--extras", action="store_true", help="also threads 2, n_ctx 512 and the prompt cache at concurrency 4")
+    a = ap.parse_args()
+    base = {"threads": a.threads, "n_ctx": 2048, "max_inflight": 4, "health_interval": 2}
+    port, proc, boot = start(a.replicas, base)
+    print(f"serve --replicas {a.replicas} threads={a.threads} n_ctx=2048 max_inflight=4: up in {boot:.1f} s; {os.cpu_count()} cores", flush=True)
+    try:
+        asyncio.run(level(port, 2, 2, 4))                                  # warm-up
+        results = {c: asyncio.run(level(port, c, a.requests if c > 1 else max(4, a.requests // 2), a.max_tokens)) for c in (1, 4, 8)}
+        for r in results.values(): show("default", r)
+    finally: stop(proc)
+    if a.extras:
+        for label, n, keys in [("threads=2 per worker", a.replicas, {"threads": 2}), ("n_ctx=512", a.replicas, {"n_ctx": 512}),
+                               ("prompt cache on", a.replicas, {"cache": "true"}), ("replicas=4 threads=1", 4, {})]:
+            port, proc, boot = start(n, {**base, **keys})
+            try:
+                asyncio.run(level(port, 2, 2, 4))
+                show(label, asyncio.run(level(port, 4, a.requests, a.max_tokens)))
+            finally: stop(proc)
+    print(f"serve_p95_ttft_c4_ms={results[4]['ttft_p95_ms']:.0f}")
+
+
+if __name__ == "__main__":
+    main()
