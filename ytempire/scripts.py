@@ -464,7 +464,9 @@ def strict_schema(schema: dict) -> dict:
     def walk(x):
         if isinstance(x, dict):
             if "$ref" in x: return walk(defs[x["$ref"].split("/")[-1]])
-            out = {k: walk(v) for k, v in x.items() if k not in ("title", "default")}
+            # "title"/"default" annotations go; inside "properties" every key is a field name (a field may be called title)
+            out = {k: ({f: walk(s) for f, s in v.items()} if k == "properties" and isinstance(v, dict) else walk(v))
+                   for k, v in x.items() if k not in ("title", "default")}
             if out.get("type") == "object":
                 out["additionalProperties"] = False
                 out["required"] = list(out.get("properties", {}))
