@@ -59,6 +59,7 @@ bench: setup
 	@$(PY) tests/bench/alignment_bench.py
 	@$(PY) tests/bench/naturalness_bench.py
 	@$(PY) tests/bench/e2e_bench.py
+	@$(PY) tests/bench/serve_bench.py --register
 
 clean:
 	rm -rf build runs mlruns.db mlruns.db.lock mlartifacts wandb ledger.db .cache

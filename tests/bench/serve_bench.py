@@ -87,6 +87,7 @@ def main():
     ap.add_argument("--requests", type=int, default=16, help="requests per concurrency level")
     ap.add_argument("--max-tokens", type=int, default=32)
     ap.add_argument("--threads", type=int, default=1, help="llama.cpp threads per worker")
+    ap.add_argument("--register", action="store_true", help="register the packaged model in MLflow with these figures (45_registry)")
     ap.add_argument("--extras", action="store_true", help="also threads 2, n_ctx 512 and the prompt cache at concurrency 4")
     a = ap.parse_args()
     base = {"threads": a.threads, "n_ctx": 2048, "max_inflight": 4, "health_interval": 2}
@@ -105,6 +106,12 @@ def main():
                 asyncio.run(level(port, 2, 2, 4))
                 show(label, asyncio.run(level(port, 4, a.requests, a.max_tokens)))
             finally: stop(proc)
+    if a.register:                     # the served model's registry entry carries the figures it was measured with
+        from ytempire.config import Settings
+        from ytempire.registry import register_llm
+        r4 = results[4]
+        version = register_llm(Settings(), benchmark={k: float(v) for k, v in r4.items() if isinstance(v, (int, float))})
+        print(f"registered the packaged model as version {version} with the concurrency-4 figures")
     print(f"serve_p95_ttft_c4_ms={results[4]['ttft_p95_ms']:.0f}")
 
 
