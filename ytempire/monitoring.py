@@ -32,8 +32,11 @@ EXPORTED_METRICS = {   # family name -> (type, module that writes it)
     "ytempire_serve_requests": ("counter", "serving"), "ytempire_serve_request_seconds": ("histogram", "serving"),
     "ytempire_serve_ttft_seconds": ("histogram", "serving"), "ytempire_serve_tokens": ("counter", "serving"),
     "ytempire_serve_inflight": ("gauge", "serving"), "ytempire_serve_workers_up": ("gauge", "serving"),
-    "ytempire_serve_worker_restarts": ("counter", "serving"),
+    "ytempire_serve_worker_restarts": ("counter", "serving"), "ytempire_serve_retries": ("counter", "serving"),
+    "ytempire_serve_queue_depth": ("gauge", "serving"),
     "ytempire_drift_psi": ("gauge", "drift"), "ytempire_drift_detected": ("gauge", "drift"),
+    "ytempire_drift_p_value": ("gauge", "drift"), "ytempire_drift_feature_drifted": ("gauge", "drift"),
+    "ytempire_drift_alerts": ("gauge", "drift"), "ytempire_drift_last_check_timestamp_seconds": ("gauge", "drift"),
 }
 PROMETHEUS_METRICS = {"up"}      # written by Prometheus itself for each scrape target
 SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
