@@ -6,7 +6,7 @@ from conftest import ROOT, clean_env
 def test_render_bench_runs_with_environment_settings(tmp_path):
     # not the defaults (30 fps, constant frame rate): the bench must render what the environment asks for
     env = clean_env(YTEMPIRE_VIDEO_FPS="24", YTEMPIRE_VIDEO_VFR="true")
-    r = subprocess.run([sys.executable, str(ROOT / "tests" / "bench" / "render_bench.py"), "--duration", "10", "--size", "180x320"],
+    r = subprocess.run([sys.executable, str(ROOT / "tests" / "bench" / "render_bench.py"), "--duration", "6", "--size", "180x320"],
                        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]         # exit 1 when the two renders' frames differ
     last = r.stdout.strip().splitlines()[-1]
