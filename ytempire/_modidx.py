@@ -939,6 +939,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                    'ytempire.tracking.flatten': ('tracking.html#flatten', 'ytempire/tracking.py'),
                                    'ytempire.tracking.log_run_trace': ('tracking.html#log_run_trace', 'ytempire/tracking.py'),
                                    'ytempire.tracking.prepare_mlflow_store': ('tracking.html#prepare_mlflow_store', 'ytempire/tracking.py'),
+                                   'ytempire.tracking.resolve_sqlite_uri': ('tracking.html#resolve_sqlite_uri', 'ytempire/tracking.py'),
                                    'ytempire.tracking.sqlite_path': ('tracking.html#sqlite_path', 'ytempire/tracking.py'),
                                    'ytempire.tracking.store_state': ('tracking.html#store_state', 'ytempire/tracking.py')},
             'ytempire.trends': { 'ytempire.trends.CsvTrendSource': ('trends.html#csvtrendsource', 'ytempire/trends.py'),

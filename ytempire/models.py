@@ -628,10 +628,8 @@ class EngagementPyfunc(mlflow.pyfunc.PythonModel):
 
 def engagement_uri(settings: Settings) -> str:
     "The MLflow tracking/registry URI of the engagement model; relative sqlite paths resolve against the repo root."
-    uri = settings.get("engagement", "mlflow_uri") or settings.get("tracking", "mlflow_uri")
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        uri = "sqlite:///" + str(repo_path(uri[len("sqlite:///"):]).resolve())
-    return uri
+    from ytempire.tracking import resolve_sqlite_uri
+    return resolve_sqlite_uri(settings.get("engagement", "mlflow_uri") or settings.get("tracking", "mlflow_uri"), repo_path("."))
 
 def _uri_home(uri: str) -> Path:
     "Where artifacts and W&B files of this tracking URI go: next to a sqlite database, else the repo root."

@@ -278,10 +278,8 @@ def evaluate(data: pd.DataFrame, oof: pd.DataFrame, seed: int = 0) -> dict[str, 
 # %% ../nbs/35_thumbscore.ipynb #c036
 def ctr_uri(settings: Settings) -> str:
     "The MLflow tracking/registry URI of the thumbnail CTR model ([tracking] mlflow_uri; relative sqlite paths: repo root)."
-    uri = settings.get("tracking", "mlflow_uri")
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        uri = "sqlite:///" + str(repo_path(uri[len("sqlite:///"):]).resolve())
-    return uri
+    from ytempire.tracking import resolve_sqlite_uri
+    return resolve_sqlite_uri(settings.get("tracking", "mlflow_uri"), repo_path("."))
 
 class CtrPyfunc(mlflow.pyfunc.PythonModel):
     "MLflow pyfunc wrapper: a features table in, predicted CTR out."

@@ -10,7 +10,7 @@ from .config import Settings, StageError, offline_env, redact, get_logger
 
 # %% auto #0
 __all__ = ['EXPERIMENT_KIND', 'SPAN_TYPES', 'error_line', 'flatten', 'sqlite_path', 'store_state', 'prepare_mlflow_store',
-           'ensure_experiment', 'Tracker', 'call_attributes', 'log_run_trace']
+           'ensure_experiment', 'resolve_sqlite_uri', 'Tracker', 'call_attributes', 'log_run_trace']
 
 # %% ../nbs/40_tracking.ipynb #c005
 def error_line(e: BaseException) -> str:
@@ -91,6 +91,12 @@ def ensure_experiment(client, name: str, artifact_location: str,
     return exp.experiment_id
 
 # %% ../nbs/40_tracking.ipynb #c008
+def resolve_sqlite_uri(uri: str, base: Path) -> str:
+    "An MLflow URI with a relative `sqlite:///` path made absolute against `base` (other URIs unchanged)."
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        return "sqlite:///" + str((Path(base) / uri[len("sqlite:///"):]).resolve())
+    return uri
+
 class Tracker:
     "Log one run to MLflow and W&B (either can be switched off in `[tracking]`)."
     def __init__(self, settings: Settings, run_name: str, tags: dict | None = None, cwd: Path | None = None):
@@ -106,10 +112,7 @@ class Tracker:
 
     def _mlflow_uri(self) -> str:
         "`[tracking] mlflow_uri`, a relative sqlite path resolved against `cwd`."
-        uri = self.settings.get("tracking", "mlflow_uri")
-        if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-            uri = "sqlite:///" + str((self.cwd / uri[len("sqlite:///"):]).resolve())
-        return uri
+        return resolve_sqlite_uri(self.settings.get("tracking", "mlflow_uri"), self.cwd)
 
     def __enter__(self) -> "Tracker":
         offline_env()
