@@ -54,12 +54,12 @@ def alive(pid):
 
 
 @contextmanager
-def serve(tmp_path, replicas=1, args=(), **keys):
+def serve(tmp_path, replicas=1, args=(), ini_extra="", **keys):
     "`ytempire serve` through the CLI in its own process group; stopped with SIGTERM, every child killed at the end."
     port = free_port()
     ini = tmp_path / f"serve-{port}.ini"
-    keys = {"threads": 1, "n_ctx": 1024, "health_interval": 0.5, **keys}
-    ini.write_text("[serve]\n" + "".join(f"{k} = {v}\n" for k, v in keys.items()))
+    keys = {"threads": 1, "n_ctx": 1024, "health_interval": 0.5, "register": "false", **keys}
+    ini.write_text("[serve]\n" + "".join(f"{k} = {v}\n" for k, v in keys.items()) + ini_extra)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     code = f"from ytempire.cli import run_command; raise SystemExit(run_command({['serve', '--replicas', str(replicas), '--port', str(port), '--config', str(ini), *args]!r}))"
     proc = subprocess.Popen([sys.executable, "-c", code], env=env, start_new_session=True, cwd=tmp_path)
@@ -188,3 +188,18 @@ def test_script_stage_uses_the_local_server_then_falls_back(tmp_path):
     s = write_script(brief, TrendReport(), st, ledger=led, run_id="down")
     assert s.provider == "offline-template" and [(f.failed, f.served_by) for f in s.fallbacks] == [("local", "offline-template")]
     assert "connection" in s.fallbacks[0].reason
+
+
+def test_serve_registers_the_served_model(tmp_path):
+    "`[serve] register = true`: the router gives the GGUF it serves a registry version (its sha256) while the workers load."
+    import mlflow
+    from ytempire.registry import sha256_file
+    from ytempire.serving import packaged_model
+    db = tmp_path / "store" / "mlruns.db"
+    db.parent.mkdir()
+    with serve(tmp_path, register="true", ini_extra=f"[tracking]\nmlflow_uri = sqlite:///{db}\n"):
+        pass                                          # up, then SIGTERM: the stop waits for the registration to finish
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{db}", registry_uri=f"sqlite:///{db}")
+    mv = client.get_model_version("ytempire-llm", "1")
+    assert mv.tags["sha256"] == sha256_file(packaged_model()) and mv.tags["quantisation"] == "Q4_1"
+    assert client.get_registered_model("ytempire-llm").aliases == {"champion": 1}

@@ -255,9 +255,10 @@ def cmd_serve(a) -> str:
     "`ytempire serve`: the router and its workers until SIGTERM/SIGINT; returns a line once stopped."
     from ytempire.config import StageError
     from ytempire.serving import ServeConfig, run_server
-    cfg = ServeConfig.from_settings(Settings(a.config), replicas=a.replicas, port=a.port, model=a.model, threads=a.threads,
+    settings = Settings(a.config)
+    cfg = ServeConfig.from_settings(settings, replicas=a.replicas, port=a.port, model=a.model, threads=a.threads,
                                     n_ctx=a.ctx, workers=a.worker)
-    if run_server(cfg) != 0: raise StageError(f"ytempire serve could not listen on {cfg.host}:{cfg.port}; is the port taken? pick another with --port")
+    if run_server(cfg, settings) != 0: raise StageError(f"ytempire serve could not listen on {cfg.host}:{cfg.port}; is the port taken? pick another with --port")
     return f"ytempire serve: stopped ({cfg.host}:{cfg.port})"
 
 # %% ../nbs/60_cli.ipynb #c006f

@@ -313,6 +313,9 @@ def register_llm(settings: Settings,
     if not path.is_file(): raise InputError(f"GGUF model {path} does not exist; give the path of a .gguf file")
     e, digest = MODELS["llm"], sha256_file(path)
     reg = e.registry_name(settings)
+    if not benchmark and (known := registry_client(settings, e)) is not None:
+        same = [mv for mv in versions(known, reg) if mv.tags.get("sha256") == digest]
+        if same: return str(same[-1].version)        # registered and nothing new to log (`ytempire serve` at each start): no run
     st, home = _tracker_settings(settings, settings.get("registry", "experiment"))
     with Tracker(st, f"register-{path.stem}", tags={"stage": "registry", "model": "llm"}, cwd=home) as tr:
         if not tr.mlflow_run_id: raise ConfigError("registering the LLM needs MLflow; set [tracking] enabled and mlflow to true")

@@ -11,9 +11,9 @@ from pathlib import Path
 from .config import ConfigError, Settings, get_logger
 
 # %% auto #0
-__all__ = ['PACKAGED_GGUF', 'HOP_HEADERS', 'packaged_model', 'check_gguf', 'ServeConfig', 'serve_worker', 'free_port',
-           'start_worker', 'Worker', 'Saturated', 'NoWorker', 'llama_request', 'Router', 'proxy', 'router_app',
-           'run_server']
+__all__ = ['PACKAGED_GGUF', 'HOP_HEADERS', 'packaged_model', 'check_gguf', 'ServeConfig', 'SlotEngine', 'worker_app',
+           'serve_worker', 'free_port', 'start_worker', 'Worker', 'Saturated', 'NoWorker', 'llama_request', 'Router',
+           'proxy', 'router_app', 'register_served', 'run_server']
 
 # %% ../nbs/42_serving.ipynb #sv04
 PACKAGED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -52,6 +52,8 @@ class ServeConfig:
     health_interval: float = 2.0    # seconds between health checks
     request_timeout: float = 120.0  # seconds a request may take on a worker
     cache: bool = False             # llama.cpp's prompt cache (RAM) in each worker
+    engine: str = "slots"           # slots: max_inflight interleaved contexts per worker; llama-cpp: its server, one at a time
+    register: bool = True           # give the served GGUF a registry entry (45_registry) when the server starts
     model_alias: str = "local"      # the model name /v1/models lists ([text] local_model)
     workers: list[str] = field(default_factory=list)   # remote replica URLs; when given no local worker starts
 
@@ -70,6 +72,7 @@ class ServeConfig:
         cfg = cls(**kw)
         if cfg.replicas < 1 and not cfg.workers: raise ConfigError("[serve] replicas must be at least 1; set it or --replicas")
         if cfg.max_inflight < 1: raise ConfigError("[serve] max_inflight must be at least 1")
+        if cfg.engine not in ("slots", "llama-cpp"): raise ConfigError(f"[serve] engine = {cfg.engine} is unknown; use slots or llama-cpp")
         return cfg
 
     def model_path(self) -> Path:
@@ -81,20 +84,190 @@ class ServeConfig:
         return self.threads or max(1, (os.cpu_count() or 1) // max(1, self.replicas))
 
 # %% ../nbs/42_serving.ipynb #sv10
+class SlotEngine:
+    """`slots` llama.cpp contexts over one memory-mapped model, stepped in turn by one thread. A new request's prompt is
+    evaluated at the next token boundary, so its first token waits for one step of the others, not for their answers."""
+    KEYS = {"max_tokens", "temperature", "top_p", "top_k", "min_p", "stop", "seed", "presence_penalty",
+            "frequency_penalty", "repeat_penalty", "response_format", "logit_bias"}
+
+    def __init__(self, model: str, slots: int = 2, threads: int = 1, n_ctx: int = 2048, n_gpu_layers: int = -1,
+                 cache: bool = False):
+        import threading
+        from collections import deque
+        import llama_cpp
+        from llama_cpp import Llama, LlamaRAMCache
+
+        class Counting(Llama):
+            "Counts the prompt and completion tokens of the last request (llama-cpp-python's streams carry no usage)."
+            def generate(self, tokens, *a, **kw):
+                self.usage, sent = [len(tokens), 0], None
+                gen = super().generate(tokens, *a, **kw)
+                while True:
+                    try: t = gen.send(sent)
+                    except StopIteration: return
+                    self.usage[1] += not llama_cpp.llama_vocab_is_eog(self._model.vocab, t)
+                    sent = yield t
+        self.llamas = [Counting(model_path=model, n_threads=threads, n_threads_batch=threads, n_ctx=n_ctx,
+                                n_gpu_layers=n_gpu_layers, verbose=False) for _ in range(slots)]
+        if cache:
+            for l in self.llamas: l.set_cache(LlamaRAMCache())
+        self.free, self.waiting, self.active = list(range(slots)), deque(), []
+        self.cv = threading.Condition()
+        self.steps = 0
+        threading.Thread(target=self._loop, name="slot-engine", daemon=True).start()
+
+    def submit(self, kind: str, body: dict, emit) -> dict:
+        """Queue a `chat` or `completion` request; `emit(item)` is called from the engine thread with each stream chunk,
+        then `("usage", (prompt, completion))` and `("end", None)`, or `("error", exception)`. Returns the job
+        (set its `cancelled` to stop it)."""
+        job = {"kind": kind, "body": body, "emit": emit, "cancelled": False, "gen": None, "slot": None}
+        with self.cv:
+            self.waiting.append(job); self.cv.notify()
+        return job
+
+    def _start(self, job):
+        b, llama = job["body"], self.llamas[job["slot"]]
+        kw = {k: v for k, v in b.items() if k in self.KEYS and v is not None}
+        if b.get("max_completion_tokens") is not None: kw["max_tokens"] = b["max_completion_tokens"]
+        if isinstance(kw.get("logit_bias"), dict): kw["logit_bias"] = {int(k): float(v) for k, v in kw["logit_bias"].items()}
+        if isinstance(b.get("grammar"), str):
+            from llama_cpp import LlamaGrammar
+            kw["grammar"] = LlamaGrammar.from_string(b["grammar"], verbose=False)
+        if job["kind"] == "chat": job["gen"] = llama.create_chat_completion(messages=b["messages"], stream=True, **kw)
+        else: job["gen"] = llama.create_completion(prompt=b["prompt"], stream=True, **kw)
+
+    def _step(self, job) -> bool:
+        "Advance `job` by one chunk; False once it has ended (its slot is free again)."
+        try:
+            if job["cancelled"]: raise GeneratorExit
+            if job["gen"] is None: self._start(job)
+            chunk = next(job["gen"])
+            job["emit"](("chunk", chunk))
+            if (chunk.get("choices") or [{}])[0].get("delta") == {"role": "assistant"}:
+                job["emit"](("chunk", next(job["gen"])))   # the role chunk comes with the first token's: send both now
+            self.steps += 1
+            return True
+        except StopIteration:
+            job["emit"](("usage", tuple(self.llamas[job["slot"]].usage))); job["emit"](("end", None))
+        except GeneratorExit:
+            if job["gen"] is not None: job["gen"].close()
+        except Exception as e:
+            job["emit"](("error", e))
+        with self.cv:
+            self.active.remove(job); self.free.append(job["slot"]); self.free.sort()
+        return False
+
+    def _loop(self):
+        while True:
+            with self.cv:
+                while not self.waiting and not self.active: self.cv.wait()
+                new = []
+                while self.waiting and self.free:          # admit first: a new prompt is evaluated before the next round
+                    job = self.waiting.popleft(); job["slot"] = self.free.pop(0)
+                    self.active.append(job); new.append(job)
+            for job in new: self._step(job)
+            for job in [j for j in self.active if j not in new]: self._step(job)
+
+# %% ../nbs/42_serving.ipynb #sv10c
+def _openai_error(status: int, message: str):
+    from starlette.responses import JSONResponse
+    kind = {400: "invalid_request_error", 404: "not_found_error", 429: "rate_limit_error"}.get(status, "server_error")
+    return JSONResponse({"error": {"message": message, "type": kind}}, status_code=status)
+
+def _assemble(kind: str, chunks: list, usage: tuple) -> dict:
+    "The non-streaming answer built from a request's stream chunks and token counts."
+    first, text, reason = chunks[0], [], None
+    for c in chunks:
+        ch = (c.get("choices") or [{}])[0]
+        text.append((ch.get("delta") or {}).get("content") or "" if kind == "chat" else ch.get("text") or "")
+        reason = ch.get("finish_reason") or reason
+    choice = ({"index": 0, "message": {"role": "assistant", "content": "".join(text)}, "finish_reason": reason}
+              if kind == "chat" else {"index": 0, "text": "".join(text), "logprobs": None, "finish_reason": reason})
+    return {"id": first.get("id"), "object": "chat.completion" if kind == "chat" else "text_completion",
+            "created": first.get("created"), "model": first.get("model"), "choices": [choice],
+            "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": usage[0] + usage[1]}}
+
+def worker_app(engine: SlotEngine, model_alias: str = "local"):
+    "The Starlette app of one worker: `/v1/chat/completions`, `/v1/completions` (streamed or not), `/v1/models`, `/health`."
+    import asyncio
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse, StreamingResponse
+    from starlette.routing import Route
+
+    async def models(request):
+        return JSONResponse({"object": "list", "data": [{"id": model_alias, "object": "model", "owned_by": "me", "permissions": []}]})
+
+    async def health(request):
+        return JSONResponse({"status": "ok", "slots": len(engine.llamas), "busy": len(engine.active), "waiting": len(engine.waiting)})
+
+    async def complete(request, kind):
+        try: body = await request.json()
+        except ValueError: return _openai_error(400, "the request body is not JSON; send an OpenAI API request")
+        need = "messages" if kind == "chat" else "prompt"
+        if not isinstance(body, dict) or not body.get(need): return _openai_error(400, f"the request has no `{need}`")
+        body = llama_request(body)
+        loop, q = asyncio.get_running_loop(), asyncio.Queue()
+        job = engine.submit(kind, body, lambda item: loop.call_soon_threadsafe(q.put_nowait, item))
+        try:
+            first = await q.get()
+            if first[0] == "error":
+                e = first[1]
+                return _openai_error(400 if isinstance(e, (ValueError, TypeError, KeyError)) else 500, f"{type(e).__name__}: {e}")
+        except BaseException:
+            job["cancelled"] = True; raise
+        if body.get("stream"):
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            async def events():
+                item, last = first, None
+                try:
+                    while item[0] != "end":
+                        if item[0] == "chunk":
+                            last = item[1]; yield f"data: {json.dumps(item[1])}\n\n"
+                        elif item[0] == "usage" and include_usage and last:
+                            u = {"prompt_tokens": item[1][0], "completion_tokens": item[1][1], "total_tokens": sum(item[1])}
+                            yield f"data: {json.dumps({**last, 'choices': [], 'usage': u})}\n\n"
+                        elif item[0] == "error":
+                            yield f"data: {json.dumps({'error': {'message': str(item[1]), 'type': 'server_error'}})}\n\n"; break
+                        item = await q.get()
+                    yield "data: [DONE]\n\n"
+                finally:
+                    job["cancelled"] = True          # a client that went away frees its slot at the next step
+            return StreamingResponse(events(), media_type="text/event-stream")
+        chunks, item, usage = [], first, (0, 0)
+        try:
+            while item[0] != "end":
+                if item[0] == "error": return _openai_error(500, f"{type(item[1]).__name__}: {item[1]}")
+                if item[0] == "chunk": chunks.append(item[1])
+                if item[0] == "usage": usage = item[1]
+                item = await q.get()
+        except BaseException:
+            job["cancelled"] = True; raise
+        return JSONResponse(_assemble(kind, chunks, usage))
+
+    async def chat(request): return await complete(request, "chat")
+    async def completion(request): return await complete(request, "completion")
+    return Starlette(routes=[Route("/v1/models", models), Route("/health", health),
+                             Route("/v1/chat/completions", chat, methods=["POST"]),
+                             Route("/v1/completions", completion, methods=["POST"])])
+
+# %% ../nbs/42_serving.ipynb #sv10d
 def serve_worker(model: str, port: int, threads: int, n_ctx: int, n_gpu_layers: int = -1, cache: bool = False,
-                 model_alias: str = "local", host: str = "127.0.0.1"):
-    "Run llama-cpp-python's OpenAI-compatible server for one GGUF on host:port (blocking)."
+                 model_alias: str = "local", host: str = "127.0.0.1", slots: int = 2, engine: str = "slots"):
+    "Serve one GGUF on host:port (blocking): the slot engine, or with `engine='llama-cpp'` llama-cpp-python's own server."
     import uvicorn
-    from llama_cpp.server.app import create_app
-    from llama_cpp.server.settings import ModelSettings, ServerSettings
     from llama_cpp import llama_grammar as g
     # llama-cpp-python 0.3.36's JSON-schema grammar lets raw control characters (a newline) into strings, which strict
     # JSON parsers reject; llama.cpp's own converter excludes them. Same rule as upstream:
     char = g.PRIMITIVE_RULES["char"]
     g.PRIMITIVE_RULES["char"] = g.BuiltinRule(char.content.replace(r'[^"\\]', r'[^"\\\x7F\x00-\x1F]', 1), char.deps)
-    ms = ModelSettings(model=model, model_alias=model_alias, n_threads=threads, n_threads_batch=threads, n_ctx=n_ctx,
-                       n_gpu_layers=n_gpu_layers, cache=cache, verbose=False)
-    app = create_app(server_settings=ServerSettings(host=host, port=port, interrupt_requests=False), model_settings=[ms])
+    if engine == "llama-cpp":
+        from llama_cpp.server.app import create_app
+        from llama_cpp.server.settings import ModelSettings, ServerSettings
+        ms = ModelSettings(model=model, model_alias=model_alias, n_threads=threads, n_threads_batch=threads, n_ctx=n_ctx,
+                           n_gpu_layers=n_gpu_layers, cache=cache, verbose=False)
+        app = create_app(server_settings=ServerSettings(host=host, port=port, interrupt_requests=False), model_settings=[ms])
+    else:
+        app = worker_app(SlotEngine(model, slots=slots, threads=threads, n_ctx=n_ctx, n_gpu_layers=n_gpu_layers, cache=cache), model_alias)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -108,7 +281,8 @@ def _die_with_parent():
 def start_worker(cfg: ServeConfig, port: int) -> subprocess.Popen:
     "A worker process serving `cfg`'s model on 127.0.0.1:port."
     args = dict(model=str(cfg.model_path()), port=port, threads=cfg.worker_threads(), n_ctx=cfg.n_ctx,
-                n_gpu_layers=cfg.n_gpu_layers, cache=cfg.cache, model_alias=cfg.model_alias)
+                n_gpu_layers=cfg.n_gpu_layers, cache=cfg.cache, model_alias=cfg.model_alias, slots=cfg.max_inflight,
+                engine=cfg.engine)
     return subprocess.Popen([sys.executable, "-m", "ytempire.serving", "worker", json.dumps(args)],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             preexec_fn=_die_with_parent if sys.platform == "linux" else None)
@@ -372,20 +546,39 @@ def router_app(router: Router):
         try: yield
         finally: await router.stop()
 
-    api = ["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models"]
+    api = ["/v1/chat/completions", "/v1/completions", "/v1/models"]
     return Starlette(routes=[Route("/health", health), Route("/metrics", metrics),
                              *[Route(p, forward, methods=["GET", "POST"]) for p in api]], lifespan=lifespan)
 
-def run_server(cfg: ServeConfig) -> int:
-    "Serve the router on cfg.host:cfg.port with its workers until SIGTERM/SIGINT; 0 after a clean stop."
-    import uvicorn
+def register_served(settings: Settings, cfg: ServeConfig) -> str | None:
+    "The served GGUF's registry version (a new one when its sha256 is new); None, with a warning, when that fails."
+    log = get_logger("ytempire.serving")
+    try:
+        from ytempire.registry import register_llm
+        v = register_llm(settings, cfg.model_path())
+        log.info(f"serving {cfg.model_path().name}: registry version {v}")
+        return v
+    except Exception as e:                                       # the server runs without its entry; say so once
+        log.warning(f"the served model has no registry entry ({type(e).__name__}: {e}); `ytempire models list` will not show it")
+        return None
+
+def run_server(cfg: ServeConfig, settings: Settings | None = None) -> int:
+    """Serve the router on cfg.host:cfg.port with its workers until SIGTERM/SIGINT; 0 after a clean stop. With `settings`
+    and `[serve] register` on, the served model is registered in the background while the workers load (a stop waits
+    for it)."""
+    import threading, uvicorn
     if not cfg.workers: cfg.model_path()                      # a wrong model fails here, in one line
+    reg = None
+    if settings is not None and cfg.register and not cfg.workers:
+        reg = threading.Thread(target=register_served, args=(settings, cfg), name="register", daemon=True)
+        reg.start()
     router = Router(cfg)
     server = uvicorn.Server(uvicorn.Config(router_app(router), host=cfg.host, port=cfg.port, log_level="warning",
                                            timeout_graceful_shutdown=int(cfg.request_timeout), access_log=False))
     # uvicorn re-raises the signal it caught once it has stopped; these handlers make that a no-op so we return 0
     for s in (signal.SIGTERM, signal.SIGINT): signal.signal(s, lambda *_: None)
     server.run()
+    if reg is not None: reg.join(60)                          # a stop does not cut the registry entry in half
     return 0 if server.started else 1
 
 # %% ../nbs/42_serving.ipynb #sv21

@@ -4,6 +4,8 @@
 
 Starts `ytempire serve --replicas N`, streams fixed prompts at concurrency 1, 4 and 8 and prints per level: requests,
 failed, completion tokens/s (all requests together), time to first token p50/p95 (client side, first content chunk).
+Then the same levels with `[serve] engine = llama-cpp` (llama-cpp-python's own server: one request at a time per worker)
+as the baseline, and the ratios slots / baseline.
 --extras also measures concurrency 4 with threads 2 per worker, n_ctx 512, llama.cpp's prompt cache on, and 4 replicas.
 The last line is `serve_p95_ttft_c4_ms=<n>` (the default configuration).
 """
@@ -81,26 +83,40 @@ def show(label, r):
           f"ttft p50={r['ttft_p50_ms']:6.0f} ms p95={r['ttft_p95_ms']:6.0f} ms wall={r['wall_s']:.1f} s", flush=True)
 
 
+def run_levels(label, replicas, keys, requests, max_tokens):
+    "Start a server with `keys`, measure concurrency 1, 4 and 8, stop it."
+    port, proc, boot = start(replicas, keys)
+    print(f"{label}: serve --replicas {replicas} {' '.join(f'{k}={v}' for k, v in keys.items())}: up in {boot:.1f} s", flush=True)
+    try:
+        asyncio.run(level(port, 2, 2, 4))                                  # warm-up
+        results = {c: asyncio.run(level(port, c, requests if c > 1 else max(4, requests // 2), max_tokens)) for c in (1, 4, 8)}
+        for r in results.values(): show(label, r)
+    finally: stop(proc)
+    return results
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--replicas", type=int, default=2)
     ap.add_argument("--requests", type=int, default=16, help="requests per concurrency level")
     ap.add_argument("--max-tokens", type=int, default=32)
     ap.add_argument("--threads", type=int, default=1, help="llama.cpp threads per worker")
+    ap.add_argument("--no-baseline", action="store_true", help="skip the same levels on engine=llama-cpp (llama-cpp-python's server)")
     ap.add_argument("--register", action="store_true", help="register the packaged model in MLflow with these figures (45_registry)")
-    ap.add_argument("--extras", action="store_true", help="also threads 2, n_ctx 512 and the prompt cache at concurrency 4")
+    ap.add_argument("--extras", action="store_true", help="also threads 2, n_ctx 512, the prompt cache and 4 replicas at concurrency 4")
     a = ap.parse_args()
-    base = {"threads": a.threads, "n_ctx": 2048, "max_inflight": 4, "health_interval": 2}
-    port, proc, boot = start(a.replicas, base)
-    print(f"serve --replicas {a.replicas} threads={a.threads} n_ctx=2048 max_inflight=4: up in {boot:.1f} s; {os.cpu_count()} cores", flush=True)
-    try:
-        asyncio.run(level(port, 2, 2, 4))                                  # warm-up
-        results = {c: asyncio.run(level(port, c, a.requests if c > 1 else max(4, a.requests // 2), a.max_tokens)) for c in (1, 4, 8)}
-        for r in results.values(): show("default", r)
-    finally: stop(proc)
+    print(f"{os.cpu_count()} cores; {a.requests} requests per level, {a.max_tokens} tokens each, temperature 0", flush=True)
+    base = {"threads": a.threads, "n_ctx": 2048, "max_inflight": 4, "health_interval": 2, "register": "false"}
+    results = run_levels("slots (default)", a.replicas, {**base, "engine": "slots"}, a.requests, a.max_tokens)
+    if not a.no_baseline:             # the same prompts, tokens, replicas, threads and context; only the worker differs
+        baseline = run_levels("llama-cpp server (baseline)", a.replicas, {**base, "engine": "llama-cpp"}, a.requests, a.max_tokens)
+        for c in results:
+            r, b = results[c], baseline[c]
+            print(f"c={c}: slots / llama-cpp server: TTFT p50 {r['ttft_p50_ms'] / b['ttft_p50_ms']:.2f}x, "
+                  f"p95 {r['ttft_p95_ms'] / b['ttft_p95_ms']:.2f}x, tokens/s {r['tokens_per_s'] / b['tokens_per_s']:.2f}x", flush=True)
     if a.extras:
         for label, n, keys in [("threads=2 per worker", a.replicas, {"threads": 2}), ("n_ctx=512", a.replicas, {"n_ctx": 512}),
-                               ("prompt cache on", a.replicas, {"cache": "true"}), ("replicas=4 threads=1", 4, {})]:
+                               ("prompt cache on", a.replicas, {"cache": "true"}), ("replicas=4 threads=1", 4, {"max_inflight": 2})]:
             port, proc, boot = start(n, {**base, **keys})
             try:
                 asyncio.run(level(port, 2, 2, 4))
