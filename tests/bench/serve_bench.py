@@ -6,7 +6,9 @@ Starts `ytempire serve --replicas N`, streams fixed prompts at concurrency 1, 4 
 failed, completion tokens/s (all requests together), time to first token p50/p95 (client side, first content chunk).
 Then the same levels with `[serve] engine = llama-cpp` (llama-cpp-python's own server: one request at a time per worker)
 as the baseline, and the ratios slots / baseline.
---extras also measures concurrency 4 with threads 2 per worker, n_ctx 512, llama.cpp's prompt cache on, and 4 replicas.
+--extras also measures concurrency 4 with threads 2 per worker, n_ctx 512, llama.cpp's prompt cache on, and 4 replicas,
+and the quantisation level: the packaged Q4_1 file requantised by llama.cpp to Q4_0, Q8_0 and F16 (speed only: the
+weights keep Q4_1's precision, so these files say nothing about the quality of a real Q8_0 or F16 build).
 The last line is `serve_p95_ttft_c4_ms=<n>` (the default configuration).
 """
 import argparse, asyncio, json, os, signal, subprocess, sys, tempfile, time
@@ -83,6 +85,16 @@ def show(label, r):
           f"ttft p50={r['ttft_p50_ms']:6.0f} ms p95={r['ttft_p95_ms']:6.0f} ms wall={r['wall_s']:.1f} s", flush=True)
 
 
+def requantise(src, ftype_name, out_dir):
+    "`src` rewritten by llama.cpp's quantiser as `ftype_name` (Q4_0, Q8_0, F16) in out_dir."
+    import ctypes, llama_cpp
+    out = Path(out_dir) / f"{Path(src).stem.split('.')[0]}.{ftype_name}.gguf"
+    p = llama_cpp.llama_model_quantize_default_params()
+    p.ftype, p.allow_requantize, p.nthread = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{ftype_name}"), True, os.cpu_count() or 1
+    if llama_cpp.llama_model_quantize(str(src).encode(), str(out).encode(), ctypes.byref(p)) != 0: raise SystemExit(f"quantising to {ftype_name} failed")
+    return out
+
+
 def run_levels(label, replicas, keys, requests, max_tokens):
     "Start a server with `keys`, measure concurrency 1, 4 and 8, stop it."
     port, proc, boot = start(replicas, keys)
@@ -122,6 +134,15 @@ def main():
                 asyncio.run(level(port, 2, 2, 4))
                 show(label, asyncio.run(level(port, 4, a.requests, a.max_tokens)))
             finally: stop(proc)
+        from ytempire.serving import packaged_model
+        with tempfile.TemporaryDirectory() as d:
+            for name in ("Q4_0", "Q8_0", "F16"):
+                path = requantise(packaged_model(), name, d)
+                port, proc, boot = start(a.replicas, {**base, "model": path})
+                try:
+                    asyncio.run(level(port, 2, 2, 4))
+                    for c in (1, 4): show(f"{name} ({path.stat().st_size / 1e6:.0f} MB)", asyncio.run(level(port, c, a.requests, a.max_tokens)))
+                finally: stop(proc)
     if a.register:                     # the served model's registry entry carries the figures it was measured with
         from ytempire.config import Settings
         from ytempire.registry import register_llm
