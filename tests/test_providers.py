@@ -61,7 +61,8 @@ def test_anthropic_forced_tool(tmp_path):
 
 def test_local_openai_compatible_server_is_free(tmp_path):
     with MockAPI([("ok", payload())]) as m:
-        st = Settings(env={}, overrides={"paths.ledger": str(tmp_path / "l.db"), "text.local_base_url": m.openai_base})
+        st = Settings(env={}, overrides={"paths.ledger": str(tmp_path / "l.db"), "text.local_base_url": m.openai_base,
+                                         "text.local_draft": "whole"})      # the whole-script request (scene mode: tests/test_serving.py)
         s, calls = run(st)
     assert s.provider == "local" and "max_tokens" in m.requests[0]["json"]
     assert calls.iloc[0].cost_usd == 0 and calls.iloc[0].units > 0

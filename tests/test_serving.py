@@ -163,31 +163,62 @@ def test_missing_model_is_one_line(tmp_path):
 
 
 def test_script_stage_uses_the_local_server_then_falls_back(tmp_path):
-    """`[text] providers = local, offline` with the router as local_base_url: the served model is asked (JSON constrained
-    by the schema's grammar); SmolLM2-135M's drafts fail the script checks (or run out of tokens mid-string), so
-    offline-template serves and the fallback is recorded. With the server stopped the chain falls back at once."""
+    """`[text] providers = local, offline` with the router as local_base_url: the served SmolLM2-135M writes the script
+    scene by scene (a plan, then one JSON-constrained request per scene), every request in the ledger; with the server
+    stopped the chain falls back to the offline writer at once and records why."""
     from ytempire.config import Settings
     from ytempire.ledger import Ledger
     from ytempire.schemas import Brief, TrendReport
-    from ytempire.scripts import write_script
+    from ytempire.scripts import check_script, write_script
     brief = Brief(topic="How coffee roasting works", duration=30)
-    with serve(tmp_path, n_ctx=4096) as (port, proc):            # the script prompt is ~1,000 tokens
+    with serve(tmp_path, n_ctx=2048) as (port, proc):
         st = Settings(env={}, overrides={"paths.ledger": str(tmp_path / "ledger.db"), "text.providers": "local, offline",
                                          "text.local_base_url": f"http://127.0.0.1:{port}/v1", "text.timeout": 90,
-                                         "text.max_output_tokens": 600, "retry.attempts": 1, "retry.max_seconds": 5})
+                                         "text.temperature": 0, "retry.attempts": 1, "retry.max_seconds": 5})
         led = Ledger(st.get("paths", "ledger"))
         s = write_script(brief, TrendReport(), st, ledger=led, run_id="served")
         calls = led.calls(run_id="served")
-        local = calls[calls.provider == "local"]
-        assert len(local) >= 1 and set(local.outcome) == {"ok"}             # the served model answered every request
-        assert metric(port, "ytempire_serve_tokens_total") > 100
-        if s.provider != "local":                                           # what the 135M model does today
-            assert [(f.failed, f.served_by) for f in s.fallbacks] == [("local", "offline-template")]
-            assert s.fallbacks[0].reason.startswith("error: output invalid after a repair round")
+        assert s.provider == "local" and s.fallbacks == [], s.fallbacks
+        assert len(calls) >= 2 + len(s.scenes) - 1 and set(calls.provider) == {"local"} and set(calls.outcome) == {"ok"}
+        assert calls.cost_usd.sum() == 0 and metric(port, "ytempire_serve_tokens_total") > 100
+        assert [x.kind for x in s.scenes] == ["hook"] + ["point"] * (len(s.scenes) - 2) + ["cta"]
+        assert check_script(s, brief, st)[0] == [] and all(x.narration[-1] in ".?!" for x in s.scenes)
+        assert s.title.lower().startswith("how coffee roasting works")
     # the server is stopped: the chain falls back to the offline writer and records why
     s = write_script(brief, TrendReport(), st, ledger=led, run_id="down")
     assert s.provider == "offline-template" and [(f.failed, f.served_by) for f in s.fallbacks] == [("local", "offline-template")]
     assert "connection" in s.fallbacks[0].reason
+
+
+def test_make_falls_back_when_the_server_is_killed_mid_script(tmp_path):
+    """The seed's model fallback system: `ytempire make` with `[text] providers = local, offline`; once the served model
+    has answered the plan, the whole server (router and workers) is killed with SIGKILL. The run finishes, its script
+    from the offline writer, the fallback and its reason in run.json, every local request in the ledger."""
+    import json, sqlite3
+    from conftest import BIN, clean_env
+    with serve(tmp_path, n_ctx=2048) as (port, proc):
+        ini = tmp_path / "make.ini"
+        ini.write_text(f"[paths]\nledger = {tmp_path / 'ledger.db'}\n[text]\nproviders = local, offline\n"
+                       f"local_base_url = http://127.0.0.1:{port}/v1\ntimeout = 30\n[retry]\nattempts = 2\nmax_seconds = 4\n")
+        make = subprocess.Popen([str(BIN / "ytempire"), "make", "How coffee roasting works", "--duration", "12", "--config", str(ini),
+                                 "--out", str(tmp_path / "run")], cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        deadline, answered = time.monotonic() + 240, 0
+        while time.monotonic() < deadline and make.poll() is None and not answered:
+            with suppress(sqlite3.Error), sqlite3.connect(f"file:{tmp_path / 'ledger.db'}?mode=ro", uri=True) as db:
+                answered = db.execute("select count(*) from calls where provider = 'local' and outcome = 'ok'").fetchone()[0]
+            time.sleep(0.1)
+        assert answered, "the served model never answered the plan"
+        os.killpg(proc.pid, signal.SIGKILL)                               # the router and every worker, mid-script
+        out, err = make.communicate(timeout=600)
+    assert make.returncode == 0, err[-2000:]
+    rec = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert rec["providers"]["text"] == "offline-template"
+    fb = [f for f in rec["fallbacks"] if f["capability"] == "text"]
+    assert [(f["failed"], f["served_by"]) for f in fb] == [("local", "offline-template")] and "connection" in fb[0]["reason"]
+    local = [c for c in rec["costs"] if c["provider"] == "local"]
+    assert [c["outcome"] for c in local][0] == "ok" and local[-1]["outcome"] != "ok"      # served, then refused
+    assert (tmp_path / "run" / "video.mp4").stat().st_size > 0
 
 
 def test_serve_registers_the_served_model(tmp_path):

@@ -206,7 +206,8 @@ def judge_script(script: Script, brief: Brief, settings: Settings, ledger=None, 
     if settings.get("quality", "judge") == "off": return None
     gave_up = {f.failed for f in script.fallbacks}        # a provider that just failed to write it is not asked to judge it
     names = [n for n in provider_chain(brief, settings)
-             if issubclass(WRITERS[n], LLMWriter) and WRITERS[n].configured(settings) and n not in gave_up]
+             if issubclass(WRITERS[n], LLMWriter) and WRITERS[n].configured(settings) and n not in gave_up
+             and n in settings.getlist("quality", "judges")]     # not `local` by default: the packaged 135M model gave its own script 10/10
     if not names: return None
     sentences = [x for sc in script.scenes for x in split_sentences(sc.narration, brief.lang)]
     user = judge_prompt(brief, sentences)

@@ -21,7 +21,7 @@ __all__ = ['TEMPLATES', 'DIALOGUE_SPEAKERS', 'SPOKEN_LEADS', 'PROMPTS', 'DEFAULT
            'prompt_template', 'role_style', 'cast_scenes', 'ChannelProfile', 'apply_brand_terms', 'profile_problems',
            'speaking_rate', 'word_budget', 'topic_in_sentence', 'tags_chars', 'OfflineTemplateWriter', 'language_name',
            'check_script', 'DraftScene', 'Draft', 'strict_schema', 'build_prompt', 'draft_to_script', 'InvalidOutput',
-           'LLMWriter', 'OpenAIWriter', 'LocalWriter', 'AnthropicWriter', 'is_search_phrase', 'optimise_seo',
+           'LLMWriter', 'OpenAIWriter', 'AnthropicWriter', 'LocalWriter', 'is_search_phrase', 'optimise_seo',
            'description_with_chapters', 'youtube_metadata', 'provider_chain', 'text_generators', 'check_script_inputs',
            'write_script']
 
@@ -676,7 +676,7 @@ class OpenAIWriter(LLMWriter):
         r = self.client().chat.completions.create(
             model=self.model, messages=[{"role": "system", "content": system}, *messages], temperature=self.temperature,
             response_format={"type": "json_schema", "json_schema": {"name": schema_name, "strict": True, "schema": schema}},
-            **self._max_tokens_arg(max_tokens))
+            **self._max_tokens_arg(max_tokens), **self._extra_args())
         msg = r.choices[0].message
         content = msg.content or ""
         if getattr(msg, "refusal", None): content = f"(refused: {msg.refusal})"
@@ -684,21 +684,11 @@ class OpenAIWriter(LLMWriter):
         return content, {"role": "assistant", "content": content}, usage
 
     def _max_tokens_arg(self, n: int) -> dict: return {"max_completion_tokens": n}
+    def _extra_args(self) -> dict: return {}
 
     def _repair_turn(self, turn, errors):
         return [{"role": "user", "content": "That JSON does not meet the requirements:\n- " + "\n- ".join(errors) +
                  "\nReturn the whole corrected JSON object."}]
-
-class LocalWriter(OpenAIWriter):
-    "Any OpenAI-compatible server (llama.cpp server, vLLM, Ollama) at `[text] local_base_url`; free."
-    name, key_env = "local", ""
-    paid = False
-
-    @classmethod
-    def configured(cls, settings: Settings) -> bool:
-        "Whether `[text] local_base_url` is set."
-        return bool(settings.get("text", "local_base_url"))
-    def _max_tokens_arg(self, n: int) -> dict: return {"max_tokens": n}     # what llama.cpp, vLLM and Ollama all accept
 
 class AnthropicWriter(LLMWriter):
     "Anthropic Messages with a tool whose input_schema is the draft schema, forced with tool_choice."
@@ -726,6 +716,144 @@ class AnthropicWriter(LLMWriter):
         text = "The script does not meet the requirements:\n- " + "\n- ".join(errors) + "\nCall the tool again with the whole corrected script."
         if tool: return [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool["id"], "content": text, "is_error": True}]}]
         return [{"role": "user", "content": text}]
+
+# %% ../nbs/11_scripts.ipynb #c033l
+from .config import ConfigError
+
+_SCENE_EXAMPLES = {   # one worked example per request kind: a small model copies a shown answer far better than it follows rules
+    "plan": ("Plan the video. Topic: How lighthouses work",
+             {"title": "How lighthouses work: one lamp, seen for miles",
+              "description": "How a small lamp warns ships far out at sea. The lens, the flash pattern and the keeper, in plain words.",
+              "points": ["A curved glass lens bends the lamp's light into one strong beam.",
+                         "Each lighthouse flashes its own pattern, so sailors know which one they see.",
+                         "Today most lights run by themselves, checked from the shore."]}),
+    "hook": ("Write the hook. Topic: How lighthouses work",
+             {"narration": "How can one small lamp warn a ship twenty miles away?", "on_screen": "One lamp, twenty miles"}),
+    "point": ("Write the scene. Topic: How lighthouses work. Point: A curved glass lens bends the lamp's light into one strong beam.",
+              {"narration": "The lamp is not very bright. A curved glass lens bends its light into one strong beam.",
+               "on_screen": "The lens makes the beam"}),
+    "cta": ("Write the call to action. Topic: How lighthouses work",
+            {"narration": "Now you know how a lighthouse keeps ships safe. Subscribe, and tell us what to explain next.",
+             "on_screen": "Subscribe for more"}),
+}
+_MARKUP = re.compile(r"[{}\[\]<>*/\\_#|=]")     # what leaks when a small model echoes its instructions ("{18 words}")
+
+def _text(lo: int, hi: int) -> dict: return {"type": "string", "minLength": lo, "maxLength": hi}
+
+def _title(text: str, lang: str) -> str:
+    "A title a length limit cut short, without the dangling words (`... and the magic of the`)."
+    from ytempire.keywords import stopwords
+    ws = " ".join(text.split()).strip(" ,;:-").split(" ")
+    while len(ws) > 3 and (ws[-1].lower() in stopwords(lang) or not ws[-1].strip(",;:-")): ws.pop()
+    return " ".join(ws).strip(" ,;:-")
+
+_ENDS = ".?!…。？！।"
+
+def _whole_sentences(text: str, lang: str, max_units: float = float("inf")) -> str:
+    """The full sentences of `text` that fit in `max_units` (at least one): the grammar's length limit stops a reply
+    mid-sentence, so replies are asked up to 1.6 times their share and cut back here; a lone unfinished sentence is
+    closed at its last word."""
+    sents = split_sentences(" ".join(text.split()).strip(" ,;:-"), lang)
+    done = [s for s in sents if s[-1] in _ENDS]
+    keep: list[str] = []
+    for s in done:
+        if keep and count_units(" ".join(keep + [s]), lang) > max_units: break
+        keep.append(s)
+    if keep: return join_sentences(keep, lang)
+    if not sents: return ""
+    return (sents[0].rsplit(" ", 1)[0] if " " in sents[0] else sents[0]).rstrip(" ,;:-") + "."
+
+class LocalWriter(OpenAIWriter):
+    """Any OpenAI-compatible server (`ytempire serve`, llama.cpp server, vLLM, Ollama) at `[text] local_base_url`; free.
+    `[text] local_draft = scenes` (the default) writes a script the way a small model can: a plan (title, description,
+    tags, one point per scene), then each scene in its own JSON-constrained request, shown one worked example, with
+    its length bounded by the grammar; `whole` asks for the whole script in one request, as the cloud writers do."""
+    name, key_env = "local", ""
+    paid = False
+
+    @classmethod
+    def configured(cls, settings: Settings) -> bool:
+        "Whether `[text] local_base_url` is set."
+        return bool(settings.get("text", "local_base_url"))
+    def _max_tokens_arg(self, n: int) -> dict: return {"max_tokens": n}     # what llama.cpp, vLLM and Ollama all accept
+    def _extra_args(self) -> dict:
+        "`[text] local_repeat_penalty` as llama.cpp's `repeat_penalty` (small models loop without it); 1: not sent."
+        rp = self.settings.getfloat("text", "local_repeat_penalty")
+        return {"extra_body": {"repeat_penalty": rp}} if rp != 1 else {}
+
+    def write(self, brief: Brief, trends: TrendReport) -> Script:
+        "A Script from the served model: whole (one request and a repair round) or scene by scene (`[text] local_draft`)."
+        mode = self.settings.get("text", "local_draft")
+        if mode == "whole": return super().write(brief, trends)
+        if mode != "scenes": raise ConfigError(f"[text] local_draft = {mode!r}; use scenes or whole")
+        return self._write_scenes(brief, trends)
+
+    def _ask_json(self, system: str, kind: str, user: str, schema: dict, max_tokens: int, check=None) -> dict:
+        "One example turn, then `user`; the reply constrained by `schema`; asked again once if it fails `check`."
+        ex = _SCENE_EXAMPLES.get(kind) if self.settings.getbool("text", "local_examples") else None
+        messages = ([{"role": "user", "content": ex[0]}, {"role": "assistant", "content": json.dumps(ex[1], ensure_ascii=False)}] if ex else []) + [
+                    {"role": "user", "content": user}]
+        problem = ""
+        for _ in range(2):
+            out, _turn = self._call(system, messages, max_tokens, strict_schema(schema), f"video_{kind}")
+            try: out = json.loads(out) if isinstance(out, str) else out
+            except json.JSONDecodeError as e: problem = f"the {kind} reply is not valid JSON ({e.msg})"; continue
+            problem = check(out) if check else ""
+            if not problem: return out
+        raise InvalidOutput(problem)
+
+    def _write_scenes(self, brief: Brief, trends: TrendReport) -> Script:
+        tpl = prompt_template(brief.template, self.settings)
+        profile = ChannelProfile.from_settings(self.settings, brief)
+        system, _ = build_prompt(brief, trends, self.settings, tpl)
+        budget, n_scenes = word_budget(brief, self.settings, tpl.rules.scene_seconds)
+        notes = [" ".join(x for x in p if x) for p in parse_notes(brief.notes)]
+        n_points = len(notes) or max(1, n_scenes - 2)
+        primary = (brief.keywords or [brief.topic])[0]
+        spaceless = brief.lang in SPACELESS
+        cpu = 1 if spaceless else 5.6                                  # characters per unit (word + space) the grammar bounds assume
+        def clean(x: dict) -> str:
+            bad = [k for k, v in x.items() if isinstance(v, str) and (_MARKUP.search(v) or not re.search(r"\w\w", v))]
+            return f"{', '.join(bad)} has markup in it or no words" if bad else ""
+        # 1. the plan: the creator's notes are the points when there are some
+        plan_schema = {"type": "object", "properties": {
+            "title": _text(12, 60), "description": _text(60, 240),
+            "points": {"type": "array", "items": _text(15, 120), "minItems": n_points, "maxItems": n_points}},
+            "required": ["title", "description", "points"]}
+        if notes: plan_schema["properties"].pop("points"); plan_schema["required"].remove("points")
+        ask = (f"Plan the video. Topic: {brief.topic}\nTitle starts with \"{primary}\". {len(notes) or n_points} points, in order."
+               + ("\nThe points are the creator's notes:\n" + "\n".join(f"- {n}" for n in notes) if notes else ""))
+        plan = self._ask_json(system, "plan", ask, plan_schema, 400, clean)
+        points = notes or plan["points"]
+        # 2. the scenes, each sized to its share of the narration
+        hook_cap = min(tpl.rules.hook_max_words, 12)
+        cta_units = count_units(profile.cta, brief.lang) if profile.cta else max(8, budget // n_scenes)
+        share = max(6, (budget - hook_cap * 0.8 - cta_units) / len(points))     # units per point
+        scenes: list[DraftScene] = []
+        def scene(kind: str, user: str, lo: float, hi: float) -> DraftScene:
+            schema = {"type": "object", "properties": {"narration": _text(max(8, int(lo * cpu)), int(1.6 * hi * cpu)), "on_screen": _text(3, 36)},
+                      "required": ["narration", "on_screen"]}
+            out = self._ask_json(system, kind, user, schema, int(1.6 * hi * (3 if spaceless else 2)) + 40, clean)
+            return DraftScene(kind=kind, narration=_whole_sentences(out["narration"], brief.lang, hi), on_screen=short_headline(out["on_screen"], brief.lang, 6) or " ".join(out["on_screen"].split()),
+                              visual=brief.topic)
+        question = " as a question" if tpl.rules.hook_style == "question" else ""
+        scenes.append(scene("hook", f"Write the hook{question}. Topic: {brief.topic}", hook_cap * 0.5, hook_cap))
+        for p in points:
+            scenes.append(scene("point", f"Write the scene. Topic: {brief.topic}. Point: {p}", share * 0.85, share * 1.1))
+            scenes[-1].visual = p
+        cta = scene("cta", f"Write the call to action. Topic: {brief.topic}" + (f". {profile.cta_style}" if profile.cta_style else ""),
+                    cta_units * 0.8, cta_units * 1.1)
+        if profile.cta: cta.narration = profile.cta
+        if profile.catchphrases: cta.narration = f"{cta.narration} {_sentence(profile.catchphrases[0])}"
+        scenes.append(cta)
+        tags = OfflineTemplateWriter(self.settings)._tags(brief, brief.keywords + trends.keywords)   # search phrases, not the model's guesses
+        draft = Draft(title=_title(plan["title"], brief.lang), description=_whole_sentences(plan["description"], brief.lang), tags=tags,
+                      hashtags=["#" + re.sub(r"\W", "", t.title()) for t in tags[:3]], scenes=scenes)
+        script = draft_to_script(draft, brief, self.name, self.model, tpl, profile)
+        errors, fit = check_script(script, brief, self.settings, tpl, profile)
+        if errors: raise InvalidOutput(f"scene-by-scene draft fails the script checks: {'; '.join(errors)[:300]}")
+        script.warnings = script.warnings + [f"local script {x}" for x in fit]
+        return script
 
 # %% ../nbs/11_scripts.ipynb #c035
 def _cut(text: str, n: int) -> str:
