@@ -39,6 +39,16 @@ CREATE TABLE IF NOT EXISTS calls (
 );
 CREATE INDEX IF NOT EXISTS calls_day ON calls(day, provider);
 CREATE INDEX IF NOT EXISTS calls_run ON calls(run_id);
+CREATE TABLE IF NOT EXISTS reservations (   -- what calls in flight may bill: held by Guard.check, deleted when they end
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts          REAL NOT NULL,      -- unix time; older than [quotas] reservation_ttl: a crashed caller's, ignored
+    day         TEXT NOT NULL,      -- UTC date
+    run_id      TEXT NOT NULL,
+    provider    TEXT NOT NULL,
+    units       REAL NOT NULL DEFAULT 0,
+    cost_usd    REAL NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS reservations_day ON reservations(day, provider);
 """
 
 # %% ../nbs/03_ledger.ipynb #c005e
@@ -48,6 +58,7 @@ class Ledger:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._db() as db: db.executescript(_SCHEMA)
+        with self._db() as db: db.execute("PRAGMA journal_mode=WAL")    # readers never block writers; kept in the file
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Ledger":
@@ -89,6 +100,34 @@ class Ledger:
         "USD spent by one run."
         with self._db() as db:
             return db.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM calls WHERE run_id = ?", (run_id,)).fetchone()[0]
+
+    def reserve(self, run_id: str, provider: str,
+                units: float, cost_usd: float,    # the most this call may bill
+                quota: float = 0.0,               # units per UTC day for the provider (0: no limit)
+                budget: float | None = None,      # USD the run may spend (None: no limit)
+                ttl: float = 900.0,               # seconds after which a reservation no call settled stops counting
+                now: float | None = None) -> tuple[int | None, float, float]:
+        """In one write transaction: the units `provider` has used and holds today, the USD `run_id` has spent and holds,
+        and, unless this call would pass `quota` or `budget`, a reservation of its units and cost. Returns
+        (reservation id or None when refused, used, spent)."""
+        now = time.time() if now is None else now
+        day, live = datetime.fromtimestamp(now, timezone.utc).date().isoformat(), now - ttl
+        with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")     # the write lock from here to the commit: another process's check waits for it
+            used = db.execute("SELECT COALESCE(SUM(units), 0) FROM calls WHERE provider = ? AND day = ? AND outcome = 'ok'", (provider, day)).fetchone()[0] + \
+                   db.execute("SELECT COALESCE(SUM(units), 0) FROM reservations WHERE provider = ? AND day = ? AND ts > ?", (provider, day, live)).fetchone()[0]
+            spent = db.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM calls WHERE run_id = ?", (run_id,)).fetchone()[0] + \
+                    db.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM reservations WHERE run_id = ? AND ts > ?", (run_id, live)).fetchone()[0]
+            if (quota and used + units > quota) or (budget is not None and cost_usd > 0 and spent + cost_usd > budget):
+                return None, used, spent
+            cur = db.execute("INSERT INTO reservations (ts, day, run_id, provider, units, cost_usd) VALUES (?,?,?,?,?,?)",
+                             (now, day, run_id, provider, units, cost_usd))
+            return cur.lastrowid, used, spent
+
+    def release(self, reservation_id: int, ttl: float = 900.0):
+        "Settle a reservation (its call has ended and is recorded); expired ones are cleared on the way."
+        with self._db() as db:
+            db.execute("DELETE FROM reservations WHERE id = ? OR ts < ?", (reservation_id, time.time() - ttl))
 
     def usage(self, provider: str, day: date | None = None) -> float:
         "Units used by `provider` on `day` (UTC, default today) in calls that reached it and were billed."
@@ -241,6 +280,8 @@ class Guard:
         self.alert_ratio = settings.getfloat("quotas", "alert_ratio")
         self.metrics = metrics or METRICS
         self.alerts: list[str] = []
+        self.ttl = settings.getfloat("quotas", "reservation_ttl")
+        self._held: dict[str, list[int]] = {}          # provider -> reservations of this run's calls in flight
         self.log = get_logger("ytempire.ledger", run_id)
 
     def quota(self, provider: str) -> float:
@@ -259,16 +300,22 @@ class Guard:
               est_units: float,   # the most units this call may bill: input plus the maximum output
               est_cost: float     # the most USD it may cost
              ):
-        "Raise QuotaExceeded/BudgetExceeded (and record the refusal) if this call could pass a limit; alert near one."
-        used = self.ledger.usage(rec.provider) if self.ledger else 0.0
-        spent = self.ledger.spend(self.run_id) if self.ledger else 0.0
-        quota = self.quota(rec.provider)
+        """Raise QuotaExceeded/BudgetExceeded (and record the refusal) if this call could pass a limit, counting what other
+        calls in flight hold; else hold its upper bound until `release`."""
+        quota, held = self.quota(rec.provider), None
+        if self.ledger is None: used = spent = 0.0
+        else: held, used, spent = self.ledger.reserve(self.run_id, rec.provider, est_units, est_cost, quota, self.budget, self.ttl)
         if quota and used + est_units > quota:
             self._refuse(rec, QuotaExceeded(f"{rec.provider} daily quota: {used:,.0f} of {quota:,.0f} {rec.unit} used today, "
                                             f"this call may need {est_units:,.0f}; raise [quotas] {rec.provider} or wait for tomorrow (UTC)"))
         if est_cost > 0 and spent + est_cost > self.budget:
             self._refuse(rec, BudgetExceeded(f"run budget: ${spent:.4f} of ${self.budget:.2f} spent, this call may cost up to "
                                              f"${est_cost:.4f}; raise --budget"))
+        if held is not None: self._held.setdefault(rec.provider, []).append(held)
+
+    def release(self, provider: str):
+        "Settle the oldest hold of `provider` by this run (its call has ended: `call_with_retries` calls this)."
+        if self.ledger is not None and self._held.get(provider): self.ledger.release(self._held[provider].pop(0), self.ttl)
 
     def _refuse(self, rec: CostRecord, e: ProviderSkipped):
         r = rec.model_copy(update={"outcome": e.outcome, "error": str(e)[:500], "units": 0, "cost_usd": 0.0})
@@ -333,7 +380,9 @@ def call_with_retries(fn: Callable[[CostRecord], T],  # makes the call and fills
             if guard: guard.after(r)
     retrying = tenacity.Retrying(retry=tenacity.retry_if_exception(lambda e: classify(e) in RETRYABLE), wait=wait, stop=stop,
                                  reraise=True, sleep=time.sleep)
-    return retrying(attempt)
+    try: return retrying(attempt)
+    finally:
+        if guard: guard.release(rec.provider)        # the call has ended: its hold on the quota and budget is settled
 
 # %% ../nbs/03_ledger.ipynb #c023
 def costs_table(ledger: Ledger, settings: Settings, since: date | None = None) -> pd.DataFrame:
