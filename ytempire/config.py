@@ -9,10 +9,10 @@ from functools import lru_cache
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['REPO_ROOT', 'DEFAULT_SETTINGS', 'OPEN_SECTIONS', 'SECRET_ENV', 'YtempireError', 'ConfigError', 'InputError',
-           'ToolError', 'StageError', 'DiskFullError', 'repo_path', 'Settings', 'secret_values', 'redact',
+__all__ = ['REPO_ROOT', 'DEFAULT_SETTINGS', 'OPEN_SECTIONS', 'SECRET_ENV', 'RUN_CONTEXT', 'YtempireError', 'ConfigError',
+           'InputError', 'ToolError', 'StageError', 'DiskFullError', 'repo_path', 'Settings', 'secret_values', 'redact',
            'RedactingFilter', 'offline_env', 'find_tool', 'ffmpeg_error_line', 'ffmpeg_disk_full', 'run_ffmpeg',
-           'get_logger', 'setup_logging']
+           'RunLogFilter', 'get_logger', 'setup_logging']
 
 # %% ../nbs/00_config.ipynb #c006
 class YtempireError(Exception):
@@ -268,8 +268,20 @@ def run_ffmpeg(args: list[str],      # ffmpeg's arguments after its global optio
     raise StageError(f"ffmpeg failed on {what}: {ffmpeg_error_line(r.stderr)}; check the input files")
 
 # %% ../nbs/00_config.ipynb #c031
+import contextvars
+RUN_CONTEXT: contextvars.ContextVar[str | None] = contextvars.ContextVar("ytempire_run", default=None)  # the run this code works for
+
 class _RunAdapter(logging.LoggerAdapter):
     def process(self, msg, kwargs): return f"[{self.extra['run_id']}] {msg}", kwargs
+
+class RunLogFilter(logging.Filter):
+    """Only one run's records, for its `run.log` when runs share a process (`ytempire batch --jobs N`, API workers):
+    those logged while `RUN_CONTEXT` is that run, and those from threads that belong to no run (they cannot be told apart)."""
+    def __init__(self, run_id: str):
+        super().__init__(); self.run_id = run_id
+    def filter(self, record: logging.LogRecord) -> bool:
+        cur = RUN_CONTEXT.get()
+        return cur is None or cur == self.run_id
 
 def get_logger(name: str, run_id: str = "-") -> logging.LoggerAdapter:
     "Logger for module `name` that prefixes messages with `run_id`."

@@ -11,11 +11,11 @@ from functools import partial
 from pathlib import Path
 import ytempire
 from .config import (Settings, ConfigError, DiskFullError, InputError, StageError, YtempireError, find_tool, offline_env, get_logger,
-                             RedactingFilter)
+                             RedactingFilter, RunLogFilter, RUN_CONTEXT)
 from .schemas import (Brief, TrendReport, Script, QualityReport, Narration, AudioMix, Subtitles, Video, Thumbnails,
                               RunRecord, StageRun, CostRecord, Visuals)
 from .store import RunDir, check_writable, copy_file, write_json, folder_version
-from .ledger import Ledger, Guard
+from .ledger import Ledger, Guard, Metrics
 from .trends import research_trends
 from .scripts import check_script_inputs, youtube_metadata, provider_chain
 from .quality import score_script, enforce_gate, write_gated_script
@@ -299,11 +299,13 @@ def make_video(brief: Brief, settings: Settings, out: str | Path | None = None, 
     log = get_logger("ytempire.pipeline", run.run_id)
     file_log = logging.FileHandler(run.path("run.log"), encoding="utf-8")
     file_log.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")); file_log.addFilter(RedactingFilter())
+    file_log.addFilter(RunLogFilter(run.run_id))      # runs can share the process (batch --jobs, API workers): each log keeps its own
+    context = RUN_CONTEXT.set(run.run_id)
     root = logging.getLogger("ytempire"); root.addHandler(file_log)
     if root.level == logging.NOTSET or root.level > logging.INFO: root.setLevel(logging.INFO)
     try:
         ledger = Ledger.from_settings(settings)
-        guard = Guard(ledger, settings, run.run_id)
+        guard = Guard(ledger, settings, run.run_id, metrics=Metrics())    # this run's counters, not the process's
         t0 = time.perf_counter()
         parts, timings = run_stages(run, brief, settings, ledger, progress, log, guard)
         outputs = publish(run, parts)
@@ -334,6 +336,7 @@ def make_video(brief: Brief, settings: Settings, out: str | Path | None = None, 
         return record
     finally:
         root.removeHandler(file_log); file_log.close()
+        RUN_CONTEXT.reset(context)
         run.release()
 
 # %% ../nbs/50_pipeline.ipynb #c013l
