@@ -750,6 +750,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                   'ytempire.scripts._title': ('scripts.html#_title', 'ytempire/scripts.py'),
                                   'ytempire.scripts._whole_sentences': ('scripts.html#_whole_sentences', 'ytempire/scripts.py'),
                                   'ytempire.scripts._word_re': ('scripts.html#_word_re', 'ytempire/scripts.py'),
+                                  'ytempire.scripts._words': ('scripts.html#_words', 'ytempire/scripts.py'),
                                   'ytempire.scripts.apply_brand_terms': ('scripts.html#apply_brand_terms', 'ytempire/scripts.py'),
                                   'ytempire.scripts.build_prompt': ('scripts.html#build_prompt', 'ytempire/scripts.py'),
                                   'ytempire.scripts.cast_scenes': ('scripts.html#cast_scenes', 'ytempire/scripts.py'),

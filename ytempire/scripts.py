@@ -736,7 +736,10 @@ _SCENE_EXAMPLES = {   # one worked example per request kind: a small model copie
             {"narration": "Now you know how a lighthouse keeps ships safe. Subscribe, and tell us what to explain next.",
              "on_screen": "Subscribe for more"}),
 }
-_MARKUP = re.compile(r"[{}\[\]<>*/\\_#|=]")     # what leaks when a small model echoes its instructions ("{18 words}")
+_MARKUP = re.compile(r"[{}\[\]<>\\|=]")     # what leaks when a small model echoes its instructions ("{18 words}"): asked again
+_EMPHASIS = re.compile(r"[*_#]+")             # markdown emphasis: dropped
+
+def _words(text: str) -> bool: return not _MARKUP.search(text) and bool(re.search(r"\w\w", text))
 
 def _text(lo: int, hi: int) -> dict: return {"type": "string", "minLength": lo, "maxLength": hi}
 
@@ -789,15 +792,16 @@ class LocalWriter(OpenAIWriter):
         return self._write_scenes(brief, trends)
 
     def _ask_json(self, system: str, kind: str, user: str, schema: dict, max_tokens: int, check=None) -> dict:
-        "One example turn, then `user`; the reply constrained by `schema`; asked again once if it fails `check`."
+        "One example turn, then `user`; the reply constrained by `schema`; asked again (twice at most) while it fails `check`."
         ex = _SCENE_EXAMPLES.get(kind) if self.settings.getbool("text", "local_examples") else None
         messages = ([{"role": "user", "content": ex[0]}, {"role": "assistant", "content": json.dumps(ex[1], ensure_ascii=False)}] if ex else []) + [
                     {"role": "user", "content": user}]
         problem = ""
-        for _ in range(2):
+        for _ in range(3):
             out, _turn = self._call(system, messages, max_tokens, strict_schema(schema), f"video_{kind}")
             try: out = json.loads(out) if isinstance(out, str) else out
             except json.JSONDecodeError as e: problem = f"the {kind} reply is not valid JSON ({e.msg})"; continue
+            out = {k: " ".join(_EMPHASIS.sub(" ", v).split()) if isinstance(v, str) else v for k, v in out.items()}
             problem = check(out) if check else ""
             if not problem: return out
         raise InvalidOutput(problem)
@@ -813,7 +817,7 @@ class LocalWriter(OpenAIWriter):
         spaceless = brief.lang in SPACELESS
         cpu = 1 if spaceless else 5.6                                  # characters per unit (word + space) the grammar bounds assume
         def clean(x: dict) -> str:
-            bad = [k for k, v in x.items() if isinstance(v, str) and (_MARKUP.search(v) or not re.search(r"\w\w", v))]
+            bad = [k for k, v in x.items() if isinstance(v, str) and k != "on_screen" and not _words(v)]
             return f"{', '.join(bad)} has markup in it or no words" if bad else ""
         # 1. the plan: the creator's notes are the points when there are some
         plan_schema = {"type": "object", "properties": {
@@ -834,7 +838,9 @@ class LocalWriter(OpenAIWriter):
             schema = {"type": "object", "properties": {"narration": _text(max(8, int(lo * cpu)), int(1.6 * hi * cpu)), "on_screen": _text(3, 36)},
                       "required": ["narration", "on_screen"]}
             out = self._ask_json(system, kind, user, schema, int(1.6 * hi * (3 if spaceless else 2)) + 40, clean)
-            return DraftScene(kind=kind, narration=_whole_sentences(out["narration"], brief.lang, hi), on_screen=short_headline(out["on_screen"], brief.lang, 6) or " ".join(out["on_screen"].split()),
+            narration = _whole_sentences(out["narration"], brief.lang, hi)
+            card = out["on_screen"] if _words(out["on_screen"]) else narration     # a card with markup: the narration's first words
+            return DraftScene(kind=kind, narration=narration, on_screen=_title(short_headline(card, brief.lang, 6) or card, brief.lang),
                               visual=brief.topic)
         question = " as a question" if tpl.rules.hook_style == "question" else ""
         scenes.append(scene("hook", f"Write the hook{question}. Topic: {brief.topic}", hook_cap * 0.5, hook_cap))
@@ -852,7 +858,11 @@ class LocalWriter(OpenAIWriter):
         script = draft_to_script(draft, brief, self.name, self.model, tpl, profile)
         errors, fit = check_script(script, brief, self.settings, tpl, profile)
         if errors: raise InvalidOutput(f"scene-by-scene draft fails the script checks: {'; '.join(errors)[:300]}")
-        script.warnings = script.warnings + [f"local script {x}" for x in fit]
+        judged = self.settings.get("quality", "judge") != "off" and any(
+            n in WRITERS and WRITERS[n].configured(self.settings) for n in self.settings.getlist("quality", "judges"))
+        script.warnings = script.warnings + [f"local script {x}" for x in fit] + ([] if judged else [
+            f"the script was written by the local model ({self.model}) and no LLM judge read it: the quality score measures its form "
+            "(readability, structure, SEO, topic focus), not whether it is true; read it before publishing, or add a provider to [quality] judges"])
         return script
 
 # %% ../nbs/11_scripts.ipynb #c035
