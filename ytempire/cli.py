@@ -10,9 +10,9 @@ import ytempire
 from .config import Settings, YtempireError, InputError, StageError, setup_logging
 
 # %% auto #0
-__all__ = ['MAX_NOTES_BYTES', 'read_notes', 'parser', 'media_dir', 'cmd_make', 'cmd_script', 'cmd_serve', 'cmd_costs',
-           'cmd_report', 'cmd_voices', 'cmd_effects', 'cmd_trends', 'cmd_engagement', 'cmd_abtest', 'cmd_models',
-           'run_command', 'quick_exit', 'main']
+__all__ = ['MAX_NOTES_BYTES', 'read_notes', 'parser', 'media_dir', 'cmd_make', 'cmd_script', 'cmd_serve', 'cmd_batch',
+           'cmd_costs', 'cmd_report', 'cmd_voices', 'cmd_effects', 'cmd_trends', 'cmd_engagement', 'cmd_abtest',
+           'cmd_models', 'run_command', 'quick_exit', 'main']
 
 # %% ../nbs/60_cli.ipynb #c005
 MAX_NOTES_BYTES = 200_000
@@ -185,6 +185,15 @@ def parser() -> argparse.ArgumentParser:
     for x in (ml, mc, mp, md, dr):
         x.add_argument("--config")
         x.add_argument("-v", "--verbose", action="store_true")
+    ba = sub.add_parser("batch", help="make one video per row of a topics CSV, N at a time; rerun to resume",
+                        description="Make one video per row of a CSV (columns: topic, and optional duration, aspect, language, "
+                        "template, notes) into DIR/<slug>/, with DIR/batch.json and DIR/batch.html; rerun the same command to resume.")
+    ba.add_argument("topics", metavar="TOPICS.csv")
+    ba.add_argument("--out", required=True, metavar="DIR", help="batch folder: one run directory per row, batch.json, batch.html")
+    ba.add_argument("--jobs", type=int, default=1, help="videos made at a time (default 1; each is its own process)")
+    ba.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ba.add_argument("--config", help="your INI file overriding settings.ini, for every video")
+    ba.add_argument("-v", "--verbose", action="store_true")
     sv = sub.add_parser("serve", help="serve a local GGUF model (llama.cpp) with the OpenAI API behind a load-balancing router",
                         description="Serve the OpenAI API at http://HOST:PORT/v1 (and /health, /metrics) with N llama.cpp workers "
                         "behind a least-in-flight router; stops cleanly on SIGTERM or Ctrl-C. Defaults from [serve].")
@@ -260,6 +269,22 @@ def cmd_serve(a) -> str:
                                     n_ctx=a.ctx, workers=a.worker)
     if run_server(cfg, settings) != 0: raise StageError(f"ytempire serve could not listen on {cfg.host}:{cfg.port}; is the port taken? pick another with --port")
     return f"ytempire serve: stopped ({cfg.host}:{cfg.port})"
+
+# %% ../nbs/60_cli.ipynb #2fc6bf7c
+def cmd_batch(a) -> str:
+    "`ytempire batch`: every row of a topics CSV made into --out; the summary table, or a one-line error when a video failed."
+    from ytempire.config import StageError
+    from ytempire.batch import run_batch, summary_table
+    settings = Settings(a.config)
+    rows = run_batch(a.topics, a.out, settings, jobs=a.jobs, config=a.config, progress=not a.no_progress and sys.stderr.isatty())
+    table = summary_table(rows)
+    failed = [r for r in rows if r["status"] != "done"]
+    if failed:
+        print(table)
+        raise StageError(f"{len(failed)} of {len(rows)} videos failed (row {failed[0]['row']}: {failed[0]['error']}); fix that, then rerun "
+                         f"the same command: the {len(rows) - len(failed)} finished videos are kept")
+    out = Path(a.out).expanduser()
+    return f"{table}\n\n{len(rows)} videos in {out}: {out / 'batch.json'}, {out / 'batch.html'}"
 
 # %% ../nbs/60_cli.ipynb #c006f
 def cmd_costs(a) -> str:
@@ -462,7 +487,7 @@ def run_command(argv: list[str] | None = None) -> int:
         verbose = getattr(a, "verbose", False)
         setup_logging(logging.DEBUG if verbose else logging.INFO)
         out = {"make": cmd_make, "report": cmd_report, "script": cmd_script, "costs": cmd_costs, "trends": cmd_trends, "engagement": cmd_engagement,
-               "voices": cmd_voices, "effects": cmd_effects, "abtest": cmd_abtest, "serve": cmd_serve,
+               "voices": cmd_voices, "effects": cmd_effects, "abtest": cmd_abtest, "serve": cmd_serve, "batch": cmd_batch,
                "models": cmd_models}[a.command](a)
         print(out)
         return 0
