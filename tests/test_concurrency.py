@@ -1,8 +1,7 @@
 """Runs at once: four `ytempire script` processes against one loopback OpenAI server and one daily quota that fits two
 calls. The quota check and the hold on it are one SQLite write transaction (03_ledger's reservations), so exactly two
 processes are served by OpenAI and two fall back, and every run keeps its ledger record."""
-import json, re, subprocess, time
-import pandas as pd
+import json, re, subprocess
 from conftest import BIN, clean_env
 from mockapi import MockAPI
 from test_providers import BRIEF, payload

@@ -10,7 +10,7 @@ import ytempire
 from .config import Settings, YtempireError, InputError, StageError, setup_logging
 
 # %% auto #0
-__all__ = ['MAX_NOTES_BYTES', 'read_notes', 'parser', 'media_dir', 'cmd_make', 'cmd_script', 'cmd_serve', 'cmd_batch',
+__all__ = ['MAX_NOTES_BYTES', 'read_notes', 'parser', 'media_dir', 'cmd_make', 'cmd_script', 'cmd_serve', 'cmd_batch', 'cmd_api',
            'cmd_costs', 'cmd_report', 'cmd_voices', 'cmd_effects', 'cmd_trends', 'cmd_engagement', 'cmd_abtest',
            'cmd_models', 'run_command', 'quick_exit', 'main']
 
@@ -206,6 +206,14 @@ def parser() -> argparse.ArgumentParser:
                     "starting local workers (repeat for several)")
     sv.add_argument("--config", help="your INI file overriding settings.ini (or set YTEMPIRE_CONFIG)")
     sv.add_argument("-v", "--verbose", action="store_true")
+    ap = sub.add_parser("api", help="the job API: submit briefs over HTTP, follow their stages, download the videos",
+                        description="Serve the job API (POST /v1/videos, GET /v1/videos/ID, GET /v1/videos/ID/video.mp4, /health, "
+                        "/metrics) with N job workers; keys from YTEMPIRE_API_KEYS, sent as Authorization: Bearer KEY. Defaults from [api].")
+    ap.add_argument("--port", type=int, help="port (default [api] port)")
+    ap.add_argument("--workers", type=int, help="job worker processes (default [api] workers; 0 accepts jobs without making them)")
+    ap.add_argument("--out", metavar="DIR", help="where jobs.db and the jobs' run directories live (default [api] root)")
+    ap.add_argument("--config", help="your INI file overriding settings.ini (or set YTEMPIRE_CONFIG)")
+    ap.add_argument("-v", "--verbose", action="store_true")
     return p
 
 # %% ../nbs/60_cli.ipynb #c006
@@ -285,6 +293,16 @@ def cmd_batch(a) -> str:
                          f"the same command: the {len(rows) - len(failed)} finished videos are kept")
     out = Path(a.out).expanduser()
     return f"{table}\n\n{len(rows)} videos in {out}: {out / 'batch.json'}, {out / 'batch.html'}"
+
+# %% ../nbs/60_cli.ipynb #c006api
+def cmd_api(a) -> str:
+    "`ytempire api`: the job API and its workers until SIGTERM/SIGINT; returns a line once stopped."
+    from ytempire.config import StageError
+    from ytempire.api import run_api
+    settings = Settings(a.config)
+    if run_api(settings, a.config, port=a.port, workers=a.workers, root=a.out) != 0:
+        raise StageError(f"ytempire api could not listen on port {a.port or settings.get('api', 'port')}; is it taken? pick another with --port")
+    return "ytempire api: stopped"
 
 # %% ../nbs/60_cli.ipynb #c006f
 def cmd_costs(a) -> str:
@@ -488,7 +506,7 @@ def run_command(argv: list[str] | None = None) -> int:
         setup_logging(logging.DEBUG if verbose else logging.INFO)
         out = {"make": cmd_make, "report": cmd_report, "script": cmd_script, "costs": cmd_costs, "trends": cmd_trends, "engagement": cmd_engagement,
                "voices": cmd_voices, "effects": cmd_effects, "abtest": cmd_abtest, "serve": cmd_serve, "batch": cmd_batch,
-               "models": cmd_models}[a.command](a)
+               "models": cmd_models, "api": cmd_api}[a.command](a)
         print(out)
         return 0
     except YtempireError as e:

@@ -51,7 +51,7 @@ def repo_path(p: str | Path) -> Path:
 
 # %% ../nbs/00_config.ipynb #c012
 _ENV_PREFIX = "YTEMPIRE_"
-_NOT_SETTINGS = {"YTEMPIRE_CONFIG"}
+_NOT_SETTINGS = {"YTEMPIRE_CONFIG", "YTEMPIRE_API_KEYS"}   # not [section] key overrides: a path, the job API's keys
 _BOOLS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
 
 def _read_ini(path: Path) -> configparser.ConfigParser:
@@ -170,7 +170,7 @@ class Settings:
     def __repr__(self): return f"Settings({' < '.join(self.sources)})"
 
 # %% ../nbs/00_config.ipynb #c019
-SECRET_ENV = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "ELEVENLABS_API_KEY", "GOOGLE_APPLICATION_CREDENTIALS",
+SECRET_ENV = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "ELEVENLABS_API_KEY", "GOOGLE_APPLICATION_CREDENTIALS", "YTEMPIRE_API_KEYS",
               "YOUTUBE_API_KEY", "YOUTUBE_OAUTH_TOKEN", "WANDB_API_KEY", "PEXELS_API_KEY",
               "PIXABAY_API_KEY")
 _SECRET_PATTERN = re.compile(r"(sk-[A-Za-z0-9_\-]{8,}|sk-ant-[A-Za-z0-9_\-]{8,}|AIza[0-9A-Za-z_\-]{20,}|ya29\.[0-9A-Za-z_\-.]{20,})")
@@ -178,7 +178,9 @@ _SECRET_PATTERN = re.compile(r"(sk-[A-Za-z0-9_\-]{8,}|sk-ant-[A-Za-z0-9_\-]{8,}|
 def secret_values(env: dict | None = None) -> list[str]:
     "Values of the secret environment variables that are set (longest first)."
     env = os.environ if env is None else env
-    return sorted({env[k] for k in SECRET_ENV if env.get(k) and len(env[k]) >= 4}, key=len, reverse=True)
+    vals = {env[k] for k in SECRET_ENV if env.get(k) and len(env[k]) >= 4}
+    vals |= {k.strip() for v in list(vals) for k in v.split(",") if len(k.strip()) >= 4}   # each of a list of keys (YTEMPIRE_API_KEYS)
+    return sorted(vals, key=len, reverse=True)
 
 def redact(obj,                       # a str, or a dict, list or tuple holding them (nested)
            env: dict | None = None,   # where the secret values are read from (default `os.environ`)

@@ -34,6 +34,8 @@ EXPORTED_METRICS = {   # family name -> (type, module that writes it)
     "ytempire_serve_inflight": ("gauge", "serving"), "ytempire_serve_workers_up": ("gauge", "serving"),
     "ytempire_serve_worker_restarts": ("counter", "serving"), "ytempire_serve_retries": ("counter", "serving"),
     "ytempire_serve_queue_depth": ("gauge", "serving"),
+    "ytempire_api_requests": ("counter", "api"), "ytempire_api_request_seconds": ("histogram", "api"),
+    "ytempire_api_jobs": ("gauge", "api"), "ytempire_api_workers_alive": ("gauge", "api"),
     "ytempire_drift_psi": ("gauge", "drift"), "ytempire_drift_detected": ("gauge", "drift"),
     "ytempire_drift_p_value": ("gauge", "drift"), "ytempire_drift_feature_drifted": ("gauge", "drift"),
     "ytempire_drift_alerts": ("gauge", "drift"), "ytempire_drift_last_check_timestamp_seconds": ("gauge", "drift"),

@@ -1,0 +1,98 @@
+"""Load test of `ytempire api`'s status endpoint (not a timed test).
+
+    PYTHONPATH=$PWD .venv/bin/python tests/bench/api_bench.py [--clients 50] [--seconds 10] [--busy]
+
+Starts `ytempire api --workers 0` (jobs accepted, none made: the HTTP side alone), submits 20 jobs, then 50 concurrent
+clients (one asyncio process, httpx, keep-alive) poll `GET /v1/videos/{id}` over those jobs for N seconds; then the same
+load on `GET /health` (no key check, no job lookup: the framework's floor, same server, same clients). Prints requests/s,
+p50/p95/p99 latency (client side, so the client's own scheduling is in the figures) and the ratios status / health and
+p95 / the 50 ms goal. --busy repeats the status load with one worker making a 30 s video on the same 2 cores (what a
+real deployment sees). Last line: `api_status_p95_ms=<n>`.
+"""
+import argparse, asyncio, os, signal, subprocess, sys, tempfile, time
+from contextlib import suppress
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+from ytempire.serving import free_port
+
+KEY = "bench-key-0123456789abcdef"
+
+
+def start(workers, root):
+    port = free_port()
+    env = {**os.environ, "YTEMPIRE_API_KEYS": KEY, "YTEMPIRE_API_RATE_PER_MINUTE": "10000000", "WANDB_MODE": "offline",
+           "MLFLOW_DISABLE_TELEMETRY": "true", "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    code = f"from ytempire.cli import run_command; raise SystemExit(run_command({['api', '--port', str(port), '--workers', str(workers), '--out', str(root)]!r}))"
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, start_new_session=True, cwd=root)
+    for _ in range(300):
+        with suppress(httpx.HTTPError):
+            if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200: return port, proc
+        time.sleep(0.2)
+    raise SystemExit("the API did not start")
+
+
+def stop(proc):
+    proc.send_signal(signal.SIGTERM)
+    try: proc.wait(60)
+    except subprocess.TimeoutExpired: os.killpg(proc.pid, signal.SIGKILL)
+
+
+async def load(urls, clients, seconds, headers):
+    lat, errors, end = [], 0, time.monotonic() + seconds
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(headers=headers, limits=limits, timeout=10) as c:
+        async def one(i):
+            nonlocal errors
+            k = i
+            while time.monotonic() < end:
+                t0 = time.perf_counter()
+                r = await c.get(urls[k % len(urls)])
+                lat.append(time.perf_counter() - t0)
+                errors += r.status_code != 200
+                k += clients
+        await asyncio.gather(*(one(i) for i in range(clients)))
+    lat.sort()
+    q = lambda p: 1000 * lat[min(len(lat) - 1, int(p * len(lat)))]
+    return {"n": len(lat), "rps": len(lat) / seconds, "p50": q(0.50), "p95": q(0.95), "p99": q(0.99), "errors": errors}
+
+
+def line(name, r):
+    print(f"{name:34s} clients={a.clients} requests={r['n']:6d} errors={r['errors']} rps={r['rps']:7.0f} "
+          f"p50={r['p50']:6.1f} ms p95={r['p95']:6.1f} ms p99={r['p99']:6.1f} ms", flush=True)
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--busy", action="store_true", help="also with one worker making a video")
+    a = ap.parse_args()
+    print(f"{os.cpu_count()} cores; {a.clients} concurrent clients for {a.seconds:g} s per load", flush=True)
+    root = Path(tempfile.mkdtemp())
+    port, proc = start(0, root)
+    base, auth = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {KEY}"}
+    try:
+        ids = [httpx.post(f"{base}/v1/videos", json={"topic": f"Topic {i}", "duration": 10}, headers=auth).json()["id"] for i in range(20)]
+        asyncio.run(load([f"{base}/health"], 4, 1, {}))                       # warm up
+        st = asyncio.run(load([f"{base}/v1/videos/{i}" for i in ids], a.clients, a.seconds, auth)); line("GET /v1/videos/{id}", st)
+        hl = asyncio.run(load([f"{base}/health"], a.clients, a.seconds, {})); line("GET /health (floor)", hl)
+    finally:
+        stop(proc)
+    print(f"status / health: p50 {st['p50'] / hl['p50']:.2f}x, p95 {st['p95'] / hl['p95']:.2f}x, rps {st['rps'] / hl['rps']:.2f}x")
+    print(f"status p95 / 50 ms goal: {st['p95'] / 50:.2f}x")
+    if a.busy:
+        root = Path(tempfile.mkdtemp())
+        port, proc = start(1, root)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            jid = httpx.post(f"{base}/v1/videos", json={"topic": "How coffee roasting works", "duration": 30}, headers=auth).json()["id"]
+            time.sleep(8)                                          # the worker is past its imports, into the stages
+            busy = asyncio.run(load([f"{base}/v1/videos/{jid}"], a.clients, a.seconds, auth)); line("GET /v1/videos/{id}, 1 worker busy", busy)
+            print(f"busy / idle status p95: {busy['p95'] / st['p95']:.2f}x; job at {httpx.get(f'{base}/v1/videos/{jid}', headers=auth).json()['stage']}")
+        finally:
+            stop(proc)
+    print(f"api_status_p95_ms={st['p95']:.1f}")
