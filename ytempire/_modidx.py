@@ -121,6 +121,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                               'ytempire.cli.cmd_script': ('cli.html#cmd_script', 'ytempire/cli.py'),
                               'ytempire.cli.cmd_serve': ('cli.html#cmd_serve', 'ytempire/cli.py'),
                               'ytempire.cli.cmd_trends': ('cli.html#cmd_trends', 'ytempire/cli.py'),
+                              'ytempire.cli.cmd_upload': ('cli.html#cmd_upload', 'ytempire/cli.py'),
                               'ytempire.cli.cmd_voices': ('cli.html#cmd_voices', 'ytempire/cli.py'),
                               'ytempire.cli.main': ('cli.html#main', 'ytempire/cli.py'),
                               'ytempire.cli.media_dir': ('cli.html#media_dir', 'ytempire/cli.py'),
