@@ -1,6 +1,6 @@
 """A loopback HTTP server that speaks the YouTube Data API v3 JSON (videos, search, videoCategories), the channel side
-(thumbnails.set uploads, videos.list/update of the channel's own videos), the YouTube Reporting API v1 (jobs, reports,
-media downloads), an OAuth 2.0 token endpoint, and their errors.
+(videos.insert resumable uploads, thumbnails.set, captions.insert, videos.list/update of the channel's own videos), the
+YouTube Reporting API v1 (jobs, reports, media downloads), an OAuth 2.0 token endpoint, and their errors.
 
 Tests point the unmodified official client (google-api-python-client, bundled discovery document) at it::
 
@@ -20,7 +20,12 @@ then `default` once the list is empty:
 Channel routes need `Authorization: Bearer <token>` with a token the mock issued or was given (`tokens`); without
 one they answer 401 like Google (reason authError, WWW-Authenticate header). They are named like the API's methods:
 
+    videos.insert    POST /upload/youtube/v3/videos?uploadType=resumable&part=  (the metadata; answers the session URI in
+                     Location), then PUT session: `Content-Range: bytes A-B/TOTAL` + bytes (308 with `Range: bytes=0-N`
+                     until the last byte, then 200 and the video), or `Content-Range: bytes */TOTAL` without a body (the
+                     upload's status: 308 with the Range of the bytes kept, no Range when none, 200 when complete)
     thumbnails.set   POST /upload/youtube/v3/thumbnails/set?videoId=  (uploadType media, multipart or resumable + PUT)
+    captions.insert  POST /upload/youtube/v3/captions?part=snippet  (uploadType multipart: the snippet and the track)
     videos.list      GET  /youtube/v3/videos?id=  with a Bearer token: the channel's own videos (`channel_videos`)
     videos.update    PUT  /youtube/v3/videos?part=snippet  (the snippet is replaced; title and categoryId required)
     jobs.list        GET  /v1/jobs               jobs.create  POST /v1/jobs
@@ -32,20 +37,24 @@ Each takes the next action from `channel_actions[name]` (a dict of lists), then 
 
     ("ok",)                      the normal answer
     ("403", reason)              403, e.g. "quotaExceeded" or "forbidden"
-    ("500",)                     500 backendError
+    ("500",) / ("503",)          500 backendError / 503 serviceUnavailable
     ("429", retry_after)         429 rateLimitExceeded with a Retry-After header (seconds)
     ("timeout", seconds)         wait (stoppable), then the normal answer
     ("malformed",)               200 with a truncated body (media.download: a damaged CSV)
     ("status", code, body[, headers])  anything else
+    ("drop", fraction)           read `fraction` of the request's body (kept, as a server keeps what arrived), then
+                                 reset the connection (RST) without an answer: a connection dropped mid-request
 
-What channel routes received is kept: `thumbnails` (video id -> (content type, bytes)), `updates` (videos.update
-bodies), `jobs`, `reports`, `issued` (access tokens the token route gave out). `add_report(day, csv, created)` adds a
+What channel routes received is kept: `uploads` (video id -> {"body": the videos.insert metadata, "content_type",
+"bytes"}; the video also joins `channel_videos`), `thumbnails` (video id -> (content type, bytes)), `captions` (video id
+-> list of (snippet, bytes)), `updates` (videos.update bodies), `jobs`, `reports`, `issued` (access tokens the token
+route gave out). `add_report(day, csv, created)` adds a
 report of the first job (created if needed) covering that day.
 
 It binds 127.0.0.1 only, serves from a daemon thread, stops after `max_seconds`, answers 503 after `max_requests`
 requests, and stops on leaving the `with` block. Stdlib only; logs nothing.
 """
-import copy, email.parser, itertools, json, threading, time
+import copy, email.parser, itertools, json, re, socket, struct, threading, time
 from datetime import date, datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, quote, unquote, urlsplit
@@ -68,11 +77,18 @@ _ERRORS = {"quotaExceeded": ("youtube.quota", "The request cannot be completed b
            "invalidCategoryId": ("youtube.video", "The <code>snippet.categoryId</code> property specifies an invalid category ID."),
            "invalidTitle": ("youtube.video", "The request metadata specifies an invalid video title."),
            "invalidImage": ("youtube.thumbnail", "The provided image content is invalid."),
-           "mediaBodyRequired": ("youtube.thumbnail", "The request does not include the image content.")}
+           "mediaBodyRequired": ("youtube.thumbnail", "The request does not include the image content."),
+           "uploadLimitExceeded": ("youtube.video", "The user has exceeded the number of videos they may upload."),
+           "invalidPublishAt": ("youtube.video", "The request metadata specifies an invalid scheduled publishing time."),
+           "invalidPrivacyStatus": ("youtube.video", "The request metadata specifies an invalid privacy status."),
+           "invalidTags": ("youtube.video", "The request metadata specifies invalid video keywords."),
+           "invalidDescription": ("youtube.video", "The request metadata specifies an invalid video description."),
+           "invalidMetadata": ("youtube.caption", "The request contains invalid metadata values."),
+           "notFound": ("global", "Not Found")}
 REACH_HEADER = ("date,channel_id,video_id,live_or_on_demand,subscribed_status,country_code,video_thumbnail_impressions,"
                 "video_thumbnail_impressions_ctr\n")
-_CHANNEL_ROUTES = ("thumbnails.set", "videos.list", "videos.update", "jobs.list", "jobs.create", "reports.list",
-                   "media.download", "token")
+_CHANNEL_ROUTES = ("videos.insert", "thumbnails.set", "captions.insert", "videos.list", "videos.update", "jobs.list",
+                   "jobs.create", "reports.list", "media.download", "token")
 
 
 def error_body(code: int, reason: str, message: str | None = None) -> dict:
@@ -111,8 +127,47 @@ def channel_video(video_id: str, title: str, category_id: str = "27", descriptio
 _READ_ONLY = ("publishedAt", "channelId", "channelTitle", "thumbnails", "liveBroadcastContent", "localized")
 
 
+def _check_video(body: dict, part: str) -> str | None:
+    "The API's reason for refusing a videos.insert's metadata, or None."
+    sn, st = body.get("snippet") or {}, body.get("status") or {}
+    if "snippet" not in part.split(","): return "unexpectedPart"
+    title = str(sn.get("title", ""))
+    if not title.strip() or len(title) > 100 or any(c in title for c in "<>"): return "invalidTitle"
+    if len(str(sn.get("description", "")).encode()) > 5000 or any(c in str(sn.get("description", "")) for c in "<>"):
+        return "invalidDescription"
+    if sum(len(t) + (2 if " " in t else 0) for t in sn.get("tags") or []) + max(0, len(sn.get("tags") or []) - 1) > 500:
+        return "invalidTags"
+    if "categoryId" in sn and str(sn["categoryId"]) not in CATEGORIES and str(sn["categoryId"]) not in ("26", "27"):
+        return "invalidCategoryId"
+    if st.get("privacyStatus", "public") not in ("public", "unlisted", "private"): return "invalidPrivacyStatus"
+    if st.get("publishAt"):
+        try: at = datetime.fromisoformat(st["publishAt"].replace("Z", "+00:00"))
+        except ValueError: return "invalidPublishAt"
+        if st.get("privacyStatus") != "private" or at.tzinfo is None or at <= datetime.now(timezone.utc): return "invalidPublishAt"
+    return None
+
+
 def _rfc3339(t: datetime) -> str:
     return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _content_range(value: str) -> tuple[int | None, int | None, int | None]:
+    "(first, last, total) of `bytes A-B/TOTAL`; (None, None, total) for `bytes */TOTAL`; Nones when it is neither."
+    m = re.fullmatch(r"bytes (?:(\d+)-(\d+)|\*)/(\d+|\*)", value.strip())
+    if not m: return None, None, None
+    num = lambda g: int(g) if g and g != "*" else None
+    return num(m[1]), num(m[2]), num(m[3])
+
+
+def _multipart(ctype: str, raw: bytes) -> tuple[dict, str, bytes]:
+    "(JSON part, media content type, media bytes) of a multipart/related body."
+    msg = email.parser.BytesParser().parsebytes(b"content-type: " + ctype.encode() + b"\r\n\r\n" + raw)
+    parts = msg.get_payload() if msg.is_multipart() else []
+    meta = next((p for p in parts if p.get_content_type().endswith("json")), None)
+    media = [p for p in parts if not p.get_content_type().endswith("json")]
+    try: body = json.loads(meta.get_payload(decode=True)) if meta is not None else {}
+    except ValueError: body = {}
+    return body, *((media[-1].get_content_type(), media[-1].get_payload(decode=True)) if media else ("", b""))
 
 
 class _Server(ThreadingHTTPServer):
@@ -146,22 +201,27 @@ class _Handler(BaseHTTPRequestHandler):
         if mock._stopping.is_set():
             self.close_connection = True
             return
-        raw = read_body(self)
         parts = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         headers = {k.lower(): v for k, v in self.headers.items()}
         channel = mock._channel_route(self.command, parts.path, query, headers)
         route = parts.path[len(BASE):] if parts.path.startswith(BASE) else None
         rec = {"method": self.command, "path": parts.path, "query": query, "time": time.time(), "route": channel,
-               "auth": headers.get("authorization", "")[:7] == "Bearer "}
+               "auth": headers.get("authorization", "")[:7] == "Bearer ", "content_range": headers.get("content-range")}
         with mock._lock:
             mock._requests.append(rec)
             over = len(mock._requests) > mock.max_requests
+        action = mock._next_action(channel, headers) if channel and not over else None
+        if action and action[0] == "drop":
+            rec["status"] = "dropped"
+            mock._drop(self, channel, query, headers, action[1] if len(action) > 1 else 0.5, "close" in action[2:])
+            return
+        raw = read_body(self)
         extra = {}
         ctype = "application/json; charset=UTF-8"
         if over: status, body = 503, error_body(503, "serviceUnavailable", "mock server: max_requests reached")
         elif channel:
-            status, body, extra = mock._channel(channel, self.command, parts.path, query, headers, raw)
+            status, body, extra = mock._channel(channel, action, self.command, parts.path, query, headers, raw)
             if status is None:                       # stopped while waiting
                 self.close_connection = True
                 return
@@ -198,6 +258,7 @@ class MockYouTube:
                                [channel_video("abcDEF12345", "How coffee roasting works", "27", "Beans, heat and time.", ["coffee"]),
                                 channel_video("xyzXYZ98765", "Why bread rises", "28", "Yeast at work.", ["bread"])])}
         self.thumbnails, self.updates, self.jobs, self.reports = {}, [], [], []
+        self.uploads, self.captions, self._sessions = {}, {}, {}
         self.report_page_size = report_page_size
         self._uploads, self._ids = {}, itertools.count(1)
         self._requests, self._lock = [], threading.Lock()
@@ -285,6 +346,8 @@ class MockYouTube:
     def _channel_route(self, method, path, q, headers) -> str | None:
         "The channel route a request is for, or None for the public routes and unknown paths."
         if path == "/token" and method == "POST": return "token"
+        if path == "/upload/youtube/v3/videos" and method in ("POST", "PUT"): return "videos.insert"
+        if path == "/upload/youtube/v3/captions" and method == "POST": return "captions.insert"
         if path == "/upload/youtube/v3/thumbnails/set" and method in ("POST", "PUT"): return "thumbnails.set"
         if path == BASE + "videos":
             if method == "PUT": return "videos.update"
@@ -294,20 +357,43 @@ class MockYouTube:
         if path.startswith("/v1/media/") and method == "GET": return "media.download"
         return None
 
-    def _channel(self, route, method, path, q, headers, raw):
-        "(status, body, extra headers) of one channel request; status None when the mock stopped meanwhile."
-        if route != "token":
-            auth = headers.get("authorization", "")
-            if not auth.startswith("Bearer ") or auth[7:] not in self.tokens:
-                body = error_body(401, "authError", "Request had invalid authentication credentials. Expected OAuth 2 access token, "
-                                  "login cookie or other valid authentication credential.")
-                return 401, body, {"www-authenticate": 'Bearer realm="https://accounts.google.com/", error="invalid_token"'}
+    def _authorized(self, route, headers) -> bool:
+        auth = headers.get("authorization", "")
+        return route == "token" or auth.startswith("Bearer ") and auth[7:] in self.tokens
+
+    def _next_action(self, route, headers) -> tuple | None:
+        "The action of an authorised channel request (the route's next, else ok); None for a request that gets 401."
+        if not self._authorized(route, headers): return None
         with self._lock:
             queue = self.channel_actions.get(route) or []
-            action = queue.pop(0) if queue else ("ok",)
+            return queue.pop(0) if queue else ("ok",)
+
+    def _drop(self, handler, route, q, headers, fraction: float, graceful: bool = False):
+        "Read `fraction` of the body (an upload keeps those bytes), then reset the connection: no answer."
+        try: n = int(headers.get("content-length") or 0)
+        except ValueError: n = 0
+        data = handler.rfile.read(int(n * fraction)) if n else b""
+        sid = q.get("upload_id", "")
+        if route == "videos.insert" and handler.command == "PUT" and data:
+            with self._lock:
+                s = self._sessions.get(sid)
+                first = _content_range(headers.get("content-range", ""))[0]
+                if s is not None and first == len(s["data"]): s["data"] += data
+        sock = handler.connection
+        if not graceful: sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))   # close = RST
+        handler.close_connection = True
+        sock.close()
+
+    def _channel(self, route, action, method, path, q, headers, raw):
+        "(status, body, extra headers) of one channel request; status None when the mock stopped meanwhile."
+        if action is None:
+            body = error_body(401, "authError", "Request had invalid authentication credentials. Expected OAuth 2 access token, "
+                              "login cookie or other valid authentication credential.")
+            return 401, body, {"www-authenticate": 'Bearer realm="https://accounts.google.com/", error="invalid_token"'}
         kind = action[0]
         if kind == "403": return 403, error_body(403, action[1] if len(action) > 1 else "quotaExceeded"), {}
         if kind == "500": return 500, error_body(500, "backendError"), {}
+        if kind == "503": return 503, error_body(503, "serviceUnavailable"), {}
         if kind == "429":
             return 429, error_body(429, "rateLimitExceeded"), {"retry-after": str(action[1] if len(action) > 1 else 1)}
         if kind == "status": return action[1], action[2], dict(action[3]) if len(action) > 3 else {}
@@ -342,10 +428,7 @@ class MockYouTube:
             data = raw
         else:
             vid, ctype, data = q.get("videoId", ""), headers.get("content-type", ""), raw
-            if kind == "multipart":
-                msg = email.parser.BytesParser().parsebytes(b"content-type: " + ctype.encode() + b"\r\n\r\n" + raw)
-                media = [p for p in (msg.get_payload() or []) if not p.get_content_type().endswith("json")]
-                ctype, data = (media[-1].get_content_type(), media[-1].get_payload(decode=True)) if media else ("", b"")
+            if kind == "multipart": _, ctype, data = _multipart(ctype, raw)
         if not data: return 400, error_body(400, "mediaBodyRequired"), {}
         if vid not in self.channel_videos: return 404, error_body(404, "videoNotFound", f"Video {vid} was not found."), {}
         if not (data.startswith(b"\x89PNG\r\n\x1a\n") or data.startswith(b"\xff\xd8\xff")): return 400, error_body(400, "invalidImage"), {}
@@ -354,6 +437,61 @@ class MockYouTube:
         item = {k: {"url": f"https://i.ytimg.com/vi/{vid}/{k}.jpg?mock={len(self.thumbnails)}", "width": w, "height": h}
                 for k, (w, h) in sizes.items()}
         return 200, {"kind": "youtube#thumbnailSetResponse", "etag": f"etag-thumb-{vid}", "items": [item]}, {}
+
+    def _videos_insert(self, method, path, q, headers, raw):
+        if method == "POST":                                    # session start: the metadata; the bytes follow in PUTs
+            if q.get("uploadType") != "resumable":
+                return 400, error_body(400, "badRequest", "The mock takes videos.insert as a resumable upload only."), {}
+            try: body = json.loads(raw or b"{}")
+            except ValueError: return 400, error_body(400, "parseError", "Parse Error"), {}
+            bad = _check_video(body, q.get("part", ""))
+            if bad: return 400, error_body(400, bad), {}
+            try: total = int(headers.get("x-upload-content-length", ""))
+            except ValueError: total = None
+            uid = f"video-upload{next(self._ids)}"
+            with self._lock:
+                self._sessions[uid] = {"body": body, "total": total, "type": headers.get("x-upload-content-type", ""),
+                                       "data": bytearray(), "video": None}
+            return 200, b"", {"location": f"{self.url}/upload/youtube/v3/videos?uploadType=resumable&upload_id={uid}"}
+        with self._lock:
+            s = self._sessions.get(q.get("upload_id", ""))
+            if s is None: return 404, error_body(404, "notFound", "No such upload session."), {}
+            first, last, total = _content_range(headers.get("content-range", ""))
+            if total is None or s["total"] is not None and total != s["total"]:
+                return 400, error_body(400, "badContent", f"Content-Range {headers.get('content-range')!r} does not fit the upload"), {}
+            if first is not None:                               # a chunk: it must continue the bytes kept
+                have = len(s["data"])
+                if first > have or last - first + 1 != len(raw):
+                    return 400, error_body(400, "badContent", f"chunk {first}-{last} does not continue the {have} bytes received"), {}
+                s["data"] += raw[have - first:]                 # bytes sent again after a resume are kept once
+            if len(s["data"]) < total:                          # not complete: 308 and the bytes kept (none: no Range)
+                return 308, b"", ({"range": f"bytes=0-{len(s['data']) - 1}"} if s["data"] else {})
+            if s["video"] is None:
+                vid = f"up{next(self._ids):09d}"
+                sn, st = s["body"].get("snippet") or {}, s["body"].get("status") or {}
+                video = channel_video(vid, sn.get("title", ""), str(sn.get("categoryId", "22")), sn.get("description", ""), sn.get("tags"))
+                video["snippet"].update({k: sn[k] for k in ("defaultLanguage", "defaultAudioLanguage") if k in sn})
+                video["status"] = {"uploadStatus": "uploaded", "privacyStatus": st.get("privacyStatus", "public"),
+                                   **({"publishAt": st["publishAt"]} if st.get("publishAt") else {}),
+                                   "license": "youtube", "embeddable": True, "publicStatsViewable": True}
+                s["video"] = video
+                self.channel_videos[vid] = copy.deepcopy(video)
+                self.uploads[vid] = {"body": s["body"], "content_type": s["type"], "bytes": bytes(s["data"])}
+            return 200, copy.deepcopy(s["video"]), {}
+
+    def _captions_insert(self, method, path, q, headers, raw):
+        if q.get("uploadType") != "multipart":
+            return 400, error_body(400, "badRequest", "The mock takes captions.insert as a multipart upload only."), {}
+        body, _, data = _multipart(headers.get("content-type", ""), raw)
+        sn = body.get("snippet") or {}
+        if not data: return 400, error_body(400, "mediaBodyRequired", "The request does not include the caption track."), {}
+        if not sn.get("language") or "name" not in sn: return 400, error_body(400, "invalidMetadata"), {}
+        vid = sn.get("videoId", "")
+        if vid not in self.channel_videos: return 404, error_body(404, "videoNotFound", f"Video {vid} was not found."), {}
+        with self._lock: self.captions.setdefault(vid, []).append((sn, data))
+        cid = f"caption{next(self._ids):05d}"
+        return 200, {"kind": "youtube#caption", "etag": f"etag-{cid}", "id": cid,
+                     "snippet": {**sn, "trackKind": "standard", "isDraft": bool(sn.get("isDraft")), "status": "serving"}}, {}
 
     def _videos_list(self, method, path, q, headers, raw):
         ids = [i for i in q.get("id", "").split(",") if i]

@@ -10,9 +10,9 @@ import ytempire
 from .config import Settings, YtempireError, InputError, StageError, setup_logging
 
 # %% auto #0
-__all__ = ['MAX_NOTES_BYTES', 'read_notes', 'parser', 'media_dir', 'cmd_make', 'cmd_script', 'cmd_serve', 'cmd_batch', 'cmd_api',
-           'cmd_costs', 'cmd_report', 'cmd_voices', 'cmd_effects', 'cmd_trends', 'cmd_engagement', 'cmd_abtest',
-           'cmd_models', 'run_command', 'quick_exit', 'main']
+__all__ = ['MAX_NOTES_BYTES', 'read_notes', 'parser', 'media_dir', 'cmd_make', 'cmd_upload', 'cmd_script', 'cmd_serve',
+           'cmd_batch', 'cmd_api', 'cmd_costs', 'cmd_report', 'cmd_voices', 'cmd_effects', 'cmd_trends',
+           'cmd_engagement', 'cmd_abtest', 'cmd_models', 'run_command', 'quick_exit', 'main']
 
 # %% ../nbs/60_cli.ipynb #c005
 MAX_NOTES_BYTES = 200_000
@@ -194,6 +194,19 @@ def parser() -> argparse.ArgumentParser:
     ba.add_argument("--no-progress", action="store_true", help="no progress bar")
     ba.add_argument("--config", help="your INI file overriding settings.ini, for every video")
     ba.add_argument("-v", "--verbose", action="store_true")
+    up = sub.add_parser("upload", help="publish a finished run on YouTube: the video (resumable), its thumbnail and captions",
+                        description="Upload RUN_DIR/video.mp4 with the title, description and tags of metadata.json (videos.insert, "
+                        "resumable: a dropped connection resumes where the server stopped), then thumbnail.png (thumbnails.set) and "
+                        "subtitles.srt (captions.insert); 2,050 quota units in the ledger. Needs YOUTUBE_CREDENTIALS (an "
+                        "authorized-user JSON file) or YOUTUBE_OAUTH_TOKEN. RUN_DIR/upload.json records what is done: a rerun never "
+                        "uploads the video twice and retries only the steps that failed.")
+    up.add_argument("run_dir", metavar="RUN_DIR", help="a folder `ytempire make` wrote")
+    up.add_argument("--privacy", choices=["private", "unlisted", "public"], help="who can watch it (default [youtube] privacy: private)")
+    up.add_argument("--publish-at", metavar="TIME", help="schedule it: private until TIME (ISO 8601, e.g. 2026-12-01T18:00Z; no "
+                    "offset: UTC), public from then")
+    up.add_argument("--no-progress", action="store_true", help="no progress bar")
+    up.add_argument("--config", help="your INI file overriding settings.ini (or set YTEMPIRE_CONFIG)")
+    up.add_argument("-v", "--verbose", action="store_true")
     sv = sub.add_parser("serve", help="serve a local GGUF model (llama.cpp) with the OpenAI API behind a load-balancing router",
                         description="Serve the OpenAI API at http://HOST:PORT/v1 (and /health, /metrics) with N llama.cpp workers "
                         "behind a least-in-flight router; stops cleanly on SIGTERM or Ctrl-C. Defaults from [serve].")
@@ -241,6 +254,21 @@ def cmd_make(a) -> str:
     settings, brief = _brief(a)
     record = make_video(brief, settings, a.out, progress=not a.no_progress and sys.stderr.isatty())
     return str(record.outputs["video"].parent)
+
+# %% ../nbs/60_cli.ipynb #c006u
+def cmd_upload(a) -> str:
+    "`ytempire upload`: publish a finished run on YouTube; what was done, the quota units and, last, the video's URL."
+    from ytempire.youtube import upload_run
+    settings = Settings(a.config)
+    record, done = upload_run(a.run_dir, settings, privacy=a.privacy, publish_at=a.publish_at,
+                              progress=not a.no_progress and sys.stderr.isatty())
+    when = f", public at {record.publish_at}" if record.publish_at else ""
+    if "videos.insert" in done: head = f"uploaded {record.title!r} as {record.video_id} ({record.privacy}{when})"
+    else: head = f"already uploaded as {record.video_id} ({record.privacy}{when}): " + ("did the missing steps" if done else "nothing left to do")
+    lines = [head] + [f"{step}: {s.status}" + (f" ({s.detail})" if s.status != "done" else "")
+                      for step, s in record.steps.items() if step != "videos.insert"]
+    if any(s.status != "done" for s in record.steps.values()): lines.append(f"run `ytempire upload {a.run_dir}` again to retry what failed")
+    return "\n".join(lines + [f"quota: {record.units:,} YouTube Data API units", record.url])
 
 # %% ../nbs/60_cli.ipynb #c006d
 def cmd_script(a) -> str:
@@ -506,6 +534,7 @@ def run_command(argv: list[str] | None = None) -> int:
         setup_logging(logging.DEBUG if verbose else logging.INFO)
         out = {"make": cmd_make, "report": cmd_report, "script": cmd_script, "costs": cmd_costs, "trends": cmd_trends, "engagement": cmd_engagement,
                "voices": cmd_voices, "effects": cmd_effects, "abtest": cmd_abtest, "serve": cmd_serve, "batch": cmd_batch,
+               "upload": cmd_upload,
                "models": cmd_models, "api": cmd_api}[a.command](a)
         print(out)
         return 0
