@@ -281,14 +281,20 @@ def api_app(queue: JobQueue, root: Path, settings: Settings, keys: dict[str, str
         x = e.errors()[0]
         return JSONResponse({"error": f"{'.'.join(map(str, x['loc']))}: {x['msg']}"}, 422)
 
-    @app.middleware("http")
-    async def _measure(request: Request, call_next):
-        t0 = time.perf_counter()
-        response = await call_next(request)
-        route = getattr(request.scope.get("route"), "path", "other")
-        latency.labels(route).observe(time.perf_counter() - t0)
-        requests_.labels(route, str(response.status_code)).inc()
-        return response
+    class Measure:                                # plain ASGI: Starlette's BaseHTTPMiddleware costs more than the handler
+        def __init__(self, app): self.app = app
+        async def __call__(self, scope, receive, send):
+            if scope["type"] != "http": return await self.app(scope, receive, send)
+            t0, status = time.perf_counter(), [500]
+            async def send_(m):
+                if m["type"] == "http.response.start": status[0] = m["status"]
+                await send(m)
+            try: await self.app(scope, receive, send_)
+            finally:
+                route = getattr(scope.get("route"), "path", "other")
+                latency.labels(route).observe(time.perf_counter() - t0)
+                requests_.labels(route, str(status[0])).inc()
+    app.add_middleware(Measure)
 
     def owner(request: Request) -> str:
         "The caller's key id, after a constant-time check against every key and the key's rate limit."
@@ -332,7 +338,7 @@ def api_app(queue: JobQueue, root: Path, settings: Settings, keys: dict[str, str
         return {"id": jid, "status": "queued", "url": f"/v1/videos/{jid}"}
 
     @app.get("/v1/videos/{jid}")
-    def status(request: Request, jid: str):
+    async def status(request: Request, jid: str):      # one indexed SQLite read and a few stats: on the loop, no thread hop
         return job_view(queue, job_of(request, jid), root)
 
     @app.get("/v1/videos/{jid}/{name}")
@@ -345,7 +351,7 @@ def api_app(queue: JobQueue, root: Path, settings: Settings, keys: dict[str, str
         return FileResponse(path, media_type=ARTIFACTS[name], filename=name if name == "video.mp4" else None)
 
     @app.get("/health")
-    def health():
+    async def health():
         ws = workers.status() if workers else []
         return {"status": "ok", "queue": queue.counts(), "workers": ws}
 
