@@ -132,15 +132,19 @@ class RunParts:
     thumbnails: Thumbnails | None = None
 
 def run_stages(run: RunDir, brief: Brief, settings: Settings, ledger: Ledger, progress: bool, log,
-               guard: Guard | None = None) -> tuple[RunParts, list[StageRun]]:
-    "Run (or reuse) every stage; returns their outputs and how each went."
+               guard: Guard | None = None, executor=None) -> tuple[RunParts, list[StageRun]]:
+    "Run (or reuse) every stage (`[scale] stages` through `executor`, 55_scale); returns their outputs and how each went."
+    from ytempire.scale import remote_stages
     p, timings, rid = RunParts(), [], run.run_id
     guard = guard or Guard(ledger, settings, rid)
+    remote = remote_stages(settings) if executor is not None and executor.name != "local" else set()
     def stage(field, fn, inputs, sections, provider=lambda r: "", depends=None):
         name, out_type = PARTS[field]
-        result, seconds, cached = run.run_stage(name, fn, inputs, settings, sections, out_type, depends)
+        result, seconds, cached = run.run_stage(name, fn, inputs, settings, sections, out_type, depends,
+                                                executor.call if field in remote else None)
         timings.append(StageRun(stage=name, seconds=round(seconds, 3), cached=cached, provider=provider(result)))
-        log.info("%-13s %s in %.1f s", name, "cached" if cached else "done", seconds)
+        log.info("%-13s %s in %.1f s%s", name, "cached" if cached else "done", seconds,
+                 f" by the {executor.name} executor" if field in remote and not cached else "")
         setattr(p, field, result)
         return result
     stage("trends", partial(research_trends, ledger=ledger, run_id=rid, guard=guard), (brief,), ("trends",), lambda r: r.provider)
@@ -295,6 +299,8 @@ def make_video(brief: Brief, settings: Settings, out: str | Path | None = None, 
     "Make a finished video for `brief` in `out` (resuming a run that was interrupted there)."
     offline_env()
     out = preflight(brief, settings, Path(out) if out else default_out(brief, settings))
+    from ytempire.scale import executor_from_settings, remote_stages
+    executor = executor_from_settings(settings); remote_stages(settings)      # a bad [scale] fails before the run exists
     run = RunDir(out).create()
     log = get_logger("ytempire.pipeline", run.run_id)
     file_log = logging.FileHandler(run.path("run.log"), encoding="utf-8")
@@ -307,7 +313,7 @@ def make_video(brief: Brief, settings: Settings, out: str | Path | None = None, 
         ledger = Ledger.from_settings(settings)
         guard = Guard(ledger, settings, run.run_id, metrics=Metrics())    # this run's counters, not the process's
         t0 = time.perf_counter()
-        parts, timings = run_stages(run, brief, settings, ledger, progress, log, guard)
+        parts, timings = run_stages(run, brief, settings, ledger, progress, log, guard, executor)
         outputs = publish(run, parts)
         costs = [CostRecord(**{k: r[k] for k in CostRecord.model_fields}) for r in ledger.calls(run_id=run.run_id).to_dict("records")]
         record = RunRecord(run_id=run.run_id, version=ytempire.__version__, brief=brief, stages=timings, costs=costs,

@@ -198,6 +198,7 @@ class RunDir:
                   sections: tuple[str, ...],     # the settings sections it reads
                   out_type: Type[M],             # its output model type
                   depends: dict | None = None,   # anything else its output depends on, e.g. the model it scores with
+                  call: Callable | None = None,  # an executor's call(stage, fn, inputs, settings, out_dir) (55_scale); None: here
                   ) -> tuple[M, float, bool]:
         "Run a stage or reuse its cached output: (output, seconds, cached)."
         key = input_hash(stage, inputs, settings.fingerprint(*sections), code_version(fn), self.root, depends)
@@ -210,7 +211,7 @@ class RunDir:
         shutil.rmtree(out_dir, ignore_errors=True)     # leftovers of an interrupted or outdated attempt
         out_dir.mkdir(parents=True, exist_ok=True)
         self.log.info("stage %s: running", stage)
-        try: result = fn(*inputs, settings=settings, out_dir=out_dir)
+        try: result = call(stage, fn, inputs, settings, out_dir) if call else fn(*inputs, settings=settings, out_dir=out_dir)
         except OSError as e: raise (disk_error(e, out_dir) or e) from None
         seconds = time.perf_counter() - t0
         write_json(out_dir / "output.json", {"stage": stage, "input_hash": key, "seconds": round(seconds, 3),
