@@ -7,6 +7,7 @@ persistent queue worked by N processes; API keys, per-key rate limits, one-line 
 from __future__ import annotations
 import hashlib, hmac, json, os, re, signal, sqlite3, subprocess, sys, threading, time, uuid
 from dataclasses import dataclass
+from typing import Callable
 from pathlib import Path
 from .config import Settings, ConfigError, InputError, YtempireError, get_logger
 from .schemas import Brief
@@ -22,6 +23,8 @@ CREATE TABLE IF NOT EXISTS jobs (
   error     TEXT NOT NULL DEFAULT '',
   worker    TEXT NOT NULL DEFAULT '',    -- who holds it while running
   attempts  INTEGER NOT NULL DEFAULT 0,  -- claims so far: a job whose worker died is claimed again
+  progress  INTEGER NOT NULL DEFAULT -1, -- stages finished when it was last claimed
+  stalls    INTEGER NOT NULL DEFAULT 0,  -- claims in a row that found no new stage finished
   created   REAL NOT NULL, started REAL, finished REAL,
   heartbeat REAL                         -- the holder's last sign of life
 );
@@ -32,9 +35,11 @@ JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 class JobQueue:
     """Video jobs in SQLite (WAL, so the API reads while workers write): submitted by the API, claimed atomically by
     workers (BEGIN IMMEDIATE), kept alive by a heartbeat; a job whose worker stops beating for `lease` seconds, or
-    whose worker is known dead, goes back to the queue and resumes from its stage cache."""
-    def __init__(self, path: str | Path, lease: float = 30.0, max_attempts: int = 3):
-        self.path, self.lease, self.max_attempts = Path(path), lease, max_attempts
+    whose worker is known dead, goes back to the queue and resumes from its stage cache. A job is failed only after
+    `max_attempts` claims in a row that finished no stage (`progress(id)`: its stages done): one that kills its worker
+    every time, not one whose workers were killed from outside while it moved on."""
+    def __init__(self, path: str | Path, lease: float = 30.0, max_attempts: int = 3, progress: Callable[[str], int] | None = None):
+        self.path, self.lease, self.max_attempts, self.progress = Path(path), lease, max_attempts, progress
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self.db.executescript(_SCHEMA)
@@ -63,14 +68,17 @@ class JobQueue:
         try:
             row = db.execute("SELECT * FROM jobs WHERE status = 'queued' OR (status = 'running' AND heartbeat < ?) "
                              "ORDER BY created LIMIT 1", (now - self.lease,)).fetchone()
-            if row is not None and row["attempts"] >= self.max_attempts:
-                db.execute("UPDATE jobs SET status = 'failed', finished = ?, worker = '', error = ? WHERE id = ?",
-                           (now, f"gave up after {row['attempts']} attempts: the workers making it died each time; see the "
-                                 "workers' logs", row["id"]))
-                row = None
-            elif row is not None:
-                db.execute("UPDATE jobs SET status = 'running', worker = ?, attempts = attempts + 1, heartbeat = ?, "
-                           "started = COALESCE(started, ?) WHERE id = ?", (worker, now, now, row["id"]))
+            if row is not None:
+                done = self.progress(row["id"]) if self.progress else row["progress"]
+                stalls = row["stalls"] + 1 if done <= row["progress"] else 1
+                if stalls > self.max_attempts:
+                    db.execute("UPDATE jobs SET status = 'failed', finished = ?, worker = '', error = ? WHERE id = ?",
+                               (now, f"gave up after {row['stalls']} attempts in a row that finished no stage: the workers making "
+                                     "it died each time; see the workers' logs", row["id"]))
+                    row = None
+                else:
+                    db.execute("UPDATE jobs SET status = 'running', worker = ?, attempts = attempts + 1, stalls = ?, progress = ?, "
+                               "heartbeat = ?, started = COALESCE(started, ?) WHERE id = ?", (worker, stalls, done, now, now, row["id"]))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK"); raise
@@ -127,8 +135,10 @@ def worker_main(db: str, root: str, config: str | None, worker: str, poll: float
     from ytempire.config import setup_logging
     setup_logging()
     settings = Settings(config or None)
-    queue, log = JobQueue(db, lease, max_attempts), get_logger("ytempire.api", worker)
-    log.info("worker %s up (pid %d)", worker, os.getpid())
+    queue = JobQueue(db, lease, max_attempts, lambda jid: stages_done(Path(root) / "jobs" / jid))
+    log = get_logger("ytempire.api", worker)
+    __import__("importlib").import_module("ytempire.pipeline")   # its imports (~8 s) before the first claim: a worker
+    log.info("worker %s up (pid %d)", worker, os.getpid())             # killed while it starts does not count against a job
     while True:
         job = queue.claim(worker)
         if job is None: time.sleep(poll); continue
@@ -224,7 +234,7 @@ class ApiConfig:
     workers: int = 1
     root: str = "runs/api"
     lease: float = 30.0
-    max_attempts: int = 3
+    max_attempts: int = 5
     rate_per_minute: float = 600.0
     max_body_kb: int = 64
     poll: float = 0.5
@@ -371,7 +381,7 @@ def run_api(settings: Settings, config: str | None = None, **over) -> int:
     root = Path(cfg.root).expanduser().absolute()
     try: root.mkdir(parents=True, exist_ok=True)
     except OSError as e: raise InputError(f"cannot create the API folder {root} ({e.strerror}); set [api] root or --out to a writable folder") from None
-    queue = JobQueue(root / "jobs.db", cfg.lease, cfg.max_attempts)
+    queue = JobQueue(root / "jobs.db", cfg.lease, cfg.max_attempts, lambda jid: stages_done(root / "jobs" / jid))
     back = queue.db.execute("UPDATE jobs SET status = 'queued', worker = '' WHERE status = 'running'").rowcount   # a previous start's
     log = get_logger("ytempire.api")
     if back: log.info("%d unfinished job(s) from the last start are back in the queue", back)

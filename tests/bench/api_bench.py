@@ -7,7 +7,9 @@ clients (one asyncio process, httpx, keep-alive) poll `GET /v1/videos/{id}` over
 load on `GET /health` (no key check, no job lookup: the framework's floor, same server, same clients). Prints requests/s,
 p50/p95/p99 latency (client side, so the client's own scheduling is in the figures) and the ratios status / health and
 p95 / the 50 ms goal. --busy repeats the status load with one worker making a 30 s video on the same 2 cores (what a
-real deployment sees). Last line: `api_status_p95_ms=<n>`.
+real deployment sees). --soak N submits N 5-second videos to `ytempire api --workers 2` and SIGKILLs a random worker
+every --kill-every seconds until every job has finished: the jobs done, failed, the kills, the claims and the wall time.
+Last line: `api_status_p95_ms=<n>`.
 """
 import argparse, asyncio, os, signal, subprocess, sys, tempfile, time
 from contextlib import suppress
@@ -72,6 +74,8 @@ if __name__ == "__main__":
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--busy", action="store_true", help="also with one worker making a video")
+    ap.add_argument("--soak", type=int, default=0, metavar="N", help="also a soak run of N jobs with workers killed at random")
+    ap.add_argument("--kill-every", type=float, default=8.0)
     a = ap.parse_args()
     print(f"{os.cpu_count()} cores; {a.clients} concurrent clients for {a.seconds:g} s per load", flush=True)
     root = Path(tempfile.mkdtemp())
@@ -97,4 +101,26 @@ if __name__ == "__main__":
             print(f"busy / idle status p95: {busy['p95'] / st['p95']:.2f}x; job at {httpx.get(f'{base}/v1/videos/{jid}', headers=auth).json()['stage']}")
         finally:
             stop(proc)
+    if a.soak:
+        import random
+        rng, root = random.Random(1), Path(tempfile.mkdtemp())
+        port, proc = start(2, root)
+        base, t0, kills = f"http://127.0.0.1:{port}", time.monotonic(), 0
+        try:
+            ids = [httpx.post(f"{base}/v1/videos", json={"topic": f"Soak topic number {i}", "duration": 5}, headers=auth).json()["id"]
+                   for i in range(a.soak)]
+            while True:
+                states = [httpx.get(f"{base}/v1/videos/{i}", headers=auth).json() for i in ids]
+                if all(x["status"] in ("done", "failed") for x in states) or time.monotonic() - t0 > 1800: break
+                time.sleep(a.kill_every)
+                alive = [w for w in httpx.get(f"{base}/health").json()["workers"] if w["alive"]]
+                if alive and any(x["status"] == "running" for x in states):
+                    os.kill(rng.choice(alive)["pid"], signal.SIGKILL); kills += 1
+            wall = time.monotonic() - t0
+            restarts = sum(w["restarts"] for w in httpx.get(f"{base}/health").json()["workers"])
+        finally:
+            stop(proc)
+        done = sum(x["status"] == "done" for x in states)
+        print(f"soak: {a.soak} jobs, {kills} workers killed (every {a.kill_every:g} s), {restarts} restarts, "
+              f"{sum(x['attempts'] for x in states)} claims, {done} done, {a.soak - done} not done, {wall:.0f} s")
     print(f"api_status_p95_ms={st['p95']:.1f}")
