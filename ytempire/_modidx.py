@@ -48,6 +48,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                               'ytempire.api.JobQueue.db': ('api.html#jobqueue.db', 'ytempire/api.py'),
                               'ytempire.api.JobQueue.finish': ('api.html#jobqueue.finish', 'ytempire/api.py'),
                               'ytempire.api.JobQueue.get': ('api.html#jobqueue.get', 'ytempire/api.py'),
+                              'ytempire.api.JobQueue.requeue_running': ('api.html#jobqueue.requeue_running', 'ytempire/api.py'),
                               'ytempire.api.JobQueue.requeue_worker': ('api.html#jobqueue.requeue_worker', 'ytempire/api.py'),
                               'ytempire.api.JobQueue.submit': ('api.html#jobqueue.submit', 'ytempire/api.py'),
                               'ytempire.api.RateLimiter': ('api.html#ratelimiter', 'ytempire/api.py'),

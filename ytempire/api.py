@@ -94,6 +94,10 @@ class JobQueue:
         return self.db.execute("UPDATE jobs SET status = ?, error = ?, finished = ?, worker = '' WHERE id = ? AND worker = ?",
                                (status, error, time.time(), jid, worker)).rowcount == 1
 
+    def requeue_running(self) -> int:
+        "Put every running job back in the queue (at start: the previous start's workers are gone); how many."
+        return self.db.execute("UPDATE jobs SET status = 'queued', worker = '' WHERE status = 'running'").rowcount
+
     def requeue_worker(self, worker: str) -> int:
         "Put the jobs of a worker known dead back in the queue at once (not after the lease); how many."
         return self.db.execute("UPDATE jobs SET status = 'queued', worker = '' WHERE worker = ? AND status = 'running'",
@@ -250,8 +254,9 @@ class ApiConfig:
 def job_view(queue: JobQueue, row, root: Path) -> dict:
     "What GET /v1/videos/{id} answers: status, the stage being made (or the last one), progress, error, the outputs when done."
     out = root / "jobs" / row["id"]
-    k = stages_done(out) if row["status"] != "queued" or out.exists() else 0
-    stage = None if row["status"] == "queued" and not k else STAGES[min(k, len(STAGES) - 1)] if row["status"] == "running" else (STAGES[k - 1] if k else None)
+    k = stages_done(out)
+    if row["status"] == "running": stage = STAGES[min(k, len(STAGES) - 1)]     # the one being made
+    else: stage = STAGES[k - 1] if k else None                                # the last one finished
     view = {"id": row["id"], "status": row["status"], "stage": stage, "stages_done": k, "stages": len(STAGES),
             "progress": round(k / len(STAGES), 3) if row["status"] != "done" else 1.0, "error": row["error"] or None,
             "attempts": row["attempts"], "created": row["created"], "started": row["started"], "finished": row["finished"]}
@@ -382,7 +387,7 @@ def run_api(settings: Settings, config: str | None = None, **over) -> int:
     try: root.mkdir(parents=True, exist_ok=True)
     except OSError as e: raise InputError(f"cannot create the API folder {root} ({e.strerror}); set [api] root or --out to a writable folder") from None
     queue = JobQueue(root / "jobs.db", cfg.lease, cfg.max_attempts, lambda jid: stages_done(root / "jobs" / jid))
-    back = queue.db.execute("UPDATE jobs SET status = 'queued', worker = '' WHERE status = 'running'").rowcount   # a previous start's
+    back = queue.requeue_running()
     log = get_logger("ytempire.api")
     if back: log.info("%d unfinished job(s) from the last start are back in the queue", back)
     workers = Workers(cfg.workers, queue, root, config, cfg.poll).start()

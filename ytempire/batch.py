@@ -109,7 +109,7 @@ def _die_with_parent():
 
 def _error_line(log: Path) -> str:
     lines = [l for l in log.read_text(errors="replace").splitlines() if l.startswith("error: ")] if log.exists() else []
-    return lines[-1][7:] if lines else "the make process ended without an error line; see its log"
+    return lines[-1][7:] if lines else f"the make process ended without an error line; read {log} for what happened"
 
 def run_batch(topics: str | Path, out: str | Path, settings: Settings, jobs: int = 1, config: str | None = None,
               progress: bool = True, poll: float = 0.5) -> list[dict]:
