@@ -3,10 +3,11 @@
 # fonts-noto-core has Noto Sans Devanagari (Hindi), fonts-noto-cjk Noto Sans CJK JP (Japanese).
 # festival + festvox-us-slt-hts: the second offline English voice (a female HTS voice), so dialogue works offline.
 # fonts-noto-color-emoji (OFL 1.1) and fonts-materialdesignicons-webfont: the offline illustration and icon library (28_library).
+# redis-server: the tests' throwaway Redis for the job API's Redis broker (54_api); no daemon is started or enabled.
 set -euo pipefail
 PACKAGES=(python3-venv ffmpeg espeak-ng libespeak-ng1 fluidsynth fluid-soundfont-gm fontconfig
           fonts-inter fonts-bebas-neue fonts-dejavu-core fonts-noto-core fonts-noto-cjk
-          festival festvox-us-slt-hts fonts-noto-color-emoji fonts-materialdesignicons-webfont)
+          festival festvox-us-slt-hts fonts-noto-color-emoji fonts-materialdesignicons-webfont redis-server)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -78,3 +78,37 @@ def test_api_without_keys_is_one_line(tmp_path):
                        capture_output=True, text=True, timeout=60)
     lines = r.stderr.strip().splitlines()
     assert r.returncode != 0 and len(lines) == 1 and lines[0].startswith("error: no API keys: set YTEMPIRE_API_KEYS")
+
+
+def test_api_on_a_redis_broker(tmp_path):
+    "[api] broker = redis://…: the queue on a real Redis (a throwaway one on loopback); a worker SIGKILLed mid-video, the job done."
+    import redis
+    from ytempire.api import local_redis
+    with local_redis(600) as url:
+        port = free_port()
+        env = clean_env(YTEMPIRE_API_KEYS=KEY, YTEMPIRE_API_LEASE="5", YTEMPIRE_API_BROKER=url)
+        proc = subprocess.Popen([str(BIN / "ytempire"), "api", "--port", str(port), "--workers", "1", "--out", str(tmp_path / "api")],
+                                cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        base, auth = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {KEY}"}
+        try:
+            health = wait(lambda: httpx.get(f"{base}/health", timeout=2).json(), 60, "the API")
+            assert health["broker"] == "redis" and health["queue"] == {"queued": 0, "running": 0, "done": 0, "failed": 0}
+            jid = httpx.post(f"{base}/v1/videos", json={"topic": TOPICS[0], "duration": 5, "aspect": "9:16"}, headers=auth, timeout=5).json()["id"]
+            status = lambda: httpx.get(f"{base}/v1/videos/{jid}", headers=auth, timeout=5).json()
+            wait(lambda: (lambda s: s["status"] == "running" and 1 <= s["stages_done"] < 8)(status()), 300, "the job in the middle of its stages")
+            os.kill(httpx.get(f"{base}/health", timeout=5).json()["workers"][0]["pid"], signal.SIGKILL)
+            final = wait(lambda: (lambda s: s if s["status"] in ("done", "failed") else None)(status()), 400, "the job to finish")
+            assert final["status"] == "done" and final["attempts"] == 2, final
+            r = httpx.get(f"{base}/v1/videos/{jid}/video.mp4", headers=auth, timeout=30)
+            assert r.status_code == 200 and len(r.content) > 10_000
+            with redis.Redis.from_url(url, decode_responses=True) as db:   # the queue lives in Redis, not in an SQLite file
+                assert db.hget(f"ytempire:job:{jid}", "status") == "done" and db.zcard("ytempire:done") == 1
+            assert not (tmp_path / "api" / "jobs.db").exists()
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err[-2000:]
+    r = subprocess.run([str(BIN / "ytempire"), "api", "--port", str(free_port())], cwd=tmp_path, capture_output=True, text=True,
+                       env=clean_env(YTEMPIRE_API_KEYS=KEY, YTEMPIRE_API_BROKER=url), timeout=60)   # that Redis is gone now
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode != 0 and len(lines) == 1 and lines[0].startswith(f"error: cannot reach the Redis broker at {url}"), r.stderr

@@ -6,6 +6,7 @@ persistent queue worked by N processes; API keys, per-key rate limits, one-line 
 # %% ../nbs/54_api.ipynb #api003
 from __future__ import annotations
 import hashlib, hmac, json, os, re, signal, sqlite3, subprocess, sys, threading, time, uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable
 from pathlib import Path
@@ -31,6 +32,8 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_queue ON jobs(status, created);
 """
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+GAVE_UP = ("gave up after {} attempts in a row that finished no stage: the workers making it died each time; "
+           "see the workers' logs")
 
 class JobQueue:
     """Video jobs in SQLite (WAL, so the API reads while workers write): submitted by the API, claimed atomically by
@@ -40,6 +43,7 @@ class JobQueue:
     every time, not one whose workers were killed from outside while it moved on."""
     def __init__(self, path: str | Path, lease: float = 30.0, max_attempts: int = 3, progress: Callable[[str], int] | None = None):
         self.path, self.lease, self.max_attempts, self.progress = Path(path), lease, max_attempts, progress
+        self.where, self.kind, self.errors = str(self.path), "sqlite", (sqlite3.OperationalError,)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self.db.executescript(_SCHEMA)
@@ -73,8 +77,7 @@ class JobQueue:
                 stalls = row["stalls"] + 1 if done <= row["progress"] else 1
                 if stalls > self.max_attempts:
                     db.execute("UPDATE jobs SET status = 'failed', finished = ?, worker = '', error = ? WHERE id = ?",
-                               (now, f"gave up after {row['stalls']} attempts in a row that finished no stage: the workers making "
-                                     "it died each time; see the workers' logs", row["id"]))
+                               (now, GAVE_UP.format(row["stalls"]), row["id"]))
                     row = None
                 else:
                     db.execute("UPDATE jobs SET status = 'running', worker = ?, attempts = attempts + 1, stalls = ?, progress = ?, "
@@ -113,11 +116,177 @@ class JobQueue:
         return out
 
 # %% auto #0
-__all__ = ['JOB_ID', 'ARTIFACTS', 'BRIEF_FIELDS', 'MIN_KEY_CHARS', 'JobQueue', 'run_job', 'worker_main', 'Workers', 'api_keys',
-           'RateLimiter', 'ApiConfig', 'job_view', 'api_app', 'run_api']
+__all__ = ['JOB_ID', 'GAVE_UP', 'ARTIFACTS', 'BRIEF_FIELDS', 'MIN_KEY_CHARS', 'JobQueue', 'RedisJobQueue', 'open_queue',
+           'local_redis', 'run_job', 'worker_main', 'Workers', 'api_keys', 'RateLimiter', 'ApiConfig', 'job_view',
+           'api_app', 'run_api']
+
+# %% ../nbs/54_api.ipynb #api004b
+_TAKE = """
+local st = redis.call('HGET', KEYS[1], 'status')
+if redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[9] then return -1 end
+if st == 'running' then
+  if tonumber(redis.call('HGET', KEYS[1], 'heartbeat')) >= tonumber(ARGV[3]) - tonumber(ARGV[4]) then return -1 end
+elseif st ~= 'queued' then return -1 end
+redis.call('ZREM', KEYS[2], ARGV[1]); redis.call('ZREM', KEYS[3], ARGV[1])
+if tonumber(ARGV[5]) > tonumber(ARGV[7]) then
+  redis.call('HSET', KEYS[1], 'status', 'failed', 'finished', ARGV[3], 'worker', '', 'error', ARGV[8])
+  redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
+  return 0
+end
+redis.call('HSET', KEYS[1], 'status', 'running', 'worker', ARGV[2], 'stalls', ARGV[5], 'progress', ARGV[6], 'heartbeat', ARGV[3])
+redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+if redis.call('HGET', KEYS[1], 'started') == '' then redis.call('HSET', KEYS[1], 'started', ARGV[3]) end
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+return 1
+"""
+_BEAT = """
+if redis.call('HGET', KEYS[1], 'worker') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
+redis.call('HSET', KEYS[1], 'heartbeat', ARGV[2]); redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+return 1
+"""
+_FINISH = """
+if redis.call('HGET', KEYS[1], 'worker') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'status', ARGV[2], 'error', ARGV[3], 'finished', ARGV[4], 'worker', '')
+redis.call('ZREM', KEYS[2], ARGV[5]); redis.call('ZREM', KEYS[3], ARGV[5]); redis.call('ZADD', KEYS[4], ARGV[4], ARGV[5])
+return 1
+"""
+_REQUEUE = """
+local n = 0
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local k = ARGV[1] .. ':job:' .. id
+  if ARGV[2] == '' or redis.call('HGET', k, 'worker') == ARGV[2] then
+    redis.call('HSET', k, 'status', 'queued', 'worker', '')
+    redis.call('ZREM', KEYS[1], id); redis.call('ZADD', KEYS[2], redis.call('HGET', k, 'created'), id)
+    n = n + 1
+  end
+end
+return n
+"""
+_INTS, _TIMES = ("attempts", "progress", "stalls"), ("created", "started", "finished", "heartbeat")
+
+class RedisJobQueue:
+    """`JobQueue`'s contract on a Redis server (`redis://HOST:PORT/DB`): the API and workers on several machines share it.
+    Every read-then-write step is one Lua script (atomic on the server); rows come back as dicts with the same keys."""
+    kind = "redis"
+    def __init__(self, url: str, lease: float = 30.0, max_attempts: int = 3, progress: Callable[[str], int] | None = None,
+                 password: str | None = None, prefix: str = "ytempire"):
+        try: import redis
+        except ImportError: raise ConfigError("[api] broker = redis://… needs the redis package: pip install redis==8.1.0, "
+                                              "or leave [api] broker empty (SQLite under [api] root)") from None
+        from urllib.parse import urlsplit
+        u = urlsplit(url)
+        if u.scheme not in ("redis", "rediss") or not u.hostname:
+            raise ConfigError(f"[api] broker = {url!r}: use redis://HOST:PORT/DB (rediss:// for TLS), or leave it empty for SQLite")
+        if u.password:
+            raise ConfigError("[api] broker holds a password: remove it from the URL and set YTEMPIRE_REDIS_PASSWORD instead "
+                              "(settings are logged, secrets are not)")
+        self.where, self.lease, self.max_attempts, self.progress, self.p = url, lease, max_attempts, progress, prefix
+        self.errors = (redis.ConnectionError, redis.TimeoutError)
+        from redis.backoff import ExponentialBackoff
+        from redis.retry import Retry
+        self.r = redis.Redis.from_url(url, password=password or None, decode_responses=True, socket_timeout=5,
+                                      socket_connect_timeout=5, health_check_interval=30, retry=Retry(ExponentialBackoff(cap=2, base=0.1), 3))
+        try: self.r.ping()
+        except redis.AuthenticationError as e:
+            raise ConfigError(f"the Redis broker at {url} refused the password ({e}); set YTEMPIRE_REDIS_PASSWORD to its password") from None
+        except redis.RedisError as e:
+            raise ConfigError(f"cannot reach the Redis broker at {url} ({str(e).splitlines()[0][:160]}); start it, or fix "
+                              "[api] broker (empty: SQLite under [api] root)") from None
+        self._take, self._beat, self._finish, self._requeue = map(self.r.register_script, (_TAKE, _BEAT, _FINISH, _REQUEUE))
+
+    def _k(self, name: str) -> str: return f"{self.p}:{name}"
+
+    def submit(self, brief: Brief, owner: str) -> str:
+        jid, now = uuid.uuid4().hex, time.time()
+        with self.r.pipeline() as tx:                     # MULTI/EXEC: the job and its place in the queue together
+            tx.hset(self._k(f"job:{jid}"), mapping=dict(id=jid, owner=owner, brief=brief.model_dump_json(), status="queued", error="",
+                    worker="", attempts=0, progress=-1, stalls=0, created=repr(now), started="", finished="", heartbeat=""))
+            tx.zadd(self._k("queued"), {jid: now})
+            tx.execute()
+        return jid
+
+    def claim(self, worker: str, now: float | None = None) -> dict | None:
+        now = time.time() if now is None else now
+        for _ in range(50):                               # lost races: another worker took the job chosen; choose again
+            head = self.r.zrange(self._k("queued"), 0, 0, withscores=True)
+            stale = self.r.zrangebyscore(self._k("running"), "-inf", f"({now - self.lease!r}")
+            cands = [(s, j) for j, s in head] + [(float(self.r.hget(self._k(f"job:{j}"), "created") or 0), j) for j in stale]
+            if not cands: return None
+            row = self.get(jid := min(cands)[1])
+            if row is None:                               # an index entry without its job (deleted by hand): drop it
+                self.r.zrem(self._k("queued"), jid); self.r.zrem(self._k("running"), jid); continue
+            done = self.progress(jid) if self.progress else row["progress"]
+            stalls = row["stalls"] + 1 if done <= row["progress"] else 1
+            got = self._take(keys=[self._k(f"job:{jid}"), self._k("queued"), self._k("running"), self._k("failed")],
+                             args=[jid, worker, repr(now), repr(self.lease), stalls, done, self.max_attempts,
+                                   GAVE_UP.format(row["stalls"]), row["attempts"]])
+            if got == 1: return self.get(jid)
+            if got == 0: return None
+        return None
+
+    def beat(self, jid: str, worker: str) -> bool:
+        now = repr(time.time())
+        return self._beat(keys=[self._k(f"job:{jid}"), self._k("running")], args=[worker, now, jid]) == 1
+
+    def finish(self, jid: str, worker: str, status: str, error: str = "") -> bool:
+        assert status in ("done", "failed"), status
+        return self._finish(keys=[self._k(f"job:{jid}"), self._k("running"), self._k("queued"), self._k(status)],
+                            args=[worker, status, error, repr(time.time()), jid]) == 1
+
+    def requeue_running(self) -> int:
+        return self._requeue(keys=[self._k("running"), self._k("queued")], args=[self.p, ""])
+
+    def requeue_worker(self, worker: str) -> int:
+        return self._requeue(keys=[self._k("running"), self._k("queued")], args=[self.p, worker])
+
+    def get(self, jid: str) -> dict | None:
+        h = self.r.hgetall(self._k(f"job:{jid}"))
+        if not h: return None
+        return h | {k: int(h[k]) for k in _INTS} | {k: float(h[k]) if h[k] else None for k in _TIMES}
+
+    def counts(self) -> dict[str, int]:
+        with self.r.pipeline(transaction=False) as p:
+            for s in ("queued", "running", "done", "failed"): p.zcard(self._k(s))
+            return dict(zip(("queued", "running", "done", "failed"), p.execute()))
+
+def open_queue(where: str | Path, lease: float = 30.0, max_attempts: int = 3, progress: Callable[[str], int] | None = None,
+               password: str | None = None):
+    "The job queue at `where`: a `redis://` or `rediss://` URL (a Redis server), else an SQLite file."
+    if str(where).startswith(("redis://", "rediss://")): return RedisJobQueue(str(where), lease, max_attempts, progress, password)
+    if "://" in str(where): raise ConfigError(f"[api] broker = {str(where)!r}: use redis://HOST:PORT/DB, or leave it empty for SQLite under [api] root")
+    return JobQueue(where, lease, max_attempts, progress)
+
+@contextmanager
+def local_redis(seconds: int = 900):
+    """A throwaway Redis on 127.0.0.1 for notebooks, tests and benchmarks (`redis-server` from apt; no disk, no password);
+    yields its URL. It stops on leaving, and by itself after `seconds` (or when this process dies)."""
+    import shutil, tempfile, redis
+    from ytempire.batch import _die_with_parent
+    from ytempire.serving import free_port
+    if not (exe := shutil.which("redis-server")):
+        raise ConfigError("redis-server is not installed: apt-get install redis-server (make setup installs it)")
+    with tempfile.TemporaryDirectory() as d:
+        port = free_port()
+        p = subprocess.Popen(["timeout", str(seconds), exe, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+                              "--appendonly", "no", "--dir", d], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+        url, end = f"redis://127.0.0.1:{port}/0", time.monotonic() + 15
+        try:
+            with redis.Redis.from_url(url, socket_connect_timeout=1) as r:
+                while True:
+                    try: r.ping(); break
+                    except redis.ConnectionError:
+                        if p.poll() is not None or time.monotonic() > end: raise ConfigError(f"redis-server did not start on port {port}") from None
+                        time.sleep(0.05)
+            yield url
+        finally:
+            p.terminate()
+            try: p.wait(10)
+            except subprocess.TimeoutExpired: p.kill(); p.wait(5)
+
 
 # %% ../nbs/54_api.ipynb #api006
-def run_job(queue: JobQueue, job, worker: str, root: Path, settings: Settings) -> str:
+def run_job(queue: JobQueue | RedisJobQueue, job, worker: str, root: Path, settings: Settings) -> str:
     "Make one job's video in `root/jobs/<id>` (resuming its stage cache), beating while it runs; its final status."
     from ytempire.pipeline import make_video
     stop = threading.Event()
@@ -134,17 +303,20 @@ def run_job(queue: JobQueue, job, worker: str, root: Path, settings: Settings) -
     queue.finish(job["id"], worker, status, error)
     return status
 
-def worker_main(db: str, root: str, config: str | None, worker: str, poll: float, lease: float, max_attempts: int):
+def worker_main(queue: str, root: str, config: str | None, worker: str, poll: float, lease: float, max_attempts: int):
     "A job worker's process: claim, make, settle, until SIGTERM (a job cut short resumes on the next claim)."
     from ytempire.config import setup_logging
     setup_logging()
     settings = Settings(config or None)
-    queue = JobQueue(db, lease, max_attempts, lambda jid: stages_done(Path(root) / "jobs" / jid))
+    where = queue
+    queue = open_queue(where, lease, max_attempts, lambda jid: stages_done(Path(root) / "jobs" / jid), settings.env.get("YTEMPIRE_REDIS_PASSWORD"))
     log = get_logger("ytempire.api", worker)
     __import__("importlib").import_module("ytempire.pipeline")   # its imports (~8 s) before the first claim: a worker
     log.info("worker %s up (pid %d)", worker, os.getpid())             # killed while it starts does not count against a job
     while True:
-        job = queue.claim(worker)
+        try: job = queue.claim(worker)
+        except queue.errors as e:                     # the broker is down or busy: wait for it rather than die and restart
+            log.warning("the job queue is unavailable (%s); retrying in 5 s", str(e).splitlines()[0][:160]); time.sleep(5); continue
         if job is None: time.sleep(poll); continue
         log.info("job %s: claimed (attempt %d)", job["id"], job["attempts"])
         log.info("job %s: %s", job["id"], run_job(queue, job, worker, Path(root), settings))
@@ -152,7 +324,7 @@ def worker_main(db: str, root: str, config: str | None, worker: str, poll: float
 # %% ../nbs/54_api.ipynb #api007
 class Workers:
     "N job worker processes, watched: one that dies is restarted and its job requeued at once (it resumes from its stages)."
-    def __init__(self, n: int, queue: JobQueue, root: Path, config: str | None, poll: float = 0.5):
+    def __init__(self, n: int, queue: JobQueue | RedisJobQueue, root: Path, config: str | None, poll: float = 0.5):
         self.n, self.queue, self.root, self.config, self.poll = n, queue, root, config, poll
         self.procs: dict[int, tuple[str, subprocess.Popen]] = {}
         self.restarts = [0] * n
@@ -162,7 +334,7 @@ class Workers:
     def _spawn(self, slot: int):
         from ytempire.batch import _die_with_parent
         wid = f"w{slot}-{uuid.uuid4().hex[:8]}"             # a new id per incarnation: a dead one's jobs are told apart
-        args = dict(db=str(self.queue.path), root=str(self.root), config=self.config, worker=wid, poll=self.poll,
+        args = dict(queue=self.queue.where, root=str(self.root), config=self.config, worker=wid, poll=self.poll,
                     lease=self.queue.lease, max_attempts=self.queue.max_attempts)
         (self.root / "workers").mkdir(parents=True, exist_ok=True)
         with open(self.root / "workers" / f"w{slot}.log", "ab") as f:
@@ -242,6 +414,7 @@ class ApiConfig:
     rate_per_minute: float = 600.0
     max_body_kb: int = 64
     poll: float = 0.5
+    broker: str = ""
 
     @classmethod
     def from_settings(cls, settings: Settings, **over) -> "ApiConfig":
@@ -251,7 +424,7 @@ class ApiConfig:
         if cfg.workers < 0: raise InputError(f"--workers {cfg.workers}: use 0 (accept jobs, make none) or more")
         return cfg
 
-def job_view(queue: JobQueue, row, root: Path) -> dict:
+def job_view(queue, row, root: Path) -> dict:
     "What GET /v1/videos/{id} answers: status, the stage being made (or the last one), progress, error, the outputs when done."
     out = root / "jobs" / row["id"]
     k = stages_done(out)
@@ -265,7 +438,7 @@ def job_view(queue: JobQueue, row, root: Path) -> dict:
     return view
 
 # %% ../nbs/54_api.ipynb #api011
-def api_app(queue: JobQueue, root: Path, settings: Settings, keys: dict[str, str], cfg: ApiConfig, workers: Workers | None = None):
+def api_app(queue: JobQueue | RedisJobQueue, root: Path, settings: Settings, keys: dict[str, str], cfg: ApiConfig, workers: Workers | None = None):
     "The FastAPI app: POST/GET /v1/videos, artifacts, /health, /metrics; every /v1 route needs `Authorization: Bearer KEY`."
     import math
     from fastapi import FastAPI
@@ -290,6 +463,12 @@ def api_app(queue: JobQueue, root: Path, settings: Settings, keys: dict[str, str
     @app.exception_handler(HTTPException)
     async def _http_error(request, e):            # one line, like the CLI's
         return JSONResponse({"error": e.detail}, e.status_code, headers=getattr(e, "headers", None))
+
+    for err in queue.errors:                      # the queue's server is down or busy: 503, one line, retry
+        @app.exception_handler(err)
+        async def _queue_down(request, e):
+            return JSONResponse({"error": f"the job queue is unavailable ({str(e).splitlines()[0][:120]}); retry in a few seconds"},
+                                503, headers={"Retry-After": "5"})
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request, e):
@@ -368,7 +547,7 @@ def api_app(queue: JobQueue, root: Path, settings: Settings, keys: dict[str, str
     @app.get("/health")
     async def health():
         ws = workers.status() if workers else []
-        return {"status": "ok", "queue": queue.counts(), "workers": ws}
+        return {"status": "ok", "broker": queue.kind, "queue": queue.counts(), "workers": ws}
 
     @app.get("/metrics")
     def metrics():
@@ -386,15 +565,17 @@ def run_api(settings: Settings, config: str | None = None, **over) -> int:
     root = Path(cfg.root).expanduser().absolute()
     try: root.mkdir(parents=True, exist_ok=True)
     except OSError as e: raise InputError(f"cannot create the API folder {root} ({e.strerror}); set [api] root or --out to a writable folder") from None
-    queue = JobQueue(root / "jobs.db", cfg.lease, cfg.max_attempts, lambda jid: stages_done(root / "jobs" / jid))
-    back = queue.requeue_running()
+    queue = open_queue(cfg.broker or root / "jobs.db", cfg.lease, cfg.max_attempts, lambda jid: stages_done(root / "jobs" / jid),
+                       settings.env.get("YTEMPIRE_REDIS_PASSWORD"))
+    back = 0 if cfg.broker else queue.requeue_running()    # a shared broker's running jobs may be other machines': their leases tell
     log = get_logger("ytempire.api")
     if back: log.info("%d unfinished job(s) from the last start are back in the queue", back)
     workers = Workers(cfg.workers, queue, root, config, cfg.poll).start()
     server = uvicorn.Server(uvicorn.Config(api_app(queue, root, settings, keys, cfg, workers), host=cfg.host, port=cfg.port,
                                            log_level="warning", access_log=False))
     for s in (signal.SIGTERM, signal.SIGINT): signal.signal(s, lambda *_: None)   # uvicorn re-raises the signal it caught
-    log.info("ytempire api on http://%s:%d with %d worker(s), jobs in %s", cfg.host, cfg.port, cfg.workers, root)
+    log.info("ytempire api on http://%s:%d with %d worker(s), jobs in %s, queue on %s", cfg.host, cfg.port, cfg.workers, root,
+             queue.kind if queue.kind == "sqlite" else queue.where)
     try: server.run()
     finally: workers.stop()
     return 0 if server.started else 1

@@ -51,7 +51,7 @@ def repo_path(p: str | Path) -> Path:
 
 # %% ../nbs/00_config.ipynb #c012
 _ENV_PREFIX = "YTEMPIRE_"
-_NOT_SETTINGS = {"YTEMPIRE_CONFIG", "YTEMPIRE_API_KEYS"}   # not [section] key overrides: a path, the job API's keys
+_NOT_SETTINGS = {"YTEMPIRE_CONFIG", "YTEMPIRE_API_KEYS", "YTEMPIRE_REDIS_PASSWORD"}   # not [section] key overrides: a path, secrets
 _BOOLS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
 
 def _read_ini(path: Path) -> configparser.ConfigParser:
@@ -172,7 +172,7 @@ class Settings:
 # %% ../nbs/00_config.ipynb #c019
 SECRET_ENV = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "ELEVENLABS_API_KEY", "GOOGLE_APPLICATION_CREDENTIALS", "YTEMPIRE_API_KEYS",
               "YOUTUBE_API_KEY", "YOUTUBE_OAUTH_TOKEN", "WANDB_API_KEY", "PEXELS_API_KEY",
-              "PIXABAY_API_KEY")
+              "PIXABAY_API_KEY", "YTEMPIRE_REDIS_PASSWORD")
 _SECRET_PATTERN = re.compile(r"(sk-[A-Za-z0-9_\-]{8,}|sk-ant-[A-Za-z0-9_\-]{8,}|AIza[0-9A-Za-z_\-]{20,}|ya29\.[0-9A-Za-z_\-.]{20,})")
 
 def secret_values(env: dict | None = None) -> list[str]:

@@ -7,7 +7,8 @@ clients (one asyncio process, httpx, keep-alive) poll `GET /v1/videos/{id}` over
 load on `GET /health` (no key check, no job lookup: the framework's floor, same server, same clients). Prints requests/s,
 p50/p95/p99 latency (client side, so the client's own scheduling is in the figures) and the ratios status / health and
 p95 / the 50 ms goal. --busy repeats the status load with one worker making a 30 s video on the same 2 cores (what a
-real deployment sees). --soak N submits N 5-second videos to `ytempire api --workers 2` and SIGKILLs a random worker
+real deployment sees). --broker redis runs all of it with the job queue on a throwaway local Redis
+(`[api] broker`; emptied before each server start) instead of SQLite. --soak N submits N 5-second videos to `ytempire api --workers 2` and SIGKILLs a random worker
 every --kill-every seconds until every job has finished: the jobs done, failed, the kills, the claims and the wall time.
 Last line: `api_status_p95_ms=<n>`.
 """
@@ -22,12 +23,16 @@ sys.path.insert(0, str(ROOT))
 from ytempire.serving import free_port
 
 KEY = "bench-key-0123456789abcdef"
+BROKER = {}          # YTEMPIRE_API_BROKER, with --broker redis
 
 
 def start(workers, root):
     port = free_port()
     env = {**os.environ, "YTEMPIRE_API_KEYS": KEY, "YTEMPIRE_API_RATE_PER_MINUTE": "10000000", "WANDB_MODE": "offline",
-           "MLFLOW_DISABLE_TELEMETRY": "true", "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+           "MLFLOW_DISABLE_TELEMETRY": "true", "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])} | BROKER
+    if BROKER:                                    # each start gets an empty queue, as with a new SQLite folder
+        import redis
+        with redis.Redis.from_url(BROKER["YTEMPIRE_API_BROKER"]) as r: r.flushdb()
     code = f"from ytempire.cli import run_command; raise SystemExit(run_command({['api', '--port', str(port), '--workers', str(workers), '--out', str(root)]!r}))"
     proc = subprocess.Popen([sys.executable, "-c", code], env=env, start_new_session=True, cwd=root)
     for _ in range(300):
@@ -76,8 +81,14 @@ if __name__ == "__main__":
     ap.add_argument("--busy", action="store_true", help="also with one worker making a video")
     ap.add_argument("--soak", type=int, default=0, metavar="N", help="also a soak run of N jobs with workers killed at random")
     ap.add_argument("--kill-every", type=float, default=8.0)
+    ap.add_argument("--broker", choices=("sqlite", "redis"), default="sqlite", help="the job queue's backend")
     a = ap.parse_args()
-    print(f"{os.cpu_count()} cores; {a.clients} concurrent clients for {a.seconds:g} s per load", flush=True)
+    print(f"{os.cpu_count()} cores; {a.clients} concurrent clients for {a.seconds:g} s per load; queue on {a.broker}", flush=True)
+    if a.broker == "redis":
+        from contextlib import ExitStack
+        from ytempire.api import local_redis
+        stack = ExitStack()
+        BROKER["YTEMPIRE_API_BROKER"] = stack.enter_context(local_redis(3600))
     root = Path(tempfile.mkdtemp())
     port, proc = start(0, root)
     base, auth = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {KEY}"}
@@ -124,3 +135,4 @@ if __name__ == "__main__":
         print(f"soak: {a.soak} jobs, {kills} workers killed (every {a.kill_every:g} s), {restarts} restarts, "
               f"{sum(x['attempts'] for x in states)} claims, {done} done, {a.soak - done} not done, {wall:.0f} s")
     print(f"api_status_p95_ms={st['p95']:.1f}")
+    if a.broker == "redis": stack.close()
