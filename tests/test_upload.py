@@ -136,6 +136,39 @@ def test_connection_dropped_halfway_resumes_from_the_servers_offset(run_dir, tmp
     assert f"resuming the upload of video.mp4 after {2 * CHUNK:,} of {VIDEO_BYTES:,} bytes" in caplog.text
 
 
+def test_upload_process_killed_mid_video_is_resumed_by_the_next(run_dir, tmp_path):
+    "SIGKILL while the fourth chunk waits for its answer: a new `ytempire upload` goes on in the same session, one video."
+    import signal, subprocess
+    from conftest import BIN
+    env = clean_env(YOUTUBE_OAUTH_TOKEN=TOKEN, YTEMPIRE_PATHS_LEDGER=tmp_path / "ledger.db", YTEMPIRE_YOUTUBE_UPLOAD_CHUNK_MB="0.25",
+                    YTEMPIRE_RETRY_MAX_WAIT="5", YTEMPIRE_YOUTUBE_TIMEOUT="60")
+    cmd, kept_file = [str(BIN / "ytempire"), "upload", str(run_dir), "--no-progress"], run_dir / "upload.session.json"
+    with MockYouTube(channel_actions={"videos.insert": [("ok",)] * 4 + [("timeout", 60)]}, max_seconds=150) as m:
+        env["YTEMPIRE_YOUTUBE_DATA_BASE_URL"] = m.url
+        p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            end = time.monotonic() + 90
+            while not (len(chunk_puts(m)) == 4 and kept_file.exists()):
+                assert p.poll() is None and time.monotonic() < end, p.stderr.read() if p.poll() is not None else "timed out"
+                time.sleep(0.1)
+        finally:
+            p.send_signal(signal.SIGKILL); p.wait(10)
+        kept = json.loads(kept_file.read_text())
+        assert kept["uri"].startswith(m.url) and kept["video_bytes"] == VIDEO_BYTES and oct(kept_file.stat().st_mode)[-3:] == "600"
+        assert load_upload(run_dir) is None and not m.uploads            # the first process died before the video was done
+        r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert "resuming the upload of video.mp4 in the session an earlier run opened" in r.stderr
+        puts = chunk_puts(m)
+        assert puts[4:6] == [f"bytes */{VIDEO_BYTES}",                               # where does the kept session stand?
+                             f"bytes {3 * CHUNK}-{4 * CHUNK - 1}/{VIDEO_BYTES}"]    # on from the three chunks the server has
+        assert sum(1 for x in m.requests if x["route"] == "videos.insert" and x["method"] == "POST") == 1   # one session
+        (vid, up), = m.uploads.items()
+        assert up["bytes"] == (run_dir / "video.mp4").read_bytes() and load_upload(run_dir).video_id == vid
+    assert not kept_file.exists()
+    assert calls(tmp_path, "videos.insert")[["outcome", "units"]].values.tolist() == [["ok", 1600.0]]
+
+
 def test_connection_closed_after_a_whole_chunk_costs_one_timeout(run_dir, tmp_path):
     # httplib2 sends the request once more by itself, with the chunk's stream already read: no bytes; the server waits
     with MockYouTube(channel_actions={"videos.insert": [("ok",), ("ok",), ("drop", 1.0, "close")]}) as m:

@@ -19,9 +19,10 @@ from .trends import YouTubeAPIError, api_error
 
 # %% auto #0
 __all__ = ['YOUTUBE_WRITE_UNITS', 'CHANNEL_SCOPES', 'THUMBNAIL_MAX_BYTES', 'REACH_COLUMNS', 'UPLOAD_GRANULE', 'PRIVACY',
-           'UPLOAD_FILE', 'WATCH_URL', 'ChannelError', 'channel_credentials', 'parse_reach_csv', 'newest_per_day',
-           'YouTubeChannel', 'upload_chunk_bytes', 'publish_time', 'upload_status', 'read_metadata', 'video_snippet',
-           'YouTubeUploader', 'UploadStep', 'UploadRecord', 'load_upload', 'upload_run']
+           'UPLOAD_FILE', 'WATCH_URL', 'UPLOAD_SESSION', 'SESSION_DAYS', 'ChannelError', 'channel_credentials',
+           'parse_reach_csv', 'newest_per_day', 'YouTubeChannel', 'upload_chunk_bytes', 'publish_time', 'upload_status',
+           'read_metadata', 'video_snippet', 'YouTubeUploader', 'UploadStep', 'UploadRecord', 'load_upload',
+           'upload_run']
 
 # %% ../nbs/34_youtube.ipynb #y004
 YOUTUBE_WRITE_UNITS = {"videos.insert": 1600, "captions.insert": 400, "thumbnails.set": 50,   # Data API quota units per call
@@ -440,7 +441,9 @@ class YouTubeUploader(YouTubeChannel):
     "The channel client that also publishes: a video as a resumable `videos.insert`, a caption track with `captions.insert`."
     def upload_video(self, path, body: dict,       # the video resource to create: its snippet and status
                      chunk_bytes: int | None = None,  # default `upload_chunk_bytes(settings)`
-                     on_progress: Callable[[int, int], None] | None = None  # called with (bytes the server has, file size)
+                     on_progress: Callable[[int, int], None] | None = None,  # called with (bytes the server has, file size)
+                     session: Path | None = None,   # a file keeping the open upload session, so a new process can resume it
+                     digest: str = ""               # the video's SHA-256: a kept session is resumed only for the same bytes
                     ) -> dict:
         "Upload the video file at `path` as a new video (`videos.insert`, resumable, 1,600 units); the API's video resource."
         from googleapiclient.http import MediaFileUpload
@@ -452,13 +455,24 @@ class YouTubeUploader(YouTubeChannel):
         media = MediaFileUpload(str(p), mimetype=mime if mime.startswith("video/") else "application/octet-stream",
                                 chunksize=chunk, resumable=True)
         req = _endpoint_scheme(self.data.videos().insert(part=",".join(body), body=body, media_body=media), self.data_base_url)
+        kept = _kept_session(session, size, digest)
         def send() -> dict:
-            if req.resumable_uri:        # a retry of a session already open: say so, the ledger row says why
+            nonlocal kept
+            if kept:                     # a session an earlier process opened: where does it stand?
+                self.log.warning("resuming the upload of %s in the session an earlier run opened %s: asking the server how far it got",
+                                 p.name, kept["opened"])
+                req.resumable_uri = kept["uri"]
+                done = self._session_status(req, size)
+                kept = None
+                if req.resumable_uri is None: session.unlink(missing_ok=True)   # gone: the new session is kept instead
+                if done is not None: return done
+            elif req.resumable_uri:      # a retry of a session already open: say so, the ledger row says why
                 self.log.warning("resuming the upload of %s after %s of %s bytes: asking the server how far it got", p.name,
                                  f"{req.resumable_progress:,}", f"{size:,}")
             answer = None
             while answer is None:        # after a failure, next_chunk first asks where the upload stands, then goes on
                 _, answer = req.next_chunk(num_retries=0)
+                if session and answer is None and req.resumable_uri and not session.exists(): _keep_session(session, req, size, digest)
                 if on_progress: on_progress(size if answer is not None else req.resumable_progress, size)
             return answer
         try: video = self._call("videos.insert", send, progress=lambda: req.resumable_progress)
@@ -468,6 +482,21 @@ class YouTubeUploader(YouTubeChannel):
                                "before uploading again")
         self.log.info("uploaded %s (%d bytes, %d-byte chunks) as video %s", p.name, size, chunk, video["id"])
         return video
+
+    def _session_status(self, req, size: int) -> dict | None:
+        "Ask where a kept session stands: the video when it is complete, else None with `req.resumable_progress` set."
+        from googleapiclient.errors import HttpError
+        resp, content = req.http.request(req.resumable_uri, "PUT", headers={"Content-Range": f"bytes */{size}", "content-length": "0"})
+        if resp.status in (200, 201): return json.loads(content)
+        if resp.status == 308:
+            req.resumable_progress = int(resp["range"].split("-")[1]) + 1 if "range" in resp else 0
+            self.log.info("the server has %s of %s bytes; going on from there", f"{req.resumable_progress:,}", f"{size:,}")
+            return None
+        if resp.status in (404, 410):    # expired or unknown: a new session, from the first byte
+            self.log.warning("the kept upload session is gone (%d); starting the upload over", resp.status)
+            req.resumable_uri, req.resumable_progress = None, 0
+            return None
+        raise HttpError(resp, content, uri=req.resumable_uri)
 
     def set_captions(self, video_id: str, path, language: str,  # BCP-47, e.g. en or pt-BR
                      name: str = ""                              # the track's name next to its language in the player
@@ -515,6 +544,28 @@ class UploadRecord(BaseModel):
         self.steps[step] = UploadStep(status=status, at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), units=units,
                                       detail=detail)
         self.units = sum(s.units for s in self.steps.values())
+
+UPLOAD_SESSION = "upload.session.json"
+SESSION_DAYS = 6                # Google keeps a resumable session about a week: an older one is not tried
+
+def _keep_session(f: Path, req, size: int, digest: str):
+    "Write the open session's URI (atomically, readable by the owner only) for a later process to resume."
+    from ytempire.store import write_json
+    write_json(f, {"uri": req.resumable_uri, "video_bytes": size, "video_sha256": digest,
+                   "opened": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")})
+    f.chmod(0o600)
+
+def _kept_session(f: Path | None, size: int, digest: str) -> dict | None:
+    "The session a killed upload of the same bytes left, if it is young enough to resume; else None (and the file goes)."
+    if f is None or not f.exists(): return None
+    try:
+        s = json.loads(f.read_text(encoding="utf-8"))
+        young = datetime.now(timezone.utc) - datetime.fromisoformat(s["opened"].replace("Z", "+00:00")) < timedelta(days=SESSION_DAYS)
+        if s["video_bytes"] == size and s["video_sha256"] == digest and digest and young and s["uri"].startswith(("http://", "https://")):
+            return s
+    except (OSError, ValueError, KeyError, TypeError, AttributeError): pass
+    f.unlink(missing_ok=True)
+    return None
 
 def load_upload(run_dir) -> UploadRecord | None:
     "The run's upload.json, or None when the run was never uploaded."
@@ -578,13 +629,14 @@ def upload_run(run_dir,                          # a folder `ytempire make` wrot
         if record is None:
             snippet, size = video_snippet(meta, settings, root / "metadata.json"), video.stat().st_size
             with tqdm(total=size, unit="B", unit_scale=True, unit_divisor=1024, desc="upload", disable=not progress) as bar:
-                answer = channel.upload_video(video, {"snippet": snippet, "status": status},
-                                              on_progress=lambda n, _: bar.update(n - bar.n))
+                answer = channel.upload_video(video, {"snippet": snippet, "status": status}, session=root / UPLOAD_SESSION,
+                                              digest=digest, on_progress=lambda n, _: bar.update(n - bar.n))
             record = UploadRecord(video_id=answer["id"], url=WATCH_URL.format(answer["id"]), title=snippet["title"],
                                   privacy=status["privacyStatus"], publish_at=status.get("publishAt"), video_bytes=size,
                                   video_sha256=digest)
             record.mark("videos.insert", "done", YOUTUBE_WRITE_UNITS["videos.insert"], f"{size} bytes")
             write_json(root / UPLOAD_FILE, record)
+            (root / UPLOAD_SESSION).unlink(missing_ok=True)      # upload.json has the video now
             done.append("videos.insert")
         # 3. the thumbnail and the captions: extras; a failure is a warning and the next run tries again
         language = _run_language(root, meta)
