@@ -115,10 +115,11 @@ def run_batch(topics: str | Path, out: str | Path, settings: Settings, jobs: int
               progress: bool = True, poll: float = 0.5) -> list[dict]:
     """Make every video of a topics CSV into `out/<slug>/`, `jobs` at a time, each as its own `ytempire make` process
     (a crash stays in its process; its run.log is its own). Finished videos are skipped and unfinished ones resume from
-    their stage cache, so rerunning the same command after a kill finishes the batch. `out/batch.json` is rewritten
-    after every video; returns its rows."""
+    their stage cache, so rerunning the same command after a kill finishes the batch. With `[storage] artifacts` a video
+    is finished once it is also stored (56_storage). `out/batch.json` is rewritten after every video; returns its rows."""
     from tqdm.auto import tqdm
-    rows = read_topics(topics, settings)
+    from ytempire.storage import is_stored, storage_from_settings
+    rows, store = read_topics(topics, settings), storage_from_settings(settings)     # a bad [storage] fails here
     if jobs < 1: raise InputError(f"--jobs {jobs}: run at least 1 video at a time")
     out = Path(out).expanduser().absolute()
     try: (out / ".batch").mkdir(parents=True, exist_ok=True)
@@ -127,7 +128,7 @@ def run_batch(topics: str | Path, out: str | Path, settings: Settings, jobs: int
     results = {r.row: row_result(r, out, "pending") for r in rows}
     todo = []
     for r in rows:
-        if finished_run(out / r.slug): results[r.row] = row_result(r, out, "done", made="earlier")
+        if finished_run(out / r.slug) and is_stored(out / r.slug, store): results[r.row] = row_result(r, out, "done", made="earlier")
         else: todo.append(r)
     write_batch(out, list(results.values()), started)
     bar = tqdm(total=len(rows) * len(STAGES), unit="stage", desc=f"{len(rows)} videos", disable=not progress)

@@ -172,7 +172,7 @@ class Settings:
 # %% ../nbs/00_config.ipynb #c019
 SECRET_ENV = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "ELEVENLABS_API_KEY", "GOOGLE_APPLICATION_CREDENTIALS", "YTEMPIRE_API_KEYS",
               "YOUTUBE_API_KEY", "YOUTUBE_OAUTH_TOKEN", "WANDB_API_KEY", "PEXELS_API_KEY",
-              "PIXABAY_API_KEY", "YTEMPIRE_REDIS_PASSWORD")
+              "PIXABAY_API_KEY", "YTEMPIRE_REDIS_PASSWORD", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 _SECRET_PATTERN = re.compile(r"(sk-[A-Za-z0-9_\-]{8,}|sk-ant-[A-Za-z0-9_\-]{8,}|AIza[0-9A-Za-z_\-]{20,}|ya29\.[0-9A-Za-z_\-.]{20,})")
 
 def secret_values(env: dict | None = None) -> list[str]:

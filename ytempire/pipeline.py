@@ -301,6 +301,8 @@ def make_video(brief: Brief, settings: Settings, out: str | Path | None = None, 
     out = preflight(brief, settings, Path(out) if out else default_out(brief, settings))
     from ytempire.scale import executor_from_settings, remote_stages
     executor = executor_from_settings(settings); remote_stages(settings)      # a bad [scale] fails before the run exists
+    from ytempire.storage import storage_from_settings, store_run
+    store = storage_from_settings(settings)                                   # and a bad [storage]
     run = RunDir(out).create()
     log = get_logger("ytempire.pipeline", run.run_id)
     file_log = logging.FileHandler(run.path("run.log"), encoding="utf-8")
@@ -338,6 +340,11 @@ def make_video(brief: Brief, settings: Settings, out: str | Path | None = None, 
             log.warning(problem)
             record.warnings.append(problem)
             write_records(run, record, parts, settings)
+        if store is not None:          # 56_storage: the finished outputs on shared storage, manifest last
+            try: store_run(run.root, settings, store, progress=progress)         # logs where the copy is
+            except YtempireError as e:
+                log.error("not stored: %s", e)
+                raise type(e)(f"{e} (the run in {run.root} is complete: the same command again resumes straight to storing it)") from None
         log.info("finished in %.1f s: %s", time.perf_counter() - t0, run.root)
         return record
     finally:
