@@ -1491,6 +1491,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                   'ytempire.youtube._endpoint_scheme': ('youtube.html#_endpoint_scheme', 'ytempire/youtube.py'),
                                   'ytempire.youtube._keep_session': ('youtube.html#_keep_session', 'ytempire/youtube.py'),
                                   'ytempire.youtube._kept_session': ('youtube.html#_kept_session', 'ytempire/youtube.py'),
+                                  'ytempire.youtube._now_stamp': ('youtube.html#_now_stamp', 'ytempire/youtube.py'),
                                   'ytempire.youtube._run_language': ('youtube.html#_run_language', 'ytempire/youtube.py'),
                                   'ytempire.youtube._sha256': ('youtube.html#_sha256', 'ytempire/youtube.py'),
                                   'ytempire.youtube._stamp': ('youtube.html#_stamp', 'ytempire/youtube.py'),

@@ -276,7 +276,8 @@ def local_redis(seconds: int = 900):
                 while True:
                     try: r.ping(); break
                     except redis.ConnectionError:
-                        if p.poll() is not None or time.monotonic() > end: raise ConfigError(f"redis-server did not start on port {port}") from None
+                        if p.poll() is not None or time.monotonic() > end: raise ConfigError(f"redis-server did not start on 127.0.0.1:{port} within 15 s; "
+                                                                      f"run `redis-server --bind 127.0.0.1 --port {port}` by hand to see why") from None
                         time.sleep(0.05)
             yield url
         finally:
@@ -303,12 +304,11 @@ def run_job(queue: JobQueue | RedisJobQueue, job, worker: str, root: Path, setti
     queue.finish(job["id"], worker, status, error)
     return status
 
-def worker_main(queue: str, root: str, config: str | None, worker: str, poll: float, lease: float, max_attempts: int):
+def worker_main(where: str, root: str, config: str | None, worker: str, poll: float, lease: float, max_attempts: int):
     "A job worker's process: claim, make, settle, until SIGTERM (a job cut short resumes on the next claim)."
     from ytempire.config import setup_logging
     setup_logging()
     settings = Settings(config or None)
-    where = queue
     queue = open_queue(where, lease, max_attempts, lambda jid: stages_done(Path(root) / "jobs" / jid), settings.env.get("YTEMPIRE_REDIS_PASSWORD"))
     log = get_logger("ytempire.api", worker)
     __import__("importlib").import_module("ytempire.pipeline")   # its imports (~8 s) before the first claim: a worker
@@ -334,7 +334,7 @@ class Workers:
     def _spawn(self, slot: int):
         from ytempire.batch import _die_with_parent
         wid = f"w{slot}-{uuid.uuid4().hex[:8]}"             # a new id per incarnation: a dead one's jobs are told apart
-        args = dict(queue=self.queue.where, root=str(self.root), config=self.config, worker=wid, poll=self.poll,
+        args = dict(where=self.queue.where, root=str(self.root), config=self.config, worker=wid, poll=self.poll,
                     lease=self.queue.lease, max_attempts=self.queue.max_attempts)
         (self.root / "workers").mkdir(parents=True, exist_ok=True)
         with open(self.root / "workers" / f"w{slot}.log", "ab") as f:

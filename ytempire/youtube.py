@@ -520,6 +520,8 @@ UPLOAD_FILE = "upload.json"
 WATCH_URL = "https://www.youtube.com/watch?v={}"
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)     # "now" for reading a --publish-at that may be past by a rerun
 
+def _now_stamp() -> str: return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")   # RFC 3339, UTC
+
 class UploadStep(BaseModel):
     "One call of an upload: done, failed (a rerun tries it again) or skipped (its file is missing)."
     status: Literal["done", "failed", "skipped"]
@@ -541,7 +543,7 @@ class UploadRecord(BaseModel):
 
     def mark(self, step: str, status: str, units: int = 0, detail: str = ""):
         "Record a step's outcome now."
-        self.steps[step] = UploadStep(status=status, at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), units=units,
+        self.steps[step] = UploadStep(status=status, at=_now_stamp(), units=units,
                                       detail=detail)
         self.units = sum(s.units for s in self.steps.values())
 
@@ -552,7 +554,7 @@ def _keep_session(f: Path, req, size: int, digest: str):
     "Write the open session's URI (atomically, readable by the owner only) for a later process to resume."
     from ytempire.store import write_json
     write_json(f, {"uri": req.resumable_uri, "video_bytes": size, "video_sha256": digest,
-                   "opened": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")})
+                   "opened": _now_stamp()})
     f.chmod(0o600)
 
 def _kept_session(f: Path | None, size: int, digest: str) -> dict | None:
